@@ -1,0 +1,33 @@
+# mcu-anomaly: `make demo` (main job on built-in data) and `make test` set up everything first.
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Compilers the generated C is checked with (host gcc/clang, AVR, Cortex-M).
+APT_PACKAGES := gcc g++ clang python3-venv gcc-avr avr-libc binutils-avr gcc-arm-none-eabi \
+	libnewlib-arm-none-eabi
+
+.PHONY: setup system demo test clean
+
+setup: system $(BIN)/.installed
+
+system:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(BIN)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/mcu-anomaly demo --out build
+
+test: setup
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf build $(VENV) *.egg-info

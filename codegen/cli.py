@@ -1,0 +1,140 @@
+"""The mcu-anomaly command line: train, generate, verify, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__, bundle, data, emit, parity, training
+from .detectors import DETECTORS
+from .errors import UserError
+
+DEFAULT_DETECTORS = "zscore,streaming_zscore,moving_average,kmeans"
+
+
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_sets(items: list[str]) -> dict[str, dict]:
+    """--set detector.param=value (repeatable) -> {detector: {param: value}}."""
+    params: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        detector, dot, name = key.partition(".")
+        if not (sep and dot and detector and name):
+            raise UserError(f"--set {item!r} is not detector.param=value, e.g. "
+                            f"--set zscore.threshold=value:3")
+        params.setdefault(detector, {})[name] = _value(value)
+    return params
+
+
+def _dataset(args) -> data.Dataset:
+    if args.csv:
+        columns = args.columns.split(",") if args.columns else None
+        return data.load_csv(args.csv, columns, args.label_column, args.time_column)
+    return data.builtin(args.builtin)
+
+
+def cmd_train(args) -> None:
+    dataset = _dataset(args)
+    detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
+    trained = training.train(dataset, detectors, parse_sets(args.set), args.seed, args.name,
+                             verbose=not args.quiet)
+    out = bundle.save(trained, args.out)
+    print(f"bundle written to {out}")
+    for name, fitted in trained.detectors.items():
+        ev = fitted.report.get("evaluation")
+        line = f"  {name:<18} threshold {fitted.scalars['threshold']:.6g}"
+        if ev:
+            line += (f"  P {ev['precision']:.3f} R {ev['recall']:.3f} F1 {ev['f1']:.3f} "
+                     f"(TP {ev['tp']} FP {ev['fp']} FN {ev['fn']})")
+        print(line)
+
+
+def cmd_generate(args) -> None:
+    files = emit.render(bundle.load(args.bundle))
+    written = emit.write(files, args.out)
+    print(f"{len(written)} files written to {args.out}")
+
+
+def cmd_verify(args) -> int:
+    from host_sim.hostlib import HostModel
+
+    loaded = bundle.load(args.bundle)
+    host = HostModel(loaded)
+    inputs = parity.battery(loaded, args.samples, Path(args.nab) if args.nab else None)
+    results = parity.compare(loaded, host, inputs)
+    print(parity.table(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_demo(args) -> int:
+    out = Path(args.out)
+    for step in (["train", "--out", str(out / "model")],
+                 ["generate", str(out / "model"), "--out", str(out / "include")],
+                 ["verify", str(out / "model")]):
+        print(f"$ mcu-anomaly {' '.join(step)}", flush=True)
+        code = main(step)
+        if code:
+            return code
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcu-anomaly", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mcu-anomaly {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train detectors on the normal rows of a CSV")
+    train.add_argument("csv", nargs="?", help="CSV with a header row; omit for built-in data")
+    train.add_argument("--builtin", default="iot", choices=sorted(data.BUILTIN),
+                       help="built-in data when no CSV is given (default: iot)")
+    train.add_argument("--detectors", default=DEFAULT_DETECTORS,
+                       help=f"comma-separated, from: {', '.join(DETECTORS)}")
+    train.add_argument("--out", default="build/model", help="bundle directory")
+    train.add_argument("--name", default="model", help="model name, a C identifier")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--set", action="append", default=[], metavar="DET.PARAM=VALUE",
+                       help="detector parameter, e.g. zscore.threshold=percentile:99.5")
+    train.add_argument("--columns", help="comma-separated sensor columns (default: all)")
+    train.add_argument("--label-column", help="0/1 label column (default: is_anomaly/anomaly)")
+    train.add_argument("--time-column", help="time column (default: time/timestamp)")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(func=cmd_train)
+
+    generate = sub.add_parser("generate", help="write C headers and runtime for a bundle")
+    generate.add_argument("bundle")
+    generate.add_argument("--out", default="build/include")
+    generate.set_defaults(func=cmd_generate)
+
+    verify = sub.add_parser("verify", help="host C build against the Python reference, bit for bit")
+    verify.add_argument("bundle")
+    verify.add_argument("--samples", type=int, default=100_000,
+                        help="random and real inputs per detector (extreme: half as many)")
+    verify.add_argument("--nab", help="NAB folder for real data (default: ../shared/data/nab)")
+    verify.set_defaults(func=cmd_verify)
+
+    demo = sub.add_parser("demo", help="train, generate and verify on built-in data")
+    demo.add_argument("--out", default="build")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

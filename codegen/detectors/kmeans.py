@@ -1,0 +1,100 @@
+"""kmeans: distance to the nearest K-means centroid of standardised normal data.
+
+Reference arithmetic (float32, the order of mcua_kmeans.c):
+    z[f]  = (x[f] - mean[f]) * inv_scale[f]
+    d2[k] = sum over f in order of (z[f] - centroid[k][f])^2
+    score = sqrt(min over k of d2[k])        (+Inf for a sample holding NaN/Inf)
+    flag  = score > threshold
+scikit-learn finds the centroids; its own distances (expanded squares) are never used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
+
+from .. import thresholds
+from ..errors import UserError
+from .base import F32, Fitted, channel_std, inverse_f32, merge_params, scalar
+
+NAME = "kmeans"
+DEFAULTS = {"k": "auto", "k_max": 8, "threshold": "percentile:99", "n_init": 10}
+SILHOUETTE_ROWS = 2000
+
+
+def _standardise(X: np.ndarray, mean: np.ndarray, inv_scale: np.ndarray) -> np.ndarray:
+    return (X - mean) * inv_scale  # float32, elementwise: the same as the C loop
+
+
+def _choose_k(Z: np.ndarray, k_max: int, n_init: int, seed: int, verbose: bool) -> int:
+    """The K in 2..k_max with the best silhouette on (a seeded sample of) the normal rows."""
+    rng = np.random.RandomState(seed)
+    sample = Z if len(Z) <= SILHOUETTE_ROWS else Z[rng.choice(len(Z), SILHOUETTE_ROWS, False)]
+    best_k, best_s = 2, -np.inf
+    for k in range(2, min(k_max, len(sample) - 1) + 1):
+        labels = KMeans(k, n_init=n_init, random_state=seed).fit_predict(sample)
+        s = silhouette_score(sample, labels)
+        if verbose:
+            print(f"  kmeans: K={k} silhouette {s:.3f}")
+        if s > best_s:
+            best_k, best_s = k, s
+    return best_k
+
+
+def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
+    params = merge_params(NAME, DEFAULTS, params)
+    thresholds.parse(params["threshold"])
+    k = params["k"]
+    if k != "auto" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise UserError(f"kmeans.k must be 'auto' or a positive integer, not {k!r}")
+    if k != "auto" and k > len(normal):
+        raise UserError(f"kmeans.k = {k} is larger than the {len(normal)} normal rows; "
+                        f"choose a smaller K or give more data")
+    if k == "auto" and len(normal) < 4:
+        raise UserError(f"kmeans needs at least 4 normal rows to choose K, got {len(normal)}")
+    std = channel_std(NAME, normal, channels)
+    mean = normal.astype(np.float64).mean(axis=0).astype(F32)
+    inv_scale = inverse_f32(std)
+    Z = _standardise(normal, mean, inv_scale)
+    # One thread: the same data and seed then give the same centroids on any machine.
+    with threadpool_limits(1):
+        if k == "auto":
+            k = _choose_k(Z, params["k_max"], params["n_init"], seed, verbose)
+        km = KMeans(k, n_init=params["n_init"], random_state=seed).fit(Z)
+    fitted = Fitted({**params, "k_chosen": int(k)}, {"threshold": 0.0},
+                    {"mean": mean, "inv_scale": inv_scale,
+                     "centroids": km.cluster_centers_.astype(F32)})
+    normal_scores, _ = score(fitted, normal)
+    fitted.scalars["threshold"] = scalar(thresholds.choose(params["threshold"], normal_scores))
+    return fitted
+
+
+@np.errstate(over="ignore", invalid="ignore")
+def nearest(fitted: Fitted, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(squared distance to the nearest centroid, its index) per row, as the C computes them."""
+    Z = _standardise(np.asarray(X, dtype=F32), fitted.arrays["mean"], fitted.arrays["inv_scale"])
+    best = np.zeros(len(Z), dtype=F32)
+    best_k = np.zeros(len(Z), dtype=np.int64)
+    for k, centroid in enumerate(fitted.arrays["centroids"]):
+        d2 = np.zeros(len(Z), dtype=F32)
+        for f in range(Z.shape[1]):
+            t = Z[:, f] - centroid[f]
+            d2 = d2 + t * t
+        closer = (d2 < best) if k else np.ones(len(Z), dtype=bool)
+        best = np.where(closer, d2, best)
+        best_k = np.where(closer, k, best_k)
+    return best, best_k
+
+
+def score(fitted: Fitted, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X, dtype=F32)
+    d2, _ = nearest(fitted, X)
+    result = np.sqrt(d2)
+    result[~np.isfinite(X).all(axis=1)] = np.inf
+    return result, result > F32(fitted.scalars["threshold"])
+
+
+def template_context(fitted: Fitted) -> dict:
+    return {"threshold": fitted.scalars["threshold"], **fitted.arrays}

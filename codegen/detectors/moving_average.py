@@ -1,0 +1,95 @@
+"""moving_average: deviation of each sample from the moving average of the last W samples.
+
+The rules are documented in mcua_moving_average.h.  Training runs a plain moving average
+(nothing clipped) over the normal rows: the deviation's standard deviation per channel sets
+inv_scale (so channels compare in the same unit), and the threshold comes from the scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import thresholds
+from ..errors import UserError
+from .base import F32, Fitted, channel_std, inverse_f32, merge_params, positive_int, scalar
+from .window import Window, run
+
+NAME = "moving_average"
+DEFAULTS = {"window": 50, "min_count": 10, "threshold": "percentile:99"}
+
+
+def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
+    params = merge_params(NAME, DEFAULTS, params)
+    thresholds.parse(params["threshold"])
+    window = positive_int(NAME, params, "window", 4096)
+    min_count = positive_int(NAME, params, "min_count", window)
+    if len(normal) <= min_count:
+        raise UserError(f"{NAME}: {len(normal)} normal rows leave nothing to learn from after "
+                        f"the first {min_count}; give more data or a smaller {NAME}.min_count")
+    if len(normal) < window:
+        raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of {window}; "
+                        f"give more data or a smaller {NAME}.window")
+    n_channels = normal.shape[1]
+    unit = Fitted(params, {"threshold": float("inf")},
+                  {"inv_scale": np.ones(n_channels, F32), "bound": np.zeros(n_channels, F32)})
+    deviations = _deviations(unit, normal)[min_count:]
+    scale = channel_std(NAME, deviations, channels)
+    inv_scale = inverse_f32(scale)
+    plain = Fitted(params, {"threshold": float("inf")},
+                   {"inv_scale": inv_scale, "bound": np.zeros(n_channels, F32)})
+    normal_scores, _ = score(plain, normal)
+    threshold = thresholds.choose(params["threshold"], normal_scores[min_count:])
+    bound = (np.float64(threshold) / inv_scale.astype(np.float64)).astype(F32)
+    return Fitted(params, {"threshold": scalar(threshold)}, {"inv_scale": inv_scale, "bound": bound})
+
+
+def _deviations(fitted: Fitted, X: np.ndarray) -> np.ndarray:
+    """Signed deviation of every row from the moving average before it (plain run)."""
+    w = Window(X.shape[1], fitted.params["window"])
+    out = np.zeros_like(X, dtype=F32)
+    for i, x in enumerate(X):
+        if w.count:
+            mean, _ = w.mean()
+            out[i] = (x - w.anchor) - mean
+        w.push(x.copy())
+    return out
+
+
+def step(fitted: Fitted):
+    threshold = F32(fitted.scalars["threshold"])
+    inv_scale, bound = fitted.arrays["inv_scale"], fitted.arrays["bound"]
+    min_count = fitted.params["min_count"]
+
+    def update(w: Window, x: np.ndarray):
+        if not np.isfinite(x).all():
+            return F32(np.inf), True
+        v = x.copy()
+        score = F32(0)
+        flag = False
+        if w.count:
+            mean, _ = w.mean()
+            d = (v - w.anchor) - mean
+            dev = np.abs(d) * inv_scale
+            score = max(score, dev.max())
+            over = dev > threshold if w.count >= min_count else np.zeros(len(v), dtype=bool)
+            if over.any():
+                flag = True
+                v = np.where(over, w.anchor + np.where(d > 0, mean + bound, mean - bound), v)
+        w.push(v)
+        return score, flag
+
+    return update
+
+
+def new_window(fitted: Fitted, n_channels: int) -> Window:
+    return Window(n_channels, fitted.params["window"])
+
+
+def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
+    X = np.asarray(X, dtype=F32)
+    return run(step(fitted), X, new_window(fitted, X.shape[1]), with_state)
+
+
+def template_context(fitted: Fitted) -> dict:
+    return {"threshold": fitted.scalars["threshold"], "window": fitted.params["window"],
+            "min_count": fitted.params["min_count"], **fitted.arrays}

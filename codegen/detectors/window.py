@@ -1,0 +1,86 @@
+"""The sliding window of the streaming detectors: the Python twin of mcua_window.c.
+
+Every operation is float32 and happens in the order the C performs it, so the state after
+each sample (buffer, anchors, sums, counters) equals the device's bit for bit.  Why the sums
+are anchored and periodically replaced by freshly rebuilt ones is explained in mcua_window.h.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import F32
+
+MAX_DEVIATION = F32(1e15)  # MCUA_WINDOW_MAX_DEVIATION
+STATE_FLOATS = ("anchor", "sum", "sumsq", "fresh_anchor", "fresh_sum", "fresh_sumsq")
+
+
+class Window:
+    def __init__(self, n_channels: int, window: int):
+        self.window = window
+        self.buffer = np.zeros((n_channels, window), dtype=F32)
+        for name in STATE_FLOATS:
+            setattr(self, name, np.zeros(n_channels, dtype=F32))
+        self.count = self.head = self.fresh_count = 0
+
+    def mean(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean relative to the anchor, mean of squares relative to it); count must be > 0."""
+        inv_n = F32(1) / F32(self.count)
+        return self.sum * inv_n, self.sumsq * inv_n
+
+    def push(self, v: np.ndarray) -> None:
+        """Insert one admitted value per channel and move the ring on (push + advance in C)."""
+        if self.count == 0:
+            self.anchor = v.copy()
+            self.fresh_anchor = v.copy()
+        a = v - self.anchor
+        far = ~(np.abs(a) <= MAX_DEVIATION)
+        if far.any():
+            v = np.where(far, self.anchor + np.where(a > 0, MAX_DEVIATION, -MAX_DEVIATION), v)
+            a = v - self.anchor
+        if self.count == self.window:
+            o = self.buffer[:, self.head] - self.anchor
+            self.sum = (self.sum + a) - o
+            self.sumsq = (self.sumsq + a * a) - o * o
+        else:
+            self.sum = self.sum + a
+            self.sumsq = self.sumsq + a * a
+            self.count += 1
+        self.buffer[:, self.head] = v
+        f = v - self.fresh_anchor
+        self.fresh_sum = self.fresh_sum + f
+        self.fresh_sumsq = self.fresh_sumsq + f * f
+        self.head = (self.head + 1) % self.window
+        self.fresh_count += 1
+        if self.fresh_count == self.window:
+            self.fresh_count = 0
+            self.anchor, self.sum, self.sumsq = self.fresh_anchor, self.fresh_sum, self.fresh_sumsq
+            self.fresh_anchor = self.anchor + self.sum / F32(self.window)
+            self.fresh_sum = np.zeros_like(self.sum)
+            self.fresh_sumsq = np.zeros_like(self.sum)
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """The state as flat arrays: floats (per channel the six sums, then the buffer) and
+        the three counters, in the layout the host build reports."""
+        floats = np.concatenate([np.stack([getattr(self, n) for n in STATE_FLOATS], axis=1).ravel(),
+                                 self.buffer.ravel()])
+        return floats, np.array([self.count, self.head, self.fresh_count], dtype=np.uint16)
+
+
+def run(step, X: np.ndarray, window: Window, with_state: bool = False):
+    """Feed the rows of X through step(window, x) -> (score, flag); collect the results and,
+    when asked, the state after every row."""
+    X = np.asarray(X, dtype=F32)
+    scores = np.zeros(len(X), dtype=F32)
+    flags = np.zeros(len(X), dtype=bool)
+    states = ([], []) if with_state else None
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i, x in enumerate(X):
+            scores[i], flags[i] = step(window, x)
+            if with_state:
+                f, c = window.snapshot()
+                states[0].append(f)
+                states[1].append(c)
+    if with_state:
+        return scores, flags, (np.array(states[0]), np.array(states[1]))
+    return scores, flags

@@ -1,0 +1,100 @@
+"""Code generation: render the templates/ for a bundle and write the C runtime beside them.
+
+Everything is rendered in memory first; files are then written each through a temporary
+file and a rename, so a failure leaves no half-written header behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from . import __version__
+from .bundle import Bundle
+from .cnames import check_model_name
+from .detectors import get
+from .errors import UserError
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+RUNTIME = Path(__file__).resolve().parent / "runtime"
+RUNTIME_VERSION = 1  # must equal MCUA_RUNTIME_VERSION in runtime/mcua_common.h
+FLOATS_PER_ROW = 6
+
+# The runtime units (codegen/runtime/mcua_<unit>.{h,c}) each detector needs.
+RUNTIME_UNITS = {
+    "zscore": ["zscore"],
+    "streaming_zscore": ["window", "streaming_zscore"],
+    "moving_average": ["window", "moving_average"],
+    "kmeans": ["kmeans"],
+    "autoencoder": ["autoencoder"],
+}
+
+
+def c_float(value) -> str:
+    """A C float literal that parses back to exactly this float32 (shortest form, f suffix)."""
+    f = np.float32(value)
+    if not np.isfinite(f):
+        raise UserError(f"a model constant is {f}; retrain: constants must be finite")
+    text = str(f)
+    if "." not in text and "e" not in text:
+        text += ".0"
+    assert np.float32(text).tobytes() == f.tobytes(), text
+    return text + "f"
+
+
+def c_float_rows(values) -> list[str]:
+    flat = [c_float(v) for v in np.asarray(values, dtype=np.float32).ravel()]
+    return [", ".join(flat[i:i + FLOATS_PER_ROW]) + ","
+            for i in range(0, len(flat), FLOATS_PER_ROW)]
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    env.filters["c_float"] = c_float
+    env.filters["c_float_rows"] = c_float_rows
+    env.filters["flatten"] = lambda a: np.asarray(a).ravel()
+    return env
+
+
+def render(bundle: Bundle) -> dict[str, str]:
+    """File name -> text of every file `generate` writes for this bundle."""
+    name = check_model_name(bundle.name)
+    env = environment()
+    base = {"model_name": name, "MODEL": name.upper(), "channels": bundle.channels,
+            "tool_version": __version__, "runtime_version": RUNTIME_VERSION}
+    files = {f"{name}_channels.h": env.get_template("channels.h.j2").render(base)}
+    units = ["common"]
+    for detector, fitted in bundle.detectors.items():
+        header = f"{name}_{detector}.h"
+        context = {**base, "file": header, **get(detector).template_context(fitted)}
+        files[header] = env.get_template(f"{detector}.h.j2").render(context)
+        units += [u for u in RUNTIME_UNITS[detector] if u not in units]
+    headers = [f"{name}_channels.h"] + [f"{name}_{d}.h" for d in bundle.detectors]
+    files[f"{name}.h"] = env.get_template("model.h.j2").render({**base, "headers": headers})
+    for unit in units:
+        for suffix in (".h", ".c"):
+            source = RUNTIME / f"mcua_{unit}{suffix}"
+            if source.exists():
+                files[source.name] = source.read_text()
+    return files
+
+
+def write(files: dict[str, str], out: str | Path) -> list[Path]:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a directory; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, text in sorted(files.items()):
+        fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", dir=out)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, out / filename)
+        written.append(out / filename)
+    return written

@@ -1,0 +1,83 @@
+/*
+ * mcua_common.h - shared definitions of the mcu-anomaly C runtime.
+ *
+ * Contract with generated headers:
+ *  - every generated header checks MCUA_RUNTIME_VERSION and stops compilation
+ *    with #error when it was generated for another runtime version;
+ *  - model constants live in flash: MCUA_FLASH puts them in PROGMEM on AVR
+ *    and is empty elsewhere; the runtime reads them only through the
+ *    mcua_read_* accessors below, never by plain dereference.
+ *
+ * The runtime is C99, compiles as C++11, never allocates, and keeps float
+ * arithmetic in single precision with every literal f-suffixed.  Builds must
+ * keep -ffp-contract=off (no fused multiply-add) so results match the Python
+ * reference bit for bit.
+ */
+#ifndef MCUA_COMMON_H
+#define MCUA_COMMON_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define MCUA_RUNTIME_VERSION 1
+
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#define MCUA_FLASH PROGMEM
+#define mcua_read_f32(p) pgm_read_float(p)
+#define mcua_read_u8(p) pgm_read_byte(p)
+#define mcua_read_i8(p) ((int8_t)pgm_read_byte(p))
+#define mcua_read_u16(p) pgm_read_word(p)
+#define mcua_read_i32(p) ((int32_t)pgm_read_dword(p))
+#define mcua_read_ptr(p) pgm_read_ptr(p)
+#else
+#define MCUA_FLASH
+#define mcua_read_f32(p) (*(p))
+#define mcua_read_u8(p) (*(p))
+#define mcua_read_i8(p) (*(p))
+#define mcua_read_u16(p) (*(p))
+#define mcua_read_i32(p) (*(p))
+#define mcua_read_ptr(p) (*(p))
+#endif
+
+/* Generated headers define their constants `static`; this keeps a
+ * translation unit that includes a header without using every constant free
+ * of -Wunused warnings. */
+#if defined(__GNUC__)
+#define MCUA_UNUSED __attribute__((unused))
+#else
+#define MCUA_UNUSED
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* True for every finite float, false for NaN and +-Inf.  Tests the exponent
+ * bits so that no libm call or float comparison is needed. */
+static inline int mcua_is_finite(float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return (bits & 0x7F800000UL) != 0x7F800000UL;
+}
+
+/* +Inf, the score of a sample that holds NaN or +-Inf. */
+static inline float mcua_infinity(void)
+{
+    const uint32_t bits = 0x7F800000UL;
+    float x;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+static inline float mcua_abs(float x)
+{
+    return x < 0.0f ? -x : x;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCUA_COMMON_H */

@@ -1,0 +1,52 @@
+#include "mcua_streaming_zscore.h"
+
+#include <math.h>
+
+float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
+                                   mcua_window_counters *ctr,
+                                   mcua_window_channel *ch, float *buffer,
+                                   const float *x, uint8_t *flag)
+{
+    const uint16_t n_channels = mcua_read_u16(&model->n_channels);
+    const uint16_t window = mcua_read_u16(&model->window);
+    const int judged = ctr->count >= mcua_read_u16(&model->min_count);
+    const float k = mcua_read_f32(&model->threshold);
+    const float *var_floor = (const float *)mcua_read_ptr(&model->var_floor);
+    const float inv_n = ctr->count ? 1.0f / (float)ctr->count : 0.0f;
+    float score = 0.0f;
+    uint16_t c;
+
+    *flag = 0;
+    for (c = 0; c < n_channels; ++c) {
+        if (!mcua_is_finite(x[c])) {
+            *flag = 1;
+            return mcua_infinity();
+        }
+    }
+    for (c = 0; c < n_channels; ++c, buffer += window) {
+        float v = x[c];
+        if (ctr->count) {
+            const float mean = ch[c].sum * inv_n;
+            const float floor = mcua_read_f32(var_floor + c);
+            float var = ch[c].sumsq * inv_n - mean * mean;
+            float sd, d, z;
+            if (!(var >= floor)) {
+                var = floor;
+            }
+            sd = sqrtf(var);
+            d = (v - ch[c].anchor) - mean;
+            z = mcua_abs(d) / sd;
+            if (z > score) {
+                score = z;
+            }
+            if (judged && z > k) {
+                const float bound = k * sd;
+                *flag = 1;
+                v = ch[c].anchor + (d > 0.0f ? mean + bound : mean - bound);
+            }
+        }
+        mcua_window_push(ctr, &ch[c], buffer, window, v);
+    }
+    mcua_window_advance(ctr, ch, n_channels, window);
+    return score;
+}

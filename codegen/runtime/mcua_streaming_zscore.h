@@ -1,0 +1,43 @@
+/*
+ * mcua_streaming_zscore - Z-score against the statistics of the last W
+ * admitted samples, learnt on the device.
+ *
+ * Per channel, with n samples in the window (mean m, variance v of the
+ * window, v never below the trained floor var_floor[c]):
+ *   z[c]  = |x[c] - m| / sqrt(v)
+ *   score = max over channels of z[c]; 0 while the window is empty
+ *   flag  = n >= min_count and score > threshold
+ * Never-poison rule without lock-out: a channel whose z exceeds the
+ * threshold (once n >= min_count) enters the window clipped to
+ * m +- threshold * sqrt(v), so a spike moves the statistics by at most one
+ * threshold-wide step while a slow drift is still followed.  A sample
+ * holding NaN or +-Inf scores +Inf, is flagged and leaves the state as it
+ * was.
+ */
+#ifndef MCUA_STREAMING_ZSCORE_H
+#define MCUA_STREAMING_ZSCORE_H
+
+#include "mcua_window.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    uint16_t n_channels;
+    uint16_t window;
+    uint16_t min_count;
+    float threshold;
+    const float *var_floor; /* [n_channels] */
+} mcua_streaming_zscore_model;
+
+float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
+                                   mcua_window_counters *ctr,
+                                   mcua_window_channel *ch, float *buffer,
+                                   const float *x, uint8_t *flag);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCUA_STREAMING_ZSCORE_H */

@@ -1,0 +1,55 @@
+#include "mcua_window.h"
+
+void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
+                      float *buffer, uint16_t window, float v)
+{
+    float a, f;
+
+    if (ctr->count == 0) {
+        ch->anchor = v;
+        ch->fresh_anchor = v;
+    }
+    a = v - ch->anchor;
+    if (!(mcua_abs(a) <= MCUA_WINDOW_MAX_DEVIATION)) {
+        v = ch->anchor + (a > 0.0f ? MCUA_WINDOW_MAX_DEVIATION
+                                   : -MCUA_WINDOW_MAX_DEVIATION);
+        a = v - ch->anchor;
+    }
+    if (ctr->count == window) {
+        const float o = buffer[ctr->head] - ch->anchor;
+        ch->sum = (ch->sum + a) - o;
+        ch->sumsq = (ch->sumsq + a * a) - o * o;
+    } else {
+        ch->sum = ch->sum + a;
+        ch->sumsq = ch->sumsq + a * a;
+    }
+    buffer[ctr->head] = v;
+    f = v - ch->fresh_anchor;
+    ch->fresh_sum = ch->fresh_sum + f;
+    ch->fresh_sumsq = ch->fresh_sumsq + f * f;
+}
+
+void mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
+                         uint16_t n_channels, uint16_t window)
+{
+    uint16_t c;
+
+    if (ctr->count < window) {
+        ++ctr->count;
+    }
+    if (++ctr->head == window) {
+        ctr->head = 0;
+    }
+    if (++ctr->fresh_count < window) {
+        return;
+    }
+    ctr->fresh_count = 0;
+    for (c = 0; c < n_channels; ++c, ++ch) {
+        ch->anchor = ch->fresh_anchor;
+        ch->sum = ch->fresh_sum;
+        ch->sumsq = ch->fresh_sumsq;
+        ch->fresh_anchor = ch->anchor + ch->sum / (float)window;
+        ch->fresh_sum = 0.0f;
+        ch->fresh_sumsq = 0.0f;
+    }
+}

@@ -1,0 +1,57 @@
+/*
+ * mcua_window - the sliding window shared by the streaming detectors
+ * (streaming_zscore, moving_average): a ring buffer of the last W admitted
+ * values per channel and their running sums.
+ *
+ * Why the sums stay exact enough for runs of any length:
+ *  - sums are kept relative to an anchor near the window mean, so the
+ *    variance E[a^2] - E[a]^2 does not cancel catastrophically when the
+ *    signal sits far from zero;
+ *  - a float running sum that adds the new value and subtracts the oldest
+ *    one accumulates rounding error forever.  Beside the running sums, the
+ *    window rebuilds "fresh" sums from scratch, relative to a fresh anchor;
+ *    after W insertions the fresh sums cover exactly the values in the
+ *    buffer and replace the running ones.  No sum is ever the result of
+ *    more than 2W additions, at O(1) cost per sample and without a
+ *    periodic O(W) pass.
+ *  - an admitted value never lies more than MCUA_WINDOW_MAX_DEVIATION from
+ *    the anchor, so no sum or square can overflow.
+ */
+#ifndef MCUA_WINDOW_H
+#define MCUA_WINDOW_H
+
+#include "mcua_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MCUA_WINDOW_MAX_DEVIATION 1e15f
+
+typedef struct {
+    float anchor, sum, sumsq;                   /* the values in the buffer */
+    float fresh_anchor, fresh_sum, fresh_sumsq; /* rebuilt since the last swap */
+} mcua_window_channel;
+
+typedef struct {
+    uint16_t count;       /* values in the buffer, up to the window length */
+    uint16_t head;        /* slot the next value goes to */
+    uint16_t fresh_count; /* insertions since the last swap */
+} mcua_window_counters;
+
+/* Stores v (clamped to the anchor +- MCUA_WINDOW_MAX_DEVIATION) in the
+ * channel's buffer slot ctr->head and updates that channel's sums.
+ * Call it for every channel, then mcua_window_advance once. */
+void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
+                      float *buffer, uint16_t window, float v);
+
+/* Moves the ring forward by one sample and swaps in the fresh sums of all
+ * channels when they cover the whole window. */
+void mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
+                         uint16_t n_channels, uint16_t window);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCUA_WINDOW_H */

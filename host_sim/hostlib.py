@@ -1,0 +1,107 @@
+"""Host build of the generated C: one shared library per bundle, loaded with ctypes.
+
+The library is compiled from exactly the files `mcu-anomaly generate` writes plus a small
+generated glue file with batch entry points.  Its file name is a hash of every source and
+flag: dlopen caches by path, so a rebuilt library under an old name would silently run the
+old code.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from codegen import emit
+from codegen.bundle import Bundle
+from codegen.detectors import STREAMING
+from codegen.errors import UserError
+
+# -ffp-contract=off: no fused multiply-add, which would round differently from numpy.
+# No -ffast-math, no -march=native: both change float results.
+CFLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared",
+          "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
+CACHE = Path(os.environ.get("MCUA_CACHE", Path(tempfile.gettempdir()) / "mcu-anomaly-host"))
+
+_F32P = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
+_U8P = np.ctypeslib.ndpointer(np.uint8, flags="C_CONTIGUOUS")
+
+
+def glue_source(bundle: Bundle) -> str:
+    env = emit.environment()
+    return env.get_template("host_glue.c.j2").render(
+        model_name=bundle.name, MODEL=bundle.name.upper(), tool_version=emit.__version__,
+        detectors=list(bundle.detectors), streaming=STREAMING)
+
+
+def compile_library(files: dict[str, str], compiler: str | None = None) -> Path:
+    """Compile generated files (name -> text) into a shared library; return its path."""
+    compiler = compiler or os.environ.get("CC", "gcc")
+    if shutil.which(compiler) is None:
+        raise UserError(f"C compiler {compiler!r} not found; install gcc (apt-get install gcc) "
+                        f"or set CC")
+    digest = hashlib.sha256(" ".join([compiler] + CFLAGS).encode())
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    target = CACHE / f"libmcua_{digest.hexdigest()[:20]}.so"
+    if target.exists():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in files.items():
+            Path(tmp, name).write_text(text)
+        sources = sorted(str(Path(tmp, n)) for n in files if n.endswith(".c"))
+        out = Path(tmp, target.name)
+        result = subprocess.run([compiler, *CFLAGS, "-I", tmp, *sources, "-o", str(out), "-lm"],
+                                capture_output=True, text=True)
+        if result.returncode:
+            raise UserError(f"the host C build failed:\n{result.stderr}")
+        os.replace(out, target)
+    return target
+
+
+class HostModel:
+    """The bundle's detectors compiled for this machine, callable on numpy arrays."""
+
+    def __init__(self, bundle: Bundle, compiler: str | None = None):
+        files = emit.render(bundle)
+        files["mcua_host_glue.c"] = glue_source(bundle)
+        self.bundle = bundle
+        self.path = compile_library(files, compiler)
+        self.lib = ctypes.CDLL(str(self.path))
+        self.n_channels = len(bundle.channels)
+
+    def _batch(self, detector: str, X: np.ndarray, *extra):
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_channels:
+            raise ValueError(f"X must have shape (n, {self.n_channels})")
+        scores = np.zeros(len(X), dtype=np.float32)
+        flags = np.zeros(len(X), dtype=np.uint8)
+        fn = getattr(self.lib, f"mcua_host_{detector}")
+        fn.restype = None
+        fn(X.ctypes.data_as(ctypes.c_void_p), ctypes.c_uint32(len(X)),
+           scores.ctypes.data_as(ctypes.c_void_p), flags.ctypes.data_as(ctypes.c_void_p), *extra)
+        return scores, flags.astype(bool)
+
+    def score(self, detector: str, X: np.ndarray):
+        """(scores, flags) for every row of X; a streaming detector starts from a fresh state."""
+        if detector in STREAMING:
+            return self._batch(detector, X, None, None)
+        return self._batch(detector, X)
+
+    def run_with_state(self, detector: str, X: np.ndarray):
+        """(scores, flags, (state floats, counters)) after every row, in the layout of
+        codegen.detectors.window.Window.snapshot."""
+        window = self.bundle.detectors[detector].params["window"]
+        per_row = self.n_channels * (6 + window)
+        state_f = np.zeros((len(X), per_row), dtype=np.float32)
+        state_i = np.zeros((len(X), 3), dtype=np.uint16)
+        scores, flags = self._batch(detector, X, state_f.ctypes.data_as(ctypes.c_void_p),
+                                    state_i.ctypes.data_as(ctypes.c_void_p))
+        return scores, flags, (state_f, state_i)
