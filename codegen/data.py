@@ -143,7 +143,8 @@ def load_csv(path: str | Path, columns: list[str] | None = None,
             except ValueError:
                 raise UserError(f"column {name!r} is not numeric: line {line} holds {text!r}; "
                                 f"fix the value or leave the column out with --columns") from None
-            values[r, c] = value
+            with np.errstate(over="ignore"):
+                values[r, c] = value
             if not np.isfinite(values[r, c]):
                 raise UserError(f"column {name!r} holds {text.strip()!r} on line {line}, which is "
                                 f"not a finite float32; training data must be finite: drop or "
