@@ -12,7 +12,8 @@ import numpy as np
 from .. import thresholds
 from ..errors import UserError
 from .base import F32, Fitted, channel_std, inverse_f32, merge_params, positive_int, scalar
-from .window import Window, run
+from . import window
+from .window import Window
 
 NAME = "moving_average"
 DEFAULTS = {"window": 50, "min_count": 10, "threshold": "percentile:99"}
@@ -21,13 +22,13 @@ DEFAULTS = {"window": 50, "min_count": 10, "threshold": "percentile:99"}
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
     params = merge_params(NAME, DEFAULTS, params)
     thresholds.parse(params["threshold"])
-    window = positive_int(NAME, params, "window", 4096)
-    min_count = positive_int(NAME, params, "min_count", window)
+    length = positive_int(NAME, params, "window", 4096)
+    min_count = positive_int(NAME, params, "min_count", length)
     if len(normal) <= min_count:
         raise UserError(f"{NAME}: {len(normal)} normal rows leave nothing to learn from after "
                         f"the first {min_count}; give more data or a smaller {NAME}.min_count")
-    if len(normal) < window:
-        raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of {window}; "
+    if len(normal) < length:
+        raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of {length}; "
                         f"give more data or a smaller {NAME}.window")
     n_channels = normal.shape[1]
     unit = Fitted(params, {"threshold": float("inf")},
@@ -81,15 +82,8 @@ def step(fitted: Fitted):
     return update
 
 
-def new_window(fitted: Fitted, n_channels: int) -> Window:
-    return Window(n_channels, fitted.params["window"])
-
-
 def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
-    X = np.asarray(X, dtype=F32)
-    return run(step(fitted), X, new_window(fitted, X.shape[1]), with_state)
+    return window.score(step, fitted, X, with_state)
 
 
-def template_context(fitted: Fitted) -> dict:
-    return {"threshold": fitted.scalars["threshold"], "window": fitted.params["window"],
-            "min_count": fitted.params["min_count"], **fitted.arrays}
+template_context = window.template_context

@@ -19,7 +19,8 @@ import numpy as np
 from .. import thresholds
 from ..errors import UserError
 from .base import F32, Fitted, channel_std, merge_params, positive_int, scalar
-from .window import Window, run
+from . import window
+from .window import Window
 
 NAME = "streaming_zscore"
 DEFAULTS = {"window": 50, "min_count": 10, "threshold": "value:5", "floor": 0.1}
@@ -29,13 +30,13 @@ MIN_VARIANCE = F32(np.finfo(np.float32).tiny)
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
     params = merge_params(NAME, DEFAULTS, params)
     thresholds.parse(params["threshold"])
-    window = positive_int(NAME, params, "window", 4096)
-    positive_int(NAME, params, "min_count", window)
+    length = positive_int(NAME, params, "window", 4096)
+    positive_int(NAME, params, "min_count", length)
     if not 0 < float(params["floor"]) <= 1:
         raise UserError(f"{NAME}.floor is a fraction of the normal sample-to-sample noise in (0, 1], "
                         f"not {params['floor']!r}")
-    if len(normal) < window:
-        raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of {window}; "
+    if len(normal) < length:
+        raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of {length}; "
                         f"give more data or a smaller {NAME}.window")
     channel_std(NAME, normal, channels)  # refuses constant channels
     noise = np.diff(normal.astype(np.float64), axis=0).std(axis=0) / np.sqrt(2)
@@ -78,15 +79,8 @@ def step(fitted: Fitted):
     return update
 
 
-def new_window(fitted: Fitted, n_channels: int) -> Window:
-    return Window(n_channels, fitted.params["window"])
-
-
 def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
-    X = np.asarray(X, dtype=F32)
-    return run(step(fitted), X, new_window(fitted, X.shape[1]), with_state)
+    return window.score(step, fitted, X, with_state)
 
 
-def template_context(fitted: Fitted) -> dict:
-    return {"threshold": fitted.scalars["threshold"], "window": fitted.params["window"],
-            "min_count": fitted.params["min_count"], **fitted.arrays}
+template_context = window.template_context

@@ -84,3 +84,14 @@ def run(step, X: np.ndarray, window: Window, with_state: bool = False):
     if with_state:
         return scores, flags, (np.array(states[0]), np.array(states[1]))
     return scores, flags
+
+
+def score(step_factory, fitted, X: np.ndarray, with_state: bool = False):
+    """Run a windowed detector over X from a fresh state (see run)."""
+    X = np.asarray(X, dtype=F32)
+    return run(step_factory(fitted), X, Window(X.shape[1], fitted.params["window"]), with_state)
+
+
+def template_context(fitted) -> dict:
+    return {"threshold": fitted.scalars["threshold"], "window": fitted.params["window"],
+            "min_count": fitted.params["min_count"], **fitted.arrays}
