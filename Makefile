@@ -2,9 +2,11 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Compilers the generated C is checked with (host gcc/clang, AVR, Cortex-M).
-APT_PACKAGES := gcc g++ clang python3-venv gcc-avr avr-libc binutils-avr gcc-arm-none-eabi \
-	libnewlib-arm-none-eabi
+# Compilers the generated C is checked with (host gcc/clang, AVR, Cortex-M, RISC-V), the
+# Arduino core, and the simulators the firmware runs in (simavr, qemu).
+APT_PACKAGES := gcc g++ clang python3-venv gcc-avr avr-libc binutils-avr arduino-core-avr \
+	avrdude simavr libsimavr-dev gcc-arm-none-eabi libnewlib-arm-none-eabi \
+	gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-arm qemu-system-misc
 
 .PHONY: setup system demo test clean
 
@@ -20,7 +22,7 @@ system:
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,firmware]'
 	touch $@
 
 demo: setup

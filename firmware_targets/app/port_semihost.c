@@ -1,0 +1,17 @@
+/* Port for bare metal under qemu: output on semihosting stdout, and main's
+ * return value becomes qemu's exit status. */
+#include <stdio.h>
+
+#include "mcua_app.h"
+
+void mcua_port_write(const char *text)
+{
+    fputs(text, stdout);
+}
+
+int main(void)
+{
+    const int status = mcua_app_run();
+    fflush(stdout);
+    return status;
+}

@@ -1,0 +1,345 @@
+"""Build the firmware with PlatformIO and run it in simulators, offline.
+
+Offline environments (platformio.ini): ``uno`` (ATmega328P, simavr with exact
+cycle counts), ``cortex_m4f`` (qemu-system-arm mps2-an386) and ``rv32imc``
+(qemu-system-riscv32 virt), both qemu targets with semihosting and exact
+instruction counts from qemu's exec trace.  Firmware output is parsed with
+:func:`parse_output`; the line format is in firmware_targets/README.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+CORE_DIR = PROJECT_DIR / ".pio-core"  # [platformio] core_dir
+RUNNER_CACHE_DIR = PROJECT_DIR / ".pio" / "host_sim"
+SIMAVR_RUNNER_SOURCE = Path(__file__).resolve().parent / "simavr_runner.c"
+
+# Debian packages of the firmware path (run `apt-get update` first).
+APT_PACKAGES = [
+    "gcc",
+    "gcc-avr",
+    "avr-libc",
+    "arduino-core-avr",
+    "avrdude",
+    "simavr",
+    "libsimavr-dev",
+    "gcc-arm-none-eabi",
+    "libnewlib-arm-none-eabi",
+    "gcc-riscv64-unknown-elf",
+    "picolibc-riscv64-unknown-elf",
+    "qemu-system-arm",
+    "qemu-system-misc",
+]
+# PyPI packages, installed into the Python that runs this module.
+PIP_PACKAGES = ["platformio==6.2.0", "scons==4.11.1"]
+
+OFFLINE_ENVS = ("uno", "cortex_m4f", "rv32imc")
+# PlatformIO 6.2.0 asks for core package tool-scons ~4.41101.0, its name for
+# SCons 4.11.1; install_offline_platformio() makes it from PyPI's scons.
+SCONS_VERSION = "4.11.1"
+TOOL_SCONS_VERSION = "4.41101.0"
+
+_BINUTILS_PREFIX = {"uno": "avr", "cortex_m4f": "arm-none-eabi", "rv32imc": "riscv64-unknown-elf"}
+_QEMU = {
+    "cortex_m4f": ["qemu-system-arm", "-M", "mps2-an386"],
+    "rv32imc": ["qemu-system-riscv32", "-machine", "virt", "-bios", "none"],
+}
+# Semihosting console on stdout: without the chardev, qemu prints the console
+# output (picolibc's stdout on rv32imc) on stderr.
+_QEMU_COMMON = [
+    "-display", "none", "-serial", "none", "-monitor", "none",
+    "-chardev", "stdio,id=semihost",
+    "-semihosting-config", "enable=on,target=native,chardev=semihost",
+]
+_PIO_ENVIRON = {
+    "PLATFORMIO_SETTING_ENABLE_TELEMETRY": "No",
+    "PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL": "36500",
+    "PLATFORMIO_NO_ANSI": "true",
+}
+_AVR_MCU, _AVR_HZ = "atmega328p", 16_000_000
+ARDUINO_CORE = Path("/usr/share/arduino/hardware/arduino/avr/cores/arduino")
+
+
+class FirmwareError(RuntimeError):
+    """A firmware build, simulation or tool set-up failed."""
+
+
+@dataclass
+class RunResult:
+    stdout_lines: list[str]
+    cycles: list[int] | None  # per measured call; uno only
+    exit_code: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """One `R <index> <hex32> <flag>` line of the firmware."""
+
+    index: int
+    score_bits: int
+    flag: int
+
+    @property
+    def score(self) -> float:
+        return struct.unpack("<f", struct.pack("<I", self.score_bits))[0]
+
+
+_RESULT_LINE = re.compile(r"R (\d+) ([0-9a-f]{8}) ([01])\Z")
+_DONE_LINE = re.compile(r"DONE (\d+)\Z")
+
+
+def parse_output(lines: list[str]) -> list[Result]:
+    """Results of a complete firmware run; ValueError if a line is malformed or DONE is missing."""
+    results: list[Result] = []
+    for line in lines:
+        line = line.rstrip("\r")
+        if match := _RESULT_LINE.match(line):
+            results.append(Result(int(match[1]), int(match[2], 16), int(match[3])))
+        elif match := _DONE_LINE.match(line):
+            if int(match[1]) != len(results) or [r.index for r in results] != list(
+                range(len(results))
+            ):
+                raise ValueError(f"{line!r} does not match the {len(results)} result lines")
+            return results
+        elif line:
+            raise ValueError(f"unexpected firmware output line {line!r}")
+    raise ValueError("firmware output ends without a DONE line")
+
+
+def missing_tools(env: str) -> list[str]:
+    """What this machine lacks to build and run `env` (empty when all is there)."""
+    missing = [m for m in ("platformio", "SCons") if importlib.util.find_spec(m) is None]
+    prefix = _BINUTILS_PREFIX[env]
+    missing += [t for t in (prefix + "-gcc", prefix + "-size", prefix + "-nm") if not shutil.which(t)]
+    if env == "uno":
+        if not ARDUINO_CORE.is_dir():
+            missing.append(str(ARDUINO_CORE))
+        if not Path("/usr/include/simavr/sim_avr.h").is_file():
+            missing.append("libsimavr-dev")
+        if not shutil.which("gcc"):
+            missing.append("gcc")
+    else:
+        if not shutil.which(_QEMU[env][0]):
+            missing.append(_QEMU[env][0])
+    return missing
+
+
+def install_offline_platformio(core_dir: Path = CORE_DIR) -> Path:
+    """Provide PlatformIO's core package tool-scons from the installed PyPI scons.
+
+    Otherwise `pio run` downloads it from PlatformIO's registry.  The package
+    needs `.piopm` with spec.owner "platformio", or pio does not find it.
+    Idempotent; returns the package directory.
+    """
+    try:
+        scons = importlib.import_module("SCons")
+    except ImportError:
+        scons = None
+    if scons is None or scons.__version__ != SCONS_VERSION:
+        raise FirmwareError(f"PlatformIO 6.2.0 needs SCons {SCONS_VERSION}: pip install scons=={SCONS_VERSION}")
+    scons_src = Path(scons.__file__).parent
+
+    meta = {
+        "type": "tool",
+        "name": "tool-scons",
+        "version": TOOL_SCONS_VERSION,
+        "spec": {"owner": "platformio", "id": None, "name": "tool-scons",
+                 "requirements": None, "uri": None},
+    }
+    package = Path(core_dir) / "packages" / "tool-scons"
+    piopm = package / ".piopm"
+    if piopm.is_file() and json.loads(piopm.read_text()) == meta:
+        return package
+
+    staging = package.with_name(".tool-scons.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(scons_src, staging / "SCons", ignore=shutil.ignore_patterns("__pycache__"))
+    (staging / "scons.py").write_text(
+        "import os, sys\n"
+        "sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n"
+        "from SCons.Script import main\n"
+        "main()\n"
+    )
+    (staging / "package.json").write_text(
+        json.dumps({"name": "tool-scons", "version": TOOL_SCONS_VERSION})
+    )
+    (staging / ".piopm").write_text(json.dumps(meta))
+    shutil.rmtree(package, ignore_errors=True)
+    staging.rename(package)
+    return package
+
+
+def pio_command() -> list[str]:
+    if importlib.util.find_spec("platformio") is not None:
+        return [sys.executable, "-m", "platformio"]
+    pio = shutil.which("pio")
+    if pio is None:
+        raise FirmwareError(f"PlatformIO is not installed: pip install {PIP_PACKAGES[0]}")
+    return [pio]
+
+
+def pio_environ(
+    generated_dir: Path | None = None,
+    workspace_dir: Path | None = None,
+    core_dir: Path | None = None,
+) -> dict[str, str]:
+    """Environment for `pio run`: no telemetry or update check, optional overrides."""
+    environ = dict(os.environ, **_PIO_ENVIRON)
+    for name, value in (
+        ("MCUA_GENERATED_DIR", generated_dir),
+        ("PLATFORMIO_WORKSPACE_DIR", workspace_dir),
+        ("PLATFORMIO_CORE_DIR", core_dir),
+    ):
+        if value is not None:
+            environ[name] = str(Path(value).resolve())
+    return environ
+
+
+def build(
+    env: str,
+    generated_dir: Path | None = None,
+    workspace_dir: Path | None = None,
+    core_dir: Path | None = None,
+    timeout: float = 600,
+) -> Path:
+    """`pio run -e env`; returns the ELF.  generated_dir defaults to firmware_targets/generated."""
+    install_offline_platformio(core_dir or CORE_DIR)
+    proc = subprocess.run(
+        pio_command() + ["run", "-e", env, "-d", str(PROJECT_DIR)],
+        env=pio_environ(generated_dir, workspace_dir, core_dir),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        raise FirmwareError(f"pio run -e {env} failed (exit {proc.returncode}):\n{tail}")
+    elf = Path(workspace_dir or PROJECT_DIR / ".pio") / "build" / env / "firmware.elf"
+    if not elf.is_file():
+        raise FirmwareError(f"pio run -e {env} succeeded but made no {elf}")
+    return elf
+
+
+def build_simavr_runner(cache_dir: Path = RUNNER_CACHE_DIR) -> Path:
+    """Compile host_sim/simavr_runner.c against libsimavr (cached by source hash)."""
+    source = SIMAVR_RUNNER_SOURCE.read_bytes()
+    binary = Path(cache_dir) / f"simavr_runner-{hashlib.sha256(source).hexdigest()[:12]}"
+    if binary.is_file():
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    staging = binary.with_suffix(".tmp")
+    proc = subprocess.run(
+        ["gcc", "-O2", "-Wall", "-I/usr/include/simavr", str(SIMAVR_RUNNER_SOURCE),
+         "-lsimavr", "-o", str(staging)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise FirmwareError(f"cannot build simavr_runner (needs libsimavr-dev):\n{proc.stderr}")
+    staging.rename(binary)
+    return binary
+
+
+def run(env: str, elf: Path, timeout: float = 120) -> RunResult:
+    """Run the firmware in its simulator until it stops; stdout lines as printed."""
+    if env == "uno":
+        cmd = [str(build_simavr_runner()), "-m", _AVR_MCU, "-f", str(_AVR_HZ), str(elf)]
+    else:
+        cmd = _qemu_command(env, elf)
+    proc = subprocess.run(
+        cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+    )
+    cycles = None
+    if env == "uno":
+        cycles = [int(n) for n in re.findall(r"^CYCLES (\d+)$", proc.stderr, re.M)]
+    return RunResult(proc.stdout.splitlines(), cycles, proc.returncode)
+
+
+def _qemu_command(env: str, elf: Path) -> list[str]:
+    if env not in _QEMU:
+        raise FirmwareError(f"no simulator for environment {env!r}")
+    return _QEMU[env] + _QEMU_COMMON + ["-kernel", str(elf)]
+
+
+def symbols(env: str, elf: Path) -> dict[str, tuple[int, int]]:
+    """Defined symbols of the ELF: name -> (address, size), from <prefix>-nm."""
+    out = subprocess.run(
+        [_BINUTILS_PREFIX[env] + "-nm", "-S", "--defined-only", str(elf)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    table = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 4:
+            # Thumb function symbols have bit 0 set; qemu traces even addresses.
+            table[fields[3]] = (int(fields[0], 16) & ~1, int(fields[1], 16))
+    return table
+
+
+_TRACE_PC = re.compile(r"^Trace \d+: \S+ \[[0-9a-f]+/([0-9a-f]+)/")
+
+
+def instruction_count(
+    env: str,
+    elf: Path,
+    begin: str = "mcua_mark_begin",
+    end: str = "mcua_mark_end",
+    timeout: float = 300,
+) -> list[int]:
+    """Instructions executed in each marked region, from qemu's one-instruction-per-block trace.
+
+    A region runs from the return of `begin` to the call of `end`; in the app
+    that is the measured call plus the few instructions around it (argument
+    set-up, call, result stores).
+    """
+    table = symbols(env, elf)
+    begin_lo, begin_size = table[begin]
+    end_lo = table[end][0]
+    counts: list[int] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "trace.log"
+        cmd = _qemu_command(env, elf) + ["-singlestep", "-d", "exec,nochain", "-D", str(trace)]
+        proc = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+        )
+        if proc.returncode != 0:
+            raise FirmwareError(f"{env} exited with {proc.returncode} under the trace")
+        count = None
+        with trace.open() as lines:
+            for line in lines:
+                match = _TRACE_PC.match(line)
+                if not match:
+                    continue
+                pc = int(match[1], 16)
+                if begin_lo <= pc < begin_lo + begin_size:
+                    count = 0
+                elif pc == end_lo and count is not None:
+                    counts.append(count)
+                    count = None
+                elif count is not None:
+                    count += 1
+    return counts
+
+
+def size(env: str, elf: Path) -> tuple[int, int]:
+    """(flash bytes, static RAM bytes) = (text + data, data + bss) from <prefix>-size."""
+    out = subprocess.run(
+        [_BINUTILS_PREFIX[env] + "-size", "-B", "-d", str(elf)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
+    return text + data, data + bss
