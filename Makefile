@@ -22,7 +22,7 @@ system:
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test,firmware]'
+	$(BIN)/pip install -q -e '.[test,firmware,autoencoder]'
 	touch $@
 
 demo: setup

@@ -110,11 +110,16 @@ def load(path: str | Path) -> Bundle:
     check_channel_names(doc["channels"])
     detectors = {}
     for name, entry in doc["detectors"].items():
-        get(name)
+        module = get(name)
         arrays = {key: np.load(path / "arrays" / f"{name}.{key}.npy", allow_pickle=False)
                   for key in entry["arrays"]}
         blobs = {f: (path / "blobs" / f).read_bytes() for f in entry.get("blobs", [])}
-        detectors[name] = Fitted(entry["params"], entry["scalars"], arrays, blobs,
-                                 entry.get("report", {}))
+        if hasattr(module, "load"):  # a detector that checks its stored parts agree
+            fitted = module.load(entry["params"], entry["scalars"], arrays, blobs)
+            fitted.report = {**fitted.report, **entry.get("report", {})}
+        else:
+            fitted = Fitted(entry["params"], entry["scalars"], arrays, blobs,
+                            entry.get("report", {}))
+        detectors[name] = fitted
     return Bundle(doc["name"], doc["channels"], doc["channel_mean"], doc["channel_std"],
                   detectors, doc["training"])

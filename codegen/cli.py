@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, bundle, data, emit, parity, training
-from .detectors import DETECTORS
+from .detectors import DETECTORS, get
 from .errors import UserError
 
 DEFAULT_DETECTORS = "zscore,streaming_zscore,moving_average,kmeans"
@@ -45,7 +45,12 @@ def _dataset(args) -> data.Dataset:
 def cmd_train(args) -> None:
     dataset = _dataset(args)
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
-    trained = training.train(dataset, detectors, parse_sets(args.set), args.seed, args.name,
+    params = parse_sets(args.set)
+    if args.window is not None:
+        for detector in detectors:
+            if "window" in get(detector).DEFAULTS:
+                params.setdefault(detector, {}).setdefault("window", args.window)
+    trained = training.train(dataset, detectors, params, args.seed, args.name,
                              verbose=not args.quiet)
     out = bundle.save(trained, args.out)
     print(f"bundle written to {out}")
@@ -103,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--set", action="append", default=[], metavar="DET.PARAM=VALUE",
                        help="detector parameter, e.g. zscore.threshold=percentile:99.5")
+    train.add_argument("--window", type=int,
+                       help="window length of every windowed detector chosen (streaming_zscore, "
+                            "moving_average, autoencoder); --set overrides it per detector")
     train.add_argument("--columns", help="comma-separated sensor columns (default: all)")
     train.add_argument("--label-column", help="0/1 label column (default: is_anomaly/anomaly)")
     train.add_argument("--time-column", help="time column (default: time/timestamp)")

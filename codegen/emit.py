@@ -18,6 +18,7 @@ from .bundle import Bundle
 from .cnames import check_model_name
 from .detectors import get
 from .errors import UserError
+from .literals import c_float
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 RUNTIME = Path(__file__).resolve().parent / "runtime"
@@ -32,18 +33,6 @@ RUNTIME_UNITS = {
     "kmeans": ["kmeans"],
     "autoencoder": ["autoencoder"],
 }
-
-
-def c_float(value) -> str:
-    """A C float literal that parses back to exactly this float32 (shortest form, f suffix)."""
-    f = np.float32(value)
-    if not np.isfinite(f):
-        raise UserError(f"a model constant is {f}; retrain: constants must be finite")
-    text = str(f)
-    if "." not in text and "e" not in text:
-        text += ".0"
-    assert np.float32(text).tobytes() == f.tobytes(), text
-    return text + "f"
 
 
 def c_float_rows(values) -> list[str]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from codegen import emit
 from codegen.bundle import Bundle
-from codegen.detectors import STREAMING
+from codegen.detectors import STREAMING, WINDOWED
 from codegen.errors import UserError
 
 # -ffp-contract=off: no fused multiply-add, which would round differently from numpy.
@@ -37,7 +37,7 @@ def glue_source(bundle: Bundle) -> str:
     env = emit.environment()
     return env.get_template("host_glue.c.j2").render(
         model_name=bundle.name, MODEL=bundle.name.upper(), tool_version=emit.__version__,
-        detectors=list(bundle.detectors), streaming=STREAMING)
+        detectors=list(bundle.detectors), streaming=STREAMING, windowed=WINDOWED)
 
 
 def compile_library(files: dict[str, str], compiler: str | None = None) -> Path:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from types import ModuleType
 
 from ..errors import UserError
-from . import kmeans, moving_average, streaming_zscore, zscore
+from . import autoencoder, kmeans, moving_average, streaming_zscore, zscore
 
 DETECTORS: dict[str, ModuleType] = {
-    m.NAME: m for m in (zscore, streaming_zscore, moving_average, kmeans)
+    m.NAME: m for m in (zscore, streaming_zscore, moving_average, kmeans, autoencoder)
 }
+# Detectors that learn on the device: reset(&state) / update(&state, x, &flag).
 STREAMING = {"streaming_zscore", "moving_average"}
+# Detectors that score the last `window` samples of one channel: score(window, &flag).
+WINDOWED = {"autoencoder"}
 
 
 def get(name: str) -> ModuleType:

@@ -45,7 +45,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import tflm_arena
+from .. import thresholds, tflm_arena
+from ..literals import c_float
 from ..errors import UserError
 from .base import Fitted
 
@@ -173,27 +174,6 @@ def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def parse_threshold(spec) -> tuple:
-    """'percentile:P' (0 < P <= 100) or 'sigma:K' (K >= 0) -> (kind, value)."""
-    if not isinstance(spec, str) or ":" not in spec:
-        raise AutoencoderConfigError(
-            f"threshold {spec!r} is not understood: write 'percentile:P' (e.g. "
-            f"'percentile:99') or 'sigma:K' (mean + K standard deviations, e.g. 'sigma:3')")
-    kind, _, val = spec.partition(":")
-    kind = kind.strip().lower()
-    try:
-        v = float(val)
-    except ValueError:
-        v = float("nan")
-    if kind == "percentile" and math.isfinite(v) and 0.0 < v <= 100.0:
-        return kind, v
-    if kind == "sigma" and math.isfinite(v) and v >= 0.0:
-        return kind, v
-    raise AutoencoderConfigError(
-        f"threshold {spec!r} is out of range: 'percentile:P' needs 0 < P <= 100 and "
-        f"'sigma:K' needs a finite K >= 0 (e.g. 'percentile:99' or 'sigma:3')")
-
-
 def check_params(params: dict | None) -> dict:
     """Merge with DEFAULTS and validate; every layer choice is checked here,
     before any training, so that nothing fails at conversion or on the device."""
@@ -250,7 +230,7 @@ def check_params(params: dict | None) -> dict:
         raise AutoencoderConfigError(
             f"learning_rate {lr!r} must be a number in (0, 1), e.g. 0.001")
     p["learning_rate"] = float(lr)
-    parse_threshold(p["threshold"])
+    thresholds.parse(p["threshold"])
     return p
 
 
@@ -630,36 +610,36 @@ def network_int8(fitted: Fitted, q: np.ndarray) -> np.ndarray:
 
 def score_windows(fitted: Fitted, windows: np.ndarray) -> tuple:
     """Reference score and flag of raw windows [n, W] (values of the watched
-    channel, oldest first).  Windows must be finite."""
+    channel, oldest first).  A window holding NaN/Inf scores +Inf and is flagged."""
     s = fitted.scalars
     net = network_of(fitted)
     windows = np.asarray(windows, dtype=np.float32).reshape(-1, net.window)
-    bad = _first_nonfinite(windows)
-    if bad is not None:
-        raise NonFiniteInputError(
-            f"{bad[1]} NaN/Inf value(s) in the windows to score (first at flat index "
-            f"{bad[0]}): the detector needs finite sensor values; drop or interpolate them")
-    z = standardise(windows, s["mean"], s["std"])
-    q = quantize(z, net.input_scale, net.input_zero_point)
-    y = network_int8(fitted, q)
-    scores = reconstruction_error(z, y, net.output_scale, net.output_zero_point)
-    flags = scores > np.float32(s["threshold"])
-    return scores, flags
+    finite = np.isfinite(windows).all(axis=1)
+    scores = np.full(len(windows), np.inf, dtype=np.float32)
+    if finite.any():
+        z = standardise(windows[finite], s["mean"], s["std"])
+        q = quantize(z, net.input_scale, net.input_zero_point)
+        y = network_int8(fitted, q)
+        scores[finite] = reconstruction_error(z, y, net.output_scale, net.output_zero_point)
+    return scores, scores > np.float32(s["threshold"])
 
 
 # ---------------------------------------------------------------------------
 # training
 
 @contextlib.contextmanager
-def _quiet(enabled: bool):
-    """Silence fd 1 and fd 2 (C++ logs, Keras export prints) when enabled;
-    yields a callable returning what was captured (for error messages)."""
+def _quiet(enabled: bool = True, keep_stdout: bool = False):
+    """Silence file descriptors 1 and 2 (TensorFlow's C++ logs, the converter's
+    prints, LiteRT's delegate notice); with keep_stdout, only fd 2 and Python
+    warnings (Keras prints its progress to sys.stdout).  Yields a callable that
+    returns what was captured, for error messages."""
     if not enabled:
         yield lambda: ""
         return
+    fds = (2,) if keep_stdout else (1, 2)
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = (os.dup(1), os.dup(2))
+    saved = {fd: os.dup(fd) for fd in fds}
     tmp = tempfile.TemporaryFile(mode="w+b")
     text = {"v": None}
 
@@ -671,9 +651,12 @@ def _quiet(enabled: bool):
         return text["v"]
 
     try:
-        os.dup2(tmp.fileno(), 1)
-        os.dup2(tmp.fileno(), 2)
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        for fd in fds:
+            os.dup2(tmp.fileno(), fd)
+        with contextlib.ExitStack() as stack:
+            if not keep_stdout:
+                stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            stack.enter_context(warnings.catch_warnings())
             warnings.simplefilter("ignore")
             yield captured
     finally:
@@ -682,10 +665,9 @@ def _quiet(enabled: bool):
             sys.stderr.flush()
         except Exception:  # pragma: no cover
             pass
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
+        for fd, dup in saved.items():
+            os.dup2(dup, fd)
+            os.close(dup)
         text["v"] = captured()
         tmp.close()
 
@@ -696,9 +678,9 @@ def _log(verbose: bool, msg: str) -> None:
 
 
 def _import_tf(verbose: bool):
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _quiet(not verbose):
+    # TensorFlow's C++ INFO/WARNING logs are noise even in verbose mode
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _quiet():
         import tensorflow as tf
         import keras
     return tf, keras
@@ -720,7 +702,7 @@ def _train_and_convert(p: dict, z_train_w: np.ndarray, z_val_w: np.ndarray, seed
                   loss="mse")
     fit_verbose = (1 if sys.stdout.isatty() else 2) if verbose else 0
     t0 = time.time()
-    with _quiet(not verbose):   # TF's C++ logs, if TF was imported before us
+    with _quiet(keep_stdout=verbose):   # TF's C++ logs; Keras progress when verbose
         hist = model.fit(z_train_w, z_train_w, validation_data=(z_val_w, z_val_w),
                          epochs=p["epochs"], batch_size=p["batch_size"], shuffle=True,
                          verbose=fit_verbose)
@@ -735,7 +717,7 @@ def _train_and_convert(p: dict, z_train_w: np.ndarray, z_val_w: np.ndarray, seed
             yield [rep[i:i + 1]]
 
     t0 = time.time()
-    with _quiet(not verbose) as captured:
+    with _quiet() as captured:   # converter chatter; shown only if it fails
         try:
             conv = tf.lite.TFLiteConverter.from_keras_model(model)
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -761,16 +743,10 @@ def _train_and_convert(p: dict, z_train_w: np.ndarray, z_val_w: np.ndarray, seed
 
 
 def _threshold(val_scores: np.ndarray, spec: str) -> np.float32:
-    kind, v = parse_threshold(spec)
-    s = val_scores.astype(np.float64)
-    if kind == "percentile":
-        t = np.percentile(s, v)
-    else:
-        t = s.mean() + v * s.std()
-    t32 = np.float32(t)
+    t32 = thresholds.choose(spec, val_scores)
     if not np.isfinite(t32):
         raise AutoencoderError(
-            f"threshold from {spec!r} is not finite ({t}): the validation scores overflow "
+            f"threshold from {spec!r} is not finite: the validation scores overflow "
             f"float32; check the data for extreme values")
     return t32
 
@@ -783,7 +759,8 @@ def _pkg_version(name: str) -> str:
         return "not installed"
 
 
-def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool) -> Fitted:
+def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
+        channels: list[str] | None = None) -> Fitted:
     """Train on normal data only, convert to int8, size the arena, set the threshold."""
     p = check_params(params)
     W, ch = p["window"], p["channel"]
@@ -877,7 +854,7 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool) -> Fitted:
         q_val = quantize(z_val_w, net.input_scale, net.input_zero_point)
         rng = np.random.default_rng(int(seed))
         q_rand = rng.integers(-128, 128, size=(LITERT_RANDOM_WINDOWS, W)).astype(np.int8)
-        with _quiet(not verbose):
+        with _quiet():
             lr_val = litert_run(blob, q_val)
             lr_rand = litert_run(blob, q_rand)
         litert["validation_windows"] = {"windows": int(q_val.shape[0]),
@@ -971,11 +948,6 @@ def score(fitted: Fitted, X: np.ndarray) -> tuple:
             f"data of shape {X.shape} has no channel {ch}, which this autoencoder was "
             f"trained on: pass the same columns as in training")
     x = X[:, ch].astype(np.float32)
-    bad = _first_nonfinite(x)
-    if bad is not None:
-        raise NonFiniteInputError(
-            f"{bad[1]} NaN/Inf value(s) in channel {ch} (first at row {bad[0]}): the "
-            f"detector needs finite sensor values; drop or interpolate them")
     n = x.shape[0]
     scores = np.zeros(n, dtype=np.float32)
     flags = np.zeros(n, dtype=bool)
@@ -988,22 +960,6 @@ def score(fitted: Fitted, X: np.ndarray) -> tuple:
 
 # ---------------------------------------------------------------------------
 # C formatting
-
-def c_float(v) -> str:
-    """Shortest float32 literal that round-trips, with an 'f' suffix."""
-    f = np.float32(v)
-    if not np.isfinite(f):
-        raise AutoencoderError(f"cannot emit the non-finite constant {v!r} into C")
-    s = str(f)
-    if s in ("0.0", "-0.0"):
-        return s + "f"
-    if "." not in s and "e" not in s and "E" not in s:
-        s += ".0"
-    if "e" in s and "." not in s.split("e")[0]:
-        mant, exp = s.split("e")
-        s = f"{mant}.0e{exp}"
-    return s + "f"
-
 
 def c_int(v: int) -> str:
     v = int(v)

@@ -1,0 +1,17 @@
+"""C literals for generated code."""
+
+import numpy as np
+
+from .errors import UserError
+
+
+def c_float(value) -> str:
+    """A C float literal that parses back to exactly this float32 (shortest form, f suffix)."""
+    f = np.float32(value)
+    if not np.isfinite(f):
+        raise UserError(f"a model constant is {f}; retrain: constants must be finite")
+    text = str(f)
+    if "." not in text and "e" not in text:
+        text += ".0"
+    assert np.float32(text).tobytes() == f.tobytes(), text
+    return text + "f"

@@ -1,0 +1,671 @@
+"""The int8 autoencoder: training, conversion, arena, and the plain-C engine's
+bit-for-bit parity with TensorFlow Lite Micro (the `tflite-micro` package).
+
+Parity here means exact equality: np.array_equal on int8 outputs, equal
+float32 bit patterns for scores, equal flags.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codegen.errors import UserError
+
+import importlib.util  # noqa: E402
+
+for _module in ("tensorflow", "tflite_micro"):
+    # find_spec, not import: importing TensorFlow here would log before the
+    # detector's quiet mode is set up
+    if importlib.util.find_spec(_module) is None:
+        pytest.skip(f"the autoencoder needs {_module} (pip install tensorflow-cpu tflite-micro)",
+                    allow_module_level=True)
+
+import jinja2  # noqa: E402
+
+from codegen import tflm_arena  # noqa: E402
+from codegen.detectors import autoencoder as ae  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = ROOT / "codegen" / "runtime"
+TEMPLATES = ROOT / "templates"
+NAB = ROOT.parent / "shared" / "data" / "nab" / "data"
+MACHINE = NAB / "realKnownCause" / "machine_temperature_system_failure.csv"
+CFLAGS = ["-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
+NAME = "aetest"
+TEST_PARAMS = {"epochs": 4}          # few epochs: parity does not need a good model
+N_NORMAL = 2200                      # machine temperature rows before its first anomaly window
+
+HARNESS = r"""
+#include <stddef.h>
+#include "aetest_autoencoder.h"
+
+#define W AETEST_AUTOENCODER_WINDOW
+#ifdef __cplusplus
+#define H extern "C"
+#else
+#define H
+#endif
+
+H int h_window(void) { return W; }
+
+H void h_score(const float *x, int32_t n, float *scores, uint8_t *flags)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        scores[i] = aetest_autoencoder_score(x + (size_t)i * W, &flags[i]);
+    }
+}
+
+H void h_invoke(const int8_t *in, int32_t n, int8_t *out)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        aetest_autoencoder_invoke_int8(in + (size_t)i * W, out + (size_t)i * W);
+    }
+}
+
+H int32_t h_quantize_input(const float *x, int32_t n, int8_t *q)
+{
+    int32_t i, ok = 0;
+    for (i = 0; i < n; ++i) {
+        ok += aetest_autoencoder_quantize_input(x + (size_t)i * W, q + (size_t)i * W);
+    }
+    return ok;
+}
+
+H void h_score_output(const float *x, const int8_t *y, int32_t n, float *scores, uint8_t *flags)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        scores[i] = aetest_autoencoder_score_output(x + (size_t)i * W, y + (size_t)i * W,
+                                                    &flags[i]);
+    }
+}
+
+H void h_quantize(const float *z, int32_t n, int8_t *q)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        q[i] = aetest_autoencoder_quantize(z[i]);
+    }
+}
+
+H void h_consts(float *f, int32_t *i)
+{
+    const mcua_autoencoder_model *m = &aetest_autoencoder_model;
+    f[0] = m->mean; f[1] = m->std; f[2] = m->input_scale; f[3] = m->output_scale;
+    f[4] = m->threshold;
+    f[5] = AETEST_AUTOENCODER_MEAN; f[6] = AETEST_AUTOENCODER_STD;
+    f[7] = AETEST_AUTOENCODER_INPUT_SCALE; f[8] = AETEST_AUTOENCODER_OUTPUT_SCALE;
+    f[9] = AETEST_AUTOENCODER_THRESHOLD;
+    i[0] = m->input_zero_point; i[1] = m->output_zero_point;
+    i[2] = AETEST_AUTOENCODER_ARENA_SIZE; i[3] = AETEST_AUTOENCODER_TFLITE_LEN;
+    i[4] = AETEST_AUTOENCODER_OP_COUNT; i[5] = (int32_t)m->window;
+}
+
+H const unsigned char *h_tflite(void) { return aetest_autoencoder_tflite; }
+"""
+
+# A translation unit that uses everything, for the cross-compilers.
+USE_ALL = r"""
+#include "aetest_autoencoder.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+float use_all(const float *x, int8_t *q, int8_t *y, uint8_t *flag);
+#ifdef __cplusplus
+}
+#endif
+float use_all(const float *x, int8_t *q, int8_t *y, uint8_t *flag)
+{
+    float s = aetest_autoencoder_score(x, flag);
+    if (aetest_autoencoder_quantize_input(x, q)) {
+        aetest_autoencoder_invoke_int8(q, y);
+        s += aetest_autoencoder_score_output(x, y, flag);
+    }
+    return s + aetest_autoencoder_dequantize(aetest_autoencoder_quantize(x[0]));
+}
+"""
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+def load_series(path: Path) -> np.ndarray:
+    return np.loadtxt(path, delimiter=",", skiprows=1, usecols=1, dtype=np.float32)
+
+
+def render(fitted, mutate=None) -> str:
+    ctx = ae.template_context(fitted)
+    if mutate is not None:
+        mutate(ctx)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    return env.get_template("autoencoder.h.j2").render(model_name=NAME, **ctx)
+
+
+def write_sources(directory: Path, header: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{NAME}_autoencoder.h").write_text(header)
+    (directory / "harness.c").write_text(HARNESS)
+    (directory / "use_all.c").write_text(USE_ALL)
+    return directory
+
+
+def compile_shared(directory: Path, header: str, cc: str = "gcc",
+                   std: str = "-std=c99", lang: str | None = None) -> ctypes.CDLL:
+    """Compile harness + runtime into a uniquely named .so (dlopen caches by path)."""
+    write_sources(directory, header)
+    runtime_c = (RUNTIME / "mcua_autoencoder.c").read_text()
+    key = hashlib.sha256("\0".join([header, HARNESS, runtime_c,
+                                    (RUNTIME / "mcua_autoencoder.h").read_text(),
+                                    (RUNTIME / "mcua_common.h").read_text(),
+                                    cc, std, str(lang)] + CFLAGS).encode()).hexdigest()[:16]
+    so = directory / f"libae_{key}.so"
+    if not so.exists():
+        cmd = [cc, std, *CFLAGS, "-fPIC", "-shared", "-I", str(directory), "-I", str(RUNTIME)]
+        if lang:
+            cmd += ["-x", lang]
+        cmd += [str(directory / "harness.c"), str(RUNTIME / "mcua_autoencoder.c"),
+                "-o", str(so)]
+        cp = subprocess.run(cmd, capture_output=True, text=True)
+        assert cp.returncode == 0, f"{' '.join(cmd)}\n{cp.stderr}"
+    lib = ctypes.CDLL(str(so))
+    f32p = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
+    i8p = np.ctypeslib.ndpointer(np.int8, flags="C_CONTIGUOUS")
+    u8p = np.ctypeslib.ndpointer(np.uint8, flags="C_CONTIGUOUS")
+    i32p = np.ctypeslib.ndpointer(np.int32, flags="C_CONTIGUOUS")
+    n = ctypes.c_int32
+    lib.h_window.restype = ctypes.c_int
+    lib.h_score.argtypes = [f32p, n, f32p, u8p]
+    lib.h_invoke.argtypes = [i8p, n, i8p]
+    lib.h_quantize_input.argtypes = [f32p, n, i8p]
+    lib.h_quantize_input.restype = ctypes.c_int32
+    lib.h_score_output.argtypes = [f32p, i8p, n, f32p, u8p]
+    lib.h_quantize.argtypes = [f32p, n, i8p]
+    lib.h_consts.argtypes = [f32p, i32p]
+    lib.h_tflite.restype = ctypes.c_void_p
+    return lib
+
+
+def c_score(lib, windows: np.ndarray):
+    x = np.ascontiguousarray(windows, dtype=np.float32)
+    n = x.shape[0]
+    scores = np.empty(n, np.float32)
+    flags = np.empty(n, np.uint8)
+    lib.h_score(x.reshape(-1), n, scores, flags)
+    return scores, flags.astype(bool)
+
+
+def c_invoke(lib, q: np.ndarray) -> np.ndarray:
+    q = np.ascontiguousarray(q, dtype=np.int8)
+    out = np.empty_like(q)
+    lib.h_invoke(q.reshape(-1), q.shape[0], out.reshape(-1))
+    return out
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    b = np.ascontiguousarray(b, dtype=np.float32)
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def mismatches(lib, fitted, windows) -> int:
+    """Windows whose C score bits or flag differ from the Python/TFLite Micro reference."""
+    ref_s, ref_f = ae.score_windows(fitted, windows)
+    s, f = c_score(lib, windows)
+    return int(np.count_nonzero((ref_s.view(np.uint32) != s.view(np.uint32)) | (ref_f != f)))
+
+
+def real_windows(window: int) -> np.ndarray:
+    """Sliding windows of every realKnownCause series (raw values)."""
+    out = []
+    for path in sorted((NAB / "realKnownCause").glob("*.csv")):
+        out.append(ae.sliding_windows(load_series(path), window))
+    return np.concatenate(out)
+
+
+def saturating_windows(fitted, n: int, rng) -> np.ndarray:
+    """Raw windows whose quantised inputs hit -128/127 and whose outputs clip,
+    plus values on exact rounding midpoints and huge finite values."""
+    s = fitted.scalars
+    W = s["window"]
+    mean, std = np.float32(s["mean"]), np.float32(s["std"])
+    scale = np.float32(s["input_scale"])
+    k = n // 4
+    far = rng.choice(np.float32([-1e30, -1e6, -500.0, 500.0, 1e6, 1e30]), size=(k, W))
+    rails = np.where(rng.random((k, W)) < 0.5, -1.0, 1.0).astype(np.float32)
+    rails = mean + rails * np.float32(300.0) * scale * std     # |z/scale| around 300
+    # z / scale exactly (j + 0.5): x = mean + (j + 0.5) * scale * std, approximately;
+    # and x whose z/scale lands within an ulp of a midpoint
+    j = rng.integers(-140, 140, size=(k, W)).astype(np.float32)
+    mid = mean + (j + np.float32(0.5)) * scale * std
+    mid = np.nextafter(mid, rng.choice(np.float32([-np.inf, np.inf]), size=(k, W)))
+    mid[:, ::3] = (mean + (j[:, ::3] + np.float32(0.5)) * scale * std)
+    mixed = rng.normal(0, 1, size=(n - 3 * k, W)).astype(np.float32) * np.float32(50) * std + mean
+    mixed[:, ::2] = rng.choice(np.float32([-3e38, 3e38]), size=mixed[:, ::2].shape)
+    return np.concatenate([far, rails, mid, mixed]).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# fixtures
+
+@pytest.fixture(scope="session")
+def machine() -> np.ndarray:
+    assert MACHINE.is_file(), f"NAB data missing: {MACHINE}"
+    return load_series(MACHINE)
+
+
+@pytest.fixture(scope="session")
+def fitted(machine):
+    return ae.fit(machine[:N_NORMAL].reshape(-1, 1), TEST_PARAMS, seed=7, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def lib(fitted, tmp_path_factory):
+    return compile_shared(tmp_path_factory.mktemp("ae_gcc"), render(fitted))
+
+
+# ---------------------------------------------------------------------------
+# training, conversion, arena
+
+def test_defaults_are_the_lab_architecture():
+    p = ae.check_params({})
+    assert p["window"] == 20 and p["hidden"] == [8, 4, 8] and p["activation"] == "relu"
+    assert p["threshold"] == "percentile:99" and p["channel"] == 0
+    assert ae.NAME == "autoencoder" and set(ae.DEFAULTS) == set(p)
+
+
+def test_fit_report(fitted):
+    r = fitted.report
+    assert r["architecture"] == "20-8-4-8-20"
+    assert r["ops"] == ["FULLY_CONNECTED"]
+    assert all(r["per_channel_layers"])
+    a = r["arena"]
+    assert a["consistent"] and a["report_total"] <= a["minimum"] < a["emitted"]
+    assert a["emitted"] % 16 == 0 and "64-bit host" in a["runtime"]
+    assert fitted.scalars["arena_size"] == a["emitted"]
+    lt = r["litert_vs_tflm"]
+    assert "error" not in lt, lt
+    assert lt["random_int8_windows"]["values"] == ae.LITERT_RANDOM_WINDOWS * 20
+    # JSON-able, float32 scalars exact
+    json.dumps(fitted.params), json.dumps(fitted.scalars), json.dumps(r)
+    for k in ("mean", "std", "input_scale", "output_scale", "threshold"):
+        v = fitted.scalars[k]
+        assert isinstance(v, float) and float(np.float32(v)) == v
+    assert set(fitted.blobs) == {ae.BLOB_MODEL, ae.BLOB_ARENA}
+    assert fitted.arrays["validation_scores"].dtype == np.float32
+
+
+def test_threshold_is_the_percentile_of_validation_scores(fitted):
+    v = fitted.arrays["validation_scores"]
+    assert fitted.scalars["threshold"] == float(np.float32(np.percentile(v.astype(np.float64), 99)))
+    assert np.count_nonzero(v > np.float32(fitted.scalars["threshold"])) <= math.ceil(0.01 * v.size)
+
+
+def test_sigma_threshold():
+    v = np.float32([0.1, 0.2, 0.3, 0.4])
+    t = ae._threshold(v, "sigma:2")
+    assert t == np.float32(v.astype(np.float64).mean() + 2 * v.astype(np.float64).std())
+
+
+def test_same_data_and_seed_give_identical_tflite(machine):
+    p = ae.check_params({"epochs": 2})
+    x = machine[:600]
+    z = ae.standardise(ae.sliding_windows(x, 20), np.float32(x.mean()), np.float32(x.std()))
+    a = ae._train_and_convert(p, z[:500], z[500:], 3, False)[0]
+    b = ae._train_and_convert(p, z[:500], z[500:], 3, False)[0]
+    c = ae._train_and_convert(p, z[:500], z[500:], 4, False)[0]
+    assert a == b
+    assert a != c
+
+
+def test_load_round_trip(fitted, machine):
+    again = ae.load(fitted.params, fitted.scalars, fitted.arrays, fitted.blobs)
+    X = machine[N_NORMAL:N_NORMAL + 500].reshape(-1, 1)
+    s1, f1 = ae.score(fitted, X)
+    s2, f2 = ae.score(again, X)
+    assert same_bits(s1, s2) and np.array_equal(f1, f2)
+    assert ae.template_context(again) == ae.template_context(fitted)
+
+
+def test_load_rejects_mismatched_scalars(fitted):
+    bad = dict(fitted.scalars, input_zero_point=fitted.scalars["input_zero_point"] + 1)
+    with pytest.raises(ae.BundleMismatchError, match="re-run training"):
+        ae.load(fitted.params, bad, fitted.arrays, fitted.blobs)
+    with pytest.raises(ae.BundleMismatchError, match="re-run training"):
+        ae.load(fitted.params, fitted.scalars, fitted.arrays, {})
+
+
+def test_score_stream(fitted, machine):
+    X = np.stack([machine[:300], np.zeros(300, np.float32)], axis=1)
+    s, f = ae.score(fitted, X)
+    assert s.dtype == np.float32 and f.dtype == bool and s.shape == (300,)
+    assert not s[:19].any() and not f[:19].any()
+    ref_s, ref_f = ae.score_windows(fitted, ae.sliding_windows(machine[:300], 20))
+    assert same_bits(s[19:], ref_s) and np.array_equal(f[19:], ref_f)
+    s, f = ae.score(fitted, X[:10])
+    assert s.shape == (10,) and not s.any()
+
+
+def test_anomalies_score_higher(fitted, machine):
+    """Sanity, not parity: the known failure period scores above the normal start."""
+    s, _ = ae.score(fitted, machine.reshape(-1, 1))
+    assert np.median(s[N_NORMAL + 1000:]) > np.median(s[20:N_NORMAL])
+
+
+def test_quantize_multiplier_like_tflite():
+    assert ae.quantize_multiplier(0.5) == (1 << 30, 0)
+    assert ae.quantize_multiplier(0.25) == (1 << 30, -1)
+    assert ae.quantize_multiplier(1.0) == (1 << 30, 1)
+    assert ae.quantize_multiplier(0.0) == (0, 0)
+    assert ae.quantize_multiplier(2.0 ** -40) == (0, 0)
+    # just below 1.0: q rounds up to 2^31 and carries into the shift
+    assert ae.quantize_multiplier(1.0 - 2.0 ** -40) == (1 << 30, 1)
+
+
+def test_arena_probe_survives_a_segfaulting_size(fitted, tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(fitted.blobs[ae.BLOB_MODEL])
+    p = tflm_arena.probe(str(path), 64)
+    assert not p.ok and p.outcome != "ok"
+    m = fitted.report["arena"]["minimum"]
+    assert tflm_arena.probe(str(path), m).ok
+    assert not tflm_arena.probe(str(path), m - 1).ok
+
+
+# ---------------------------------------------------------------------------
+# the plain-C engine against TensorFlow Lite Micro
+
+def test_constants_round_trip_and_alignment(fitted, lib):
+    f = np.zeros(10, np.float32)
+    i = np.zeros(6, np.int32)
+    lib.h_consts(f, i)
+    s = fitted.scalars
+    want = np.float32([s["mean"], s["std"], s["input_scale"], s["output_scale"], s["threshold"]])
+    assert same_bits(f[:5], want) and same_bits(f[5:], want)
+    assert list(i) == [s["input_zero_point"], s["output_zero_point"], s["arena_size"],
+                       len(fitted.blobs[ae.BLOB_MODEL]), 1, 20]
+    addr = lib.h_tflite()
+    assert addr % 16 == 0
+    blob = fitted.blobs[ae.BLOB_MODEL]
+    assert ctypes.string_at(addr, len(blob)) == blob
+
+
+def test_c_float_literals_round_trip():
+    for v in [0.1, 1e-30, 3.4028235e38, 1.0, 100.0, 1e10, 1.17549435e-38, 1e-45, 0.0, -2.5]:
+        lit = ae.c_float(v)
+        assert lit.endswith("f") and ("." in lit or "e" in lit)
+        assert np.float32(lit[:-1]) == np.float32(v)
+
+
+def test_random_int8_windows(fitted, lib):
+    rng = np.random.default_rng(1)
+    q = rng.integers(-128, 128, size=(40_000, 20)).astype(np.int8)
+    q[:20] = np.int8(-128)
+    q[20:40] = np.int8(127)
+    ref = ae.network_int8(fitted, q)
+    out = c_invoke(lib, q)
+    assert np.array_equal(out, ref)
+    assert np.array_equal(ae.numpy_int8_network(ae.network_of(fitted), q), ref)
+
+
+def test_real_windows(fitted, lib):
+    windows = real_windows(20)
+    assert windows.shape[0] >= 60_000
+    ref_s, ref_f = ae.score_windows(fitted, windows)
+    s, f = c_score(lib, windows)
+    assert same_bits(s, ref_s)
+    assert np.array_equal(f, ref_f)
+    assert ref_f.any() and not ref_f.all()
+    # and the int8 path in between
+    net = ae.network_of(fitted)
+    z = ae.standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
+    q_ref = ae.quantize(z, net.input_scale, net.input_zero_point)
+    q = np.empty_like(q_ref)
+    assert lib.h_quantize_input(windows.reshape(-1), windows.shape[0], q.reshape(-1)) == len(q)
+    assert np.array_equal(q, q_ref)
+    assert np.array_equal(c_invoke(lib, q), ae.network_int8(fitted, q))
+
+
+def test_saturating_windows(fitted, lib):
+    windows = saturating_windows(fitted, 20_000, np.random.default_rng(2))
+    net = ae.network_of(fitted)
+    z = ae.standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
+    q = ae.quantize(z, net.input_scale, net.input_zero_point)
+    assert (q == -128).mean() > 0.1 and (q == 127).mean() > 0.1
+    y = ae.network_int8(fitted, q)
+    assert (y == -128).any() or (y == 127).any()
+    ref_s, ref_f = ae.score_windows(fitted, windows)
+    s, f = c_score(lib, windows)
+    assert same_bits(s, ref_s)
+    assert np.array_equal(f, ref_f)
+    assert np.isinf(ref_s).any()      # (3e38 - mean) / std overflows: inf score, flagged
+    assert np.array_equal(c_invoke(lib, q), y)
+
+
+def test_quantize_matches_on_midpoints_and_rails(fitted, lib):
+    net = ae.network_of(fitted)
+    scale = net.input_scale
+    k = np.arange(-300, 301, dtype=np.float32)
+    z = np.concatenate([(k + np.float32(0.5)) * scale, k * scale,
+                        np.nextafter((k + np.float32(0.5)) * scale, np.float32(np.inf)),
+                        np.nextafter((k + np.float32(0.5)) * scale, np.float32(-np.inf)),
+                        np.float32([0.49999997, -0.49999997, 0.5, -0.5]) * scale,
+                        np.float32([np.inf, -np.inf, 3e38, -3e38, 0.0, -0.0])]).astype(np.float32)
+    q = np.empty(z.size, np.int8)
+    lib.h_quantize(z, z.size, q)
+    ref = ae.quantize(z, scale, net.input_zero_point)
+    assert np.array_equal(q, ref)
+    # the TFLite definition on finite values: std::round(z / scale) + zp, clamped
+    finite = np.abs(z) < 1e30
+    v = (z[finite] / scale).astype(np.float32).astype(np.float64)
+    tfl = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + net.input_zero_point, -128, 127)
+    assert np.array_equal(ref[finite], tfl.astype(np.int8))
+
+
+def test_score_output_path_equals_score(fitted, lib, machine):
+    """The TFLite Micro path (quantize_input -> TFLM -> score_output) gives the
+    plain-C engine's numbers."""
+    windows = ae.sliding_windows(machine[:3000], 20)
+    q = np.empty((windows.shape[0], 20), np.int8)
+    lib.h_quantize_input(windows.reshape(-1), windows.shape[0], q.reshape(-1))
+    y = ae.network_int8(fitted, q)
+    s = np.empty(windows.shape[0], np.float32)
+    f = np.empty(windows.shape[0], np.uint8)
+    lib.h_score_output(windows.reshape(-1), y.reshape(-1), windows.shape[0], s, f)
+    s2, f2 = c_score(lib, windows)
+    assert same_bits(s, s2) and np.array_equal(f.astype(bool), f2)
+
+
+def test_c_flags_nonfinite_windows(lib, machine):
+    w = np.tile(machine[:20], (3, 1)).astype(np.float32)
+    w[0, 5] = np.nan
+    w[1, 19] = np.inf
+    s, f = c_score(lib, w)
+    assert np.isposinf(s[0]) and np.isposinf(s[1]) and np.isfinite(s[2])
+    assert f[0] and f[1]
+    q = np.empty(20 * 3, np.int8)
+    assert lib.h_quantize_input(w.reshape(-1), 3, q) == 1
+
+
+def test_odd_layer_count_and_per_tensor_layer(machine, tmp_path):
+    """W=12, 12-6-1-12: an odd number of layers (the other scratch buffer
+    holds the last input) and a 1-unit layer, which TFLite Micro requantises
+    per tensor (float32 scale product) rather than per channel."""
+    f = ae.fit(machine[:N_NORMAL].reshape(-1, 1), {"epochs": 2, "hidden": [6, 1], "window": 12},
+               seed=3, verbose=False)
+    net = ae.network_of(f)
+    assert [layer.per_channel for layer in net.layers] == [True, False, True]
+    assert net.scratch_sizes == (12, 6)
+    lib = compile_shared(tmp_path, render(f))
+    q = np.random.default_rng(4).integers(-128, 128, size=(20_000, 12)).astype(np.int8)
+    assert np.array_equal(c_invoke(lib, q), ae.network_int8(f, q))
+    windows = ae.sliding_windows(machine, 12)
+    assert mismatches(lib, f, windows) == 0
+
+
+def test_parity_total_is_at_least_1e5():
+    # random int8 40,000 + real (realKnownCause) + saturating 20,000
+    assert 40_000 + real_windows(20).shape[0] + 20_000 >= 100_000
+
+
+def test_perturbed_multiplier_is_caught(fitted, tmp_path):
+    """The parity check has teeth: one requantisation multiplier of the output
+    layer moved by 0.1% makes C and TFLite Micro disagree."""
+    def mutate(ctx):
+        last = ctx["layers"][-1]
+        vals = [int(v) for v in ", ".join(last["multiplier_rows"]).split(", ")]
+        vals[0] = int(vals[0] * 1.001)
+        last["multiplier_rows"] = [", ".join(str(v) for v in vals)]
+    bad = compile_shared(tmp_path / "perturbed", render(fitted, mutate))
+    rng = np.random.default_rng(5)
+    q = rng.integers(-128, 128, size=(5_000, 20)).astype(np.int8)
+    assert not np.array_equal(c_invoke(bad, q), ae.network_int8(fitted, q))
+
+
+# ---------------------------------------------------------------------------
+# compilers
+
+def _compile_only(cmd, cwd):
+    cp = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    assert cp.returncode == 0, f"{' '.join(map(str, cmd))}\n{cp.stderr}"
+
+
+@pytest.mark.parametrize("cc,std,lang", [
+    ("gcc", "-std=c99", None), ("gcc", "-std=c11", None), ("clang", "-std=c99", None),
+    ("g++", "-std=c++11", "c++"), ("clang++", "-std=c++11", "c++"),
+])
+def test_host_compilers(fitted, tmp_path, cc, std, lang):
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} not installed")
+    lib = compile_shared(tmp_path, render(fitted), cc=cc, std=std, lang=lang)
+    rng = np.random.default_rng(3)
+    q = rng.integers(-128, 128, size=(2_000, 20)).astype(np.int8)
+    assert np.array_equal(c_invoke(lib, q), ae.network_int8(fitted, q))
+    assert lib.h_tflite() % 16 == 0
+
+
+@pytest.mark.parametrize("cc,flags", [
+    ("avr-gcc", ["-mmcu=atmega328p", "-Os"]),
+    ("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                           "-mfpu=fpv4-sp-d16", "-Os"]),
+    ("riscv64-unknown-elf-gcc", ["--specs=picolibc.specs", "-march=rv32imc", "-mabi=ilp32",
+                                 "-Os"]),
+])
+@pytest.mark.parametrize("std,lang", [("-std=c99", None), ("-std=c++11", "c++")])
+def test_cross_compilers(fitted, tmp_path, cc, flags, std, lang):
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} not installed")
+    write_sources(tmp_path, render(fitted))
+    common = [cc, std, *flags, "-ffp-contract=off", "-Wall", "-Wextra", "-Wpedantic", "-Werror",
+              "-I", str(tmp_path), "-I", str(RUNTIME), "-c"]
+    lx = ["-x", lang] if lang else []
+    _compile_only(common + lx + [str(RUNTIME / "mcua_autoencoder.c"), "-o", "rt.o"], tmp_path)
+    _compile_only(common + lx + [str(tmp_path / "use_all.c"), "-o", "use.o"], tmp_path)
+
+
+def test_version_guard_stops_a_mismatched_runtime(fitted, tmp_path):
+    write_sources(tmp_path, render(fitted))
+    other = tmp_path / "other_runtime"
+    other.mkdir()
+    common = (RUNTIME / "mcua_common.h").read_text()
+    assert "#define MCUA_RUNTIME_VERSION 1" in common
+    (other / "mcua_common.h").write_text(common.replace("#define MCUA_RUNTIME_VERSION 1",
+                                                        "#define MCUA_RUNTIME_VERSION 2"))
+    cp = subprocess.run(["gcc", "-std=c99", "-fsyntax-only", "-I", str(other), "-I", str(tmp_path),
+                         "-I", str(RUNTIME), str(tmp_path / "use_all.c")],
+                        capture_output=True, text=True)
+    assert cp.returncode != 0 and "regenerate" in cp.stderr
+
+
+# ---------------------------------------------------------------------------
+# bad input: each a ValueError subclass naming the problem and the fix
+
+def test_window_longer_than_data():
+    with pytest.raises(ae.InsufficientDataError, match=r"window 20 is longer than the data \(10 rows\).*shorter window"):
+        ae.fit(np.ones((10, 1), np.float32), {}, seed=0, verbose=False)
+
+
+def test_too_few_normal_windows(machine):
+    with pytest.raises(ae.InsufficientDataError, match=r"too few normal windows.*supply at least \d+ normal rows"):
+        ae.fit(machine[:200].reshape(-1, 1), {}, seed=0, verbose=False)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_training_data(machine, bad):
+    x = machine[:1000].copy()
+    x[123] = bad
+    with pytest.raises(ae.NonFiniteInputError, match=r"NaN/Inf.*row 123.*drop or interpolate"):
+        ae.fit(x.reshape(-1, 1), {}, seed=0, verbose=False)
+
+
+def test_nonfinite_scoring_data_is_flagged(fitted, machine, lib):
+    x = machine[:100].copy()
+    x[42] = np.nan
+    scores, flags = ae.score(fitted, x.reshape(-1, 1))
+    hit = np.arange(42, 42 + 20)  # every window holding row 42
+    assert np.isposinf(scores[hit]).all() and flags[hit].all()
+    assert np.isfinite(scores[62:]).all()
+    w = ae.sliding_windows(x, 20)
+    py_s, py_f = ae.score_windows(fitted, w)
+    c_s, c_f = c_score(lib, w)
+    assert same_bits(py_s, c_s) and np.array_equal(py_f, c_f)
+
+
+def test_constant_channel():
+    with pytest.raises(ae.ConstantChannelError, match="constant.*another channel"):
+        ae.fit(np.full((1000, 1), 3.0, np.float32), {}, seed=0, verbose=False)
+
+
+def test_unsupported_layer_choices_fail_before_training():
+    with pytest.raises(ae.UnsupportedLayerError, match="tanh.*use activation 'relu'"):
+        ae.check_params({"activation": "tanh"})
+    with pytest.raises(ae.UnsupportedLayerError, match="hidden"):
+        ae.check_params({"hidden": []})
+    with pytest.raises(ae.UnsupportedLayerError, match="width"):
+        ae.check_params({"hidden": [8, 0, 8]})
+    with pytest.raises(ae.AutoencoderConfigError, match="unknown.*spelling"):
+        ae.check_params({"epoch": 3})
+    with pytest.raises(UserError, match="percentile:P"):
+        ae.check_params({"threshold": "p99"})
+    with pytest.raises(ae.AutoencoderConfigError, match="channel 3 does not exist"):
+        ae.fit(np.ones((1000, 2), np.float32), {"channel": 3}, seed=0, verbose=False)
+    assert issubclass(ae.UnsupportedLayerError, ValueError)
+
+
+def test_model_not_int8_end_to_end(tmp_path):
+    import tensorflow as tf
+    import keras
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((20,)), keras.layers.Dense(4, activation="relu"),
+                          keras.layers.Dense(20)])
+    rep = np.random.default_rng(0).normal(size=(50, 20)).astype(np.float32)
+    conv = tf.lite.TFLiteConverter.from_keras_model(m)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(50))
+    with ae._quiet(True):
+        float_io = conv.convert()            # int8 inside, float32 in and out
+        conv2 = tf.lite.TFLiteConverter.from_keras_model(m)
+        plain_float = conv2.convert()        # no quantisation at all
+    for blob in (float_io, plain_float):
+        with pytest.raises(ae.NotInt8ModelError, match=r"not int8 end to end.*inference_input_type=tf.int8"):
+            ae.extract_network(blob)
+    with pytest.raises(ae.NotInt8ModelError, match="not a readable .tflite"):
+        ae.extract_network(b"not a model")
+
+
+def test_arena_search_finds_nothing_below_cap(fitted):
+    with pytest.raises(tflm_arena.ArenaSearchError, match=r"arena of 1024 bytes.*Raise the cap"):
+        tflm_arena.find_arena(fitted.blobs[ae.BLOB_MODEL], cap=1024)
+    assert issubclass(tflm_arena.ArenaSearchError, ValueError)
