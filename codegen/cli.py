@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -14,12 +15,11 @@ DEFAULT_DETECTORS = "zscore,streaming_zscore,moving_average,kmeans"
 
 
 def _value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+    """A --set value: a JSON number or list (3, 0.1, [8,4,8]), otherwise the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def parse_sets(items: list[str]) -> dict[str, dict]:
