@@ -5,10 +5,11 @@ from __future__ import annotations
 from types import ModuleType
 
 from ..errors import UserError
-from . import autoencoder, kmeans, moving_average, streaming_zscore, zscore
+from . import autoencoder, isolation_forest, kmeans, moving_average, streaming_zscore, zscore
 
 DETECTORS: dict[str, ModuleType] = {
-    m.NAME: m for m in (zscore, streaming_zscore, moving_average, kmeans, autoencoder)
+    m.NAME: m
+    for m in (zscore, streaming_zscore, moving_average, kmeans, isolation_forest, autoencoder)
 }
 # Detectors that learn on the device: reset(&state) / update(&state, x, &flag).
 STREAMING = {"streaming_zscore", "moving_average"}

@@ -1,0 +1,308 @@
+"""isolation_forest: scikit-learn's IsolationForest, exported tree by tree as flat arrays.
+
+scikit-learn grows the forest on the normal rows (raw channels); every tree then becomes
+flat arrays (see mcua_isolation_forest.h): split nodes (channel, float32 split value, left
+and right child codes) and leaves (an index into a table of leaf path lengths).
+
+Reference arithmetic (float32, the order of mcua_isolation_forest.c):
+    go left     when x[feature] <= split                 (float32 comparison)
+    leaf value  = float32(depth + c(n) - 1)              (scikit-learn's float64 terms)
+    total       = sum over trees, in tree order, of the leaf value reached, in float32
+    score       = total * float32(-1 / n_trees)          (-mean path length)
+    flag        = score > threshold                      (+Inf score for NaN/Inf input)
+
+Why the comparison is exact: scikit-learn casts the input to float32 and compares it with
+a float64 threshold t.  For every float32 x, x <= t exactly when x <= t32, t32 the largest
+float32 not above t; the arrays store t32, so every input reaches the leaf scikit-learn's
+`apply` reaches.  Only the path-length sum is rounded differently (float32 here, float64
+there), so the ranking agrees with scikit-learn's decision_function up to near-ties.
+
+Higher score = shorter mean path = more anomalous.  scikit-learn's anomaly score (the
+paper's s, `-score_samples`) is 2^(score / c(max_samples)); the device never evaluates
+it.  A `value:s` threshold is given in those units (0 < s < 1, the paper suggests about
+0.6) and becomes the bound log2(s) * c(max_samples) on the score, i.e. on the mean path
+length.  `percentile:P` and `sigma:K` work on the score itself, as for every detector.
+
+Size: every split costs 9 bytes of flash (1 + 4 + 2 + 2), every leaf 1 (2 when the forest
+has more than 256 distinct leaf values), every tree 2, every leaf value 4, plus the model
+struct.  `target` picks defaults and the limit a forest must fit (see TARGETS).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+
+from .. import thresholds
+from ..errors import UserError
+from .base import F32, Fitted, channel_std, merge_params, scalar
+
+NAME = "isolation_forest"
+LEAF = 0x8000  # MCUA_IFOREST_LEAF: node codes at or above it are leaves
+MAX_SPLITS = LEAF  # node codes are uint16: at most 32768 split nodes and 32768 leaves
+MAX_LEAVES = LEAF
+MIN_ROWS = 16
+
+
+@dataclass(frozen=True)
+class Target:
+    description: str
+    flash: int  # bytes of flash the model constants may take
+    ram: int  # bytes of RAM the detector may keep (this detector keeps none)
+    pointer: int  # pointer size in the model struct
+    align: int  # worst-case alignment padding per array is align - 1
+    n_trees: int
+    max_samples: int
+
+
+TARGETS = {
+    "uno": Target("ATmega328P (Arduino Uno): 32 KB flash, 2 KB RAM", 24 * 1024, 64, 2, 1,
+                  n_trees=25, max_samples=128),
+    "esp32": Target("ESP32-class (4 MB flash, 320 KB RAM)", 512 * 1024, 8 * 1024, 4, 4,
+                    n_trees=100, max_samples=256),
+}
+DEFAULTS = {"target": "esp32", "n_trees": "auto", "max_samples": "auto",
+            "threshold": "percentile:99"}
+
+
+def average_path_length(n) -> np.ndarray:
+    """c(n): the average path length of an unsuccessful search in a binary search tree of
+    n keys, in float64, written term by term as scikit-learn writes it."""
+    n = np.asarray(n, dtype=np.float64)
+    out = np.zeros(n.shape)
+    out[n == 2] = 1.0
+    big = n > 2
+    m = n[big]
+    out[big] = 2.0 * (np.log(m - 1.0) + np.euler_gamma) - 2.0 * (m - 1.0) / m
+    return out
+
+
+def float32_at_or_below(t: np.ndarray) -> np.ndarray:
+    """The largest float32 not above each float64 t: x <= t  <=>  x <= result, for float32 x."""
+    t = np.asarray(t, dtype=np.float64)
+    t32 = t.astype(F32)
+    above = t32.astype(np.float64) > t
+    t32[above] = np.nextafter(t32[above], F32(-np.inf))
+    return t32
+
+
+def _target(params: dict) -> Target:
+    name = params["target"]
+    if name not in TARGETS:
+        raise UserError(f"{NAME}.target must be one of {', '.join(TARGETS)}, not {name!r}")
+    return TARGETS[name]
+
+
+def _int_param(params: dict, key: str, default: int, lower: int, upper: int) -> int:
+    value = params[key]
+    if value == "auto":
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not lower <= value <= upper:
+        raise UserError(f"{NAME}.{key} must be 'auto' or an integer from {lower} to {upper}, "
+                        f"not {value!r}")
+    return value
+
+
+def flash_bytes(arrays: dict[str, np.ndarray], target: Target) -> int:
+    """Bytes of flash the model's constants take on the target: every array plus the model
+    struct (exact on AVR; on 32-bit targets alignment padding is counted at its worst)."""
+    pad = target.align - 1
+    total = 2 * 2 + 2 * 4 + 8 * target.pointer  # the struct: 2 uint16, 2 floats, 8 pointers
+    for array in arrays.values():
+        total += array.nbytes + pad
+    return total
+
+
+def ram_bytes(arrays: dict[str, np.ndarray]) -> int:
+    """Bytes of RAM the detector keeps between samples: none (it is stateless)."""
+    return 0
+
+
+def _export(forest: IsolationForest) -> dict[str, np.ndarray]:
+    """Every tree of a fitted scikit-learn forest as the flat arrays of the C runtime."""
+    roots, feature, split, left, right, leaf_values = [], [], [], [], [], []
+    for estimator, features in zip(forest.estimators_, forest.estimators_features_):
+        tree = estimator.tree_
+        is_leaf = tree.children_left < 0
+        # node id -> code: split nodes and leaves numbered in scikit-learn's node order,
+        # continuing from the trees before
+        code = np.empty(tree.node_count, dtype=np.int64)
+        code[~is_leaf] = len(split) + np.arange((~is_leaf).sum())
+        code[is_leaf] = LEAF + len(leaf_values) + np.arange(is_leaf.sum())
+        roots.append(code[0])
+        inner = np.nonzero(~is_leaf)[0]
+        feature.extend(np.asarray(features)[tree.feature[inner]])
+        split.extend(float32_at_or_below(tree.threshold[inner]))
+        left.extend(code[tree.children_left[inner]])
+        right.extend(code[tree.children_right[inner]])
+        depth = tree.compute_node_depths().astype(np.float64)
+        n = tree.n_node_samples.astype(np.float64)
+        # the terms of scikit-learn's _compute_score_samples, in its order, in float64
+        leaf_values.extend(((depth + average_path_length(n)) - 1.0)[is_leaf])
+    n_splits, n_leaves = len(split), len(leaf_values)
+    if n_splits > MAX_SPLITS or n_leaves > MAX_LEAVES:
+        raise UserError(f"{NAME}: the forest has {n_splits} split nodes and {n_leaves} leaves; "
+                        f"node indices are 16-bit, so at most {MAX_SPLITS} of each: use fewer "
+                        f"trees ({NAME}.n_trees) or smaller ones ({NAME}.max_samples)")
+    values32 = np.asarray(leaf_values).astype(F32)
+    table, index = np.unique(values32, return_inverse=True)
+    return {
+        "root": np.asarray(roots, dtype=np.uint16),
+        "feature": np.asarray(feature, dtype=np.uint8),
+        "split": np.asarray(split, dtype=F32),
+        "left": np.asarray(left, dtype=np.uint16),
+        "right": np.asarray(right, dtype=np.uint16),
+        "leaf": index.astype(np.uint8 if len(table) <= 256 else np.uint16),
+        "leaf_value": table.astype(F32),
+    }
+
+
+def check_size(fitted: Fitted) -> None:
+    """Refuse a forest that does not fit its target, naming the figure and the limit."""
+    target = _target(fitted.params)
+    flash = flash_bytes(fitted.arrays, target)
+    ram = ram_bytes(fitted.arrays)
+    trees, samples = fitted.params["n_trees_used"], fitted.params["max_samples_used"]
+    if flash > target.flash:
+        raise UserError(
+            f"{NAME}: the forest ({trees} trees of {samples} samples, "
+            f"{len(fitted.arrays['split'])} splits) needs {flash} bytes of flash, more than "
+            f"the {target.flash} bytes allowed on target {fitted.params['target']} "
+            f"({target.description}): use fewer trees ({NAME}.n_trees) or smaller ones "
+            f"({NAME}.max_samples), or another target")
+    if ram > target.ram:
+        raise UserError(f"{NAME}: the detector needs {ram} bytes of RAM, more than the "
+                        f"{target.ram} bytes allowed on target {fitted.params['target']}")
+
+
+def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
+    params = merge_params(NAME, DEFAULTS, params)
+    target = _target(params)
+    kind, value = thresholds.parse(params["threshold"])
+    if kind == "value" and not 0 < value < 1:
+        raise UserError(f"{NAME}.threshold {params['threshold']!r}: a value threshold is the "
+                        f"anomaly score s of the Isolation Forest paper, 0 < s < 1 (e.g. "
+                        f"value:0.6); or use percentile:P")
+    n_trees = _int_param(params, "n_trees", target.n_trees, 1, 4096)
+    normal = np.asarray(normal, dtype=F32)
+    if len(normal) < MIN_ROWS:
+        raise UserError(f"{NAME} needs at least {MIN_ROWS} normal rows to grow its trees, got "
+                        f"{len(normal)}; give more normal data")
+    if normal.shape[1] > 255:
+        raise UserError(f"{NAME} reads at most 255 channels (uint8 indices), got "
+                        f"{normal.shape[1]}; pick fewer with --columns")
+    channel_std(NAME, normal, channels)
+    max_samples = _int_param(params, "max_samples", min(target.max_samples, len(normal)), 2,
+                             32768)
+    if max_samples > len(normal):
+        raise UserError(f"{NAME}.max_samples = {max_samples} is more than the {len(normal)} "
+                        f"normal rows; choose at most {len(normal)} or give more data")
+    if not np.isfinite(normal).all():
+        raise UserError(f"{NAME}: the normal training rows hold NaN or Inf; drop them")
+    forest = IsolationForest(n_estimators=n_trees, max_samples=max_samples, random_state=seed,
+                             n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        forest.fit(normal)
+    arrays = _export(forest)
+    c_psi = float(average_path_length([max_samples])[0])
+    fitted = Fitted({**params, "n_trees_used": n_trees, "max_samples_used": max_samples,
+                     "max_depth": int(math.ceil(math.log2(max(max_samples, 2))))},
+                    {"threshold": 0.0, "neg_inv_trees": scalar(np.float64(-1.0) / n_trees),
+                     "c_max_samples": c_psi}, arrays)
+    if kind == "value":
+        threshold = F32(math.log2(value) * c_psi)
+    else:
+        normal_scores, _ = score(fitted, normal)
+        threshold = thresholds.choose(params["threshold"], normal_scores)
+    fitted.scalars["threshold"] = scalar(threshold)
+    fitted.report["flash_bytes"] = flash_bytes(arrays, target)
+    fitted.report["ram_bytes"] = ram_bytes(arrays)
+    fitted.report["splits"] = int(len(arrays["split"]))
+    fitted.report["leaves"] = int(len(arrays["leaf"]))
+    if verbose:
+        print(f"  {NAME}: {n_trees} trees of {max_samples} samples, {len(arrays['split'])} "
+              f"splits, {fitted.report['flash_bytes']} bytes of flash (target "
+              f"{params['target']}: at most {target.flash})")
+    check_size(fitted)
+    return fitted
+
+
+def leaves(fitted: Fitted, X: np.ndarray) -> np.ndarray:
+    """The leaf (global index) every row reaches in every tree: shape (rows, trees)."""
+    X = np.asarray(X, dtype=F32)
+    a = fitted.arrays
+    feature, split = a["feature"].astype(np.intp), a["split"]
+    left, right = a["left"].astype(np.int64), a["right"].astype(np.int64)
+    rows = np.arange(len(X))
+    out = np.empty((len(X), len(a["root"])), dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        for t, root in enumerate(a["root"]):
+            node = np.full(len(X), int(root), dtype=np.int64)
+            inner = node < LEAF
+            while inner.any():
+                s = node[inner]
+                go_left = X[rows[inner], feature[s]] <= split[s]  # float32 <= float32
+                node[inner] = np.where(go_left, left[s], right[s])
+                inner = node < LEAF
+            out[:, t] = node - LEAF
+    return out
+
+
+def boundary_inputs(fitted: Fitted, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two rows per split node that reach it and sit exactly on its split value and one ulp
+    above it (the first goes left, the second right): inputs that tell every split value
+    apart from its float32 neighbours.  base (one row) fills the channels the path leaves
+    free.  Returns (rows, the split node of each row)."""
+    a = fitted.arrays
+    base = np.asarray(base, dtype=F32)
+    rows, nodes = [], []
+    up = F32(np.inf)
+    stack = [(int(r), np.full(len(base), -np.inf, F32), np.full(len(base), np.inf, F32))
+             for r in a["root"]]
+    while stack:
+        node, lo, hi = stack.pop()  # a row reaches node when lo < x <= hi on every channel
+        if node >= LEAF:
+            continue
+        f, v = int(a["feature"][node]), a["split"][node]
+        x = base.copy()
+        outside = ~((lo < x) & (x <= hi))
+        x[outside] = np.where(np.isfinite(hi), hi, np.nextafter(lo, up))[outside]
+        for value in (v, np.nextafter(v, up)):
+            x[f] = value
+            rows.append(x.copy())
+            nodes.append(node)
+        hi_left, lo_right = hi.copy(), lo.copy()
+        hi_left[f] = min(hi[f], v)
+        lo_right[f] = max(lo[f], v)
+        stack.append((int(a["left"][node]), lo, hi_left))
+        stack.append((int(a["right"][node]), lo_right, hi))
+    return np.array(rows, dtype=F32), np.array(nodes)
+
+
+def score(fitted: Fitted, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X, dtype=F32)
+    a = fitted.arrays
+    values = a["leaf_value"][a["leaf"].astype(np.intp)]  # float32 path length of every leaf
+    reached = leaves(fitted, X)
+    total = np.zeros(len(X), dtype=F32)
+    for t in range(reached.shape[1]):  # tree order, float32 additions
+        total = total + values[reached[:, t]]
+    result = total * F32(fitted.scalars["neg_inv_trees"])
+    result[~np.isfinite(X).all(axis=1)] = np.inf
+    return result, result > F32(fitted.scalars["threshold"])
+
+
+def template_context(fitted: Fitted) -> dict:
+    check_size(fitted)
+    a = fitted.arrays
+    return {"threshold": fitted.scalars["threshold"],
+            "neg_inv_trees": fitted.scalars["neg_inv_trees"],
+            "target": fitted.params["target"], "n_trees": len(a["root"]),
+            "max_samples": fitted.params["max_samples_used"],
+            "flash_bytes": flash_bytes(a, _target(fitted.params)),
+            "wide_leaves": a["leaf"].dtype == np.uint16, **a}
