@@ -6,7 +6,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Arduino core, and the simulators the firmware runs in (simavr, qemu).
 APT_PACKAGES := gcc g++ clang python3-venv gcc-avr avr-libc binutils-avr arduino-core-avr \
 	avrdude simavr libsimavr-dev gcc-arm-none-eabi libnewlib-arm-none-eabi \
-	gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-arm qemu-system-misc
+	gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-arm qemu-system-misc \
+	chromium
 
 .PHONY: setup system demo test clean
 

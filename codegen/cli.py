@@ -50,8 +50,11 @@ def cmd_train(args) -> None:
         for detector in detectors:
             if "window" in get(detector).DEFAULTS:
                 params.setdefault(detector, {}).setdefault("window", args.window)
+    validation = (data.load_csv(args.validation, dataset.channels, args.label_column,
+                                args.time_column) if args.validation else None)
     trained = training.train(dataset, detectors, params, args.seed, args.name,
-                             verbose=not args.quiet)
+                             verbose=not args.quiet, threshold=args.threshold,
+                             validation=validation)
     out = bundle.save(trained, args.out)
     print(f"bundle written to {out}")
     for name, fitted in trained.detectors.items():
@@ -92,6 +95,27 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> None:
+    from . import evaluate, report
+
+    loaded = bundle.load(args.bundle)
+    dataset = evaluate.load_labelled(args.csv, loaded, args.label_column, args.time_column)
+    bench = report.load_bench(args.bench) if args.bench else None
+    result = evaluate.evaluate(loaded, dataset, baseline=not args.no_baseline, verbose=True)
+    print(result.table())
+    if args.report:
+        print("rendering the report ...", flush=True)
+        out = report.write(report.render(result, bench), args.report)
+        print(f"report written to {out}")
+
+
+def cmd_nab(args) -> None:
+    from . import nab
+
+    detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
+    print(nab.main(args.folder, detectors, engine=args.engine))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcu-anomaly", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mcu-anomaly {__version__}")
@@ -115,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--label-column", help="0/1 label column (default: is_anomaly/anomaly)")
     train.add_argument("--time-column", help="time column (default: time/timestamp)")
     train.add_argument("--quiet", action="store_true")
+    train.add_argument("--threshold", metavar="STRATEGY",
+                       help="threshold strategy for every detector without --set DET.threshold: "
+                            "percentile:P, sigma:K, value:K, max-f1, recall:R, precision:P "
+                            "(the last three on labelled data)")
+    train.add_argument("--validation", metavar="CSV",
+                       help="labelled CSV for max-f1/recall/precision (default: the training CSV)")
     train.set_defaults(func=cmd_train)
 
     generate = sub.add_parser("generate", help="write C headers and runtime for a bundle")
@@ -132,6 +162,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="train, generate and verify on built-in data")
     demo.add_argument("--out", default="build")
     demo.set_defaults(func=cmd_demo)
+
+    evaluate = sub.add_parser("evaluate", help="metrics of a bundle on labelled data, and a report")
+    evaluate.add_argument("bundle")
+    evaluate.add_argument("csv", help="labelled CSV with the bundle's sensor columns")
+    evaluate.add_argument("--report", metavar="HTML", help="write a self-contained HTML report")
+    evaluate.add_argument("--bench", metavar="JSON", help="firmware bench JSON to add to the report")
+    evaluate.add_argument("--label-column", help="0/1 label column (default: is_anomaly/anomaly)")
+    evaluate.add_argument("--time-column", help="time column (default: time/timestamp)")
+    evaluate.add_argument("--no-baseline", action="store_true",
+                          help="leave out scikit-learn's IsolationForest baseline")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    nab_cmd = sub.add_parser("nab", help="the Numenta Anomaly Benchmark: scorer check and our "
+                                         "streaming detectors beside the scoreboard")
+    nab_cmd.add_argument("folder", help="NAB folder (data/, labels/, config/, results/)")
+    nab_cmd.add_argument("--detectors", default="streaming_zscore,moving_average")
+    nab_cmd.add_argument("--engine", choices=("c", "python"), default="c",
+                         help="run the generated C on the host (default) or the Python reference")
+    nab_cmd.set_defaults(func=cmd_nab)
     return parser
 
 

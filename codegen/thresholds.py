@@ -1,39 +1,145 @@
-"""Threshold strategies: how a detector's alarm threshold is chosen from normal scores."""
+"""Threshold strategies: how a detector's alarm threshold is chosen at training time.
+
+    value:K        a fixed threshold
+    percentile:P   the P-th percentile of the scores of normal training data
+    sigma:K        mean + K * std of those scores
+    max-f1         the threshold with the best F1 on labelled validation data
+    recall:R       the highest threshold that still catches a fraction R of the anomalous
+                   rows of the validation data (safety: miss little, accept false alarms)
+    precision:P    the lowest threshold whose alarms are right a fraction P of the time
+                   (quality control: few false alarms, accept misses)
+
+Every detector flags score > threshold.  The labelled strategies need validation data with
+labels (train's labelled CSV, or --validation); detectors pick a provisional threshold
+(percentile:99 of normal scores) in fit() and training.select() replaces it.
+
+Detectors whose threshold also feeds their state or other constants (streaming_zscore: a
+flagged sample enters the window clipped to mean +- k sigma; moving_average: bound =
+threshold / inv_scale) define ``with_threshold(fitted, value) -> Fitted`` and
+``THRESHOLD_FEEDS_STATE = True``; apply() uses the hook when it is there, so a new detector
+adopts the scheme by defining the two names (or neither, when the threshold is only compared
+with the score).
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+from sklearn.metrics import precision_recall_curve
 
 from .errors import UserError
 
-HELP = "value:K (a fixed threshold), percentile:P (of normal scores) or sigma:K (mean + K*std)"
+HELP = ("value:K (a fixed threshold), percentile:P (of normal scores), sigma:K (mean + K*std), "
+        "max-f1, recall:R or precision:P (on labelled validation data, R and P in (0, 1])")
+LABELLED = ("max-f1", "recall", "precision")
+KINDS = ("value", "percentile", "sigma") + LABELLED
+PROVISIONAL = "percentile:99"
 
 
-def parse(spec: str) -> tuple[str, float]:
-    kind, _, number = str(spec).partition(":")
+def parse(spec: str) -> tuple[str, float | None]:
+    kind, _, number = str(spec).strip().partition(":")
+    if kind == "max-f1" and not number:
+        return kind, None
     try:
         value = float(number)
     except ValueError:
         value = float("nan")
-    if kind not in ("value", "percentile", "sigma") or not np.isfinite(value):
+    if kind not in KINDS or not np.isfinite(value):
         raise UserError(f"threshold {spec!r} is not understood; use {HELP}")
     if kind == "percentile" and not 0 < value <= 100:
         raise UserError(f"threshold {spec!r}: a percentile must lie in (0, 100]")
+    if kind in ("recall", "precision") and not 0 < value <= 1:
+        raise UserError(f"threshold {spec!r}: a target {kind} is a fraction in (0, 1], "
+                        f"e.g. {kind}:0.95")
     if kind == "value" and value < 0:
         raise UserError(f"threshold {spec!r}: scores are non-negative, so a negative threshold "
                         f"flags everything; use a value >= 0")
     return kind, value
 
 
-def choose(spec: str, normal_scores: np.ndarray | None) -> np.float32:
-    """The float32 threshold that spec gives on these scores of normal data."""
+def needs_labels(spec: str) -> bool:
+    return parse(spec)[0] in LABELLED
+
+
+def choose(spec: str, normal_scores: np.ndarray | None, scores: np.ndarray | None = None,
+           labels: np.ndarray | None = None) -> np.float32:
+    """The float32 threshold that spec gives: on scores of normal data, or for the labelled
+    strategies on (scores, labels) of validation data (provisional percentile:99 of the
+    normal scores when no labels are given)."""
     kind, value = parse(spec)
     if kind == "value":
         return np.float32(value)
-    scores = np.asarray(normal_scores, dtype=np.float64)
-    if scores.size == 0:
+    if kind in LABELLED:
+        if labels is None:
+            return choose(PROVISIONAL, normal_scores)
+        return from_labels(spec, scores, labels)
+    normal = np.asarray(normal_scores, dtype=np.float64)
+    normal = normal[np.isfinite(normal)]
+    if normal.size == 0:
         raise UserError(f"threshold {spec!r} needs scores of normal data, and there are none; "
                         f"give more normal rows or a fixed value:K threshold")
     if kind == "percentile":
-        return np.float32(np.percentile(scores, value))
-    return np.float32(scores.mean() + value * scores.std())
+        return np.float32(np.percentile(normal, value))
+    return np.float32(normal.mean() + value * normal.std())
+
+
+def below(value) -> np.float32:
+    """The largest float32 below value: flags = score > it catches every score >= value."""
+    return np.nextafter(np.float32(value), np.float32(-np.inf))
+
+
+def candidates(scores: np.ndarray, labels: np.ndarray):
+    """(thresholds, precision, recall) for every distinct score, with flags = score >
+    threshold (scikit-learn's precision_recall_curve, shifted one float32 down)."""
+    scores = np.asarray(scores, dtype=np.float32)
+    labels = np.asarray(labels, dtype=bool)
+    if labels.all() or not labels.any():
+        raise UserError("a labelled threshold strategy needs validation rows of both kinds, "
+                        "normal (0) and anomalous (1)")
+    finite = np.where(np.isfinite(scores), scores, np.finfo(np.float32).max)
+    precision, recall, at = precision_recall_curve(labels, finite)
+    return np.array([below(t) for t in at], dtype=np.float32), precision[:-1], recall[:-1]
+
+
+def from_labels(spec: str, scores: np.ndarray, labels: np.ndarray) -> np.float32:
+    kind, value = parse(spec)
+    at, precision, recall = candidates(scores, labels)
+    if kind == "max-f1":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+        best = np.flatnonzero(f1 == f1.max())
+        return at[best[-1]]  # among equal F1, the highest threshold
+    if kind == "recall":
+        ok = np.flatnonzero(recall >= value)
+        return at[ok[-1]]  # recall 1 is always reachable at the lowest score
+    ok = np.flatnonzero(precision >= value)
+    if len(ok) == 0:
+        raise UserError(f"threshold {spec!r}: no threshold reaches precision {value} on the "
+                        f"validation data (best {precision.max():.3f}); lower the target")
+    return at[ok[0]]  # the lowest threshold: the most recall at that precision
+
+
+def objective(spec: str, precision: float, recall: float, threshold: float) -> tuple:
+    """Sort key of an evaluated candidate (larger is better) under a labelled strategy."""
+    kind, value = parse(spec)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    if kind == "max-f1":
+        return (f1, threshold)
+    if kind == "recall":
+        return (recall >= value, precision if recall >= value else recall, threshold)
+    return (precision >= value, recall if precision >= value else precision, -threshold)
+
+
+def apply(module, fitted, value):
+    """A copy of fitted with this threshold and everything derived from it."""
+    from .detectors.base import scalar
+
+    hook = getattr(module, "with_threshold", None)
+    if hook is not None:
+        return hook(fitted, value)
+    return replace(fitted, scalars={**fitted.scalars, "threshold": scalar(value)})
+
+
+def feeds_state(module) -> bool:
+    return bool(getattr(module, "THRESHOLD_FEEDS_STATE", False))

@@ -12,6 +12,7 @@ from .cnames import check_channel_names, check_model_name
 from .data import Dataset
 from .detectors import get
 from .errors import UserError
+from . import thresholds
 
 
 def evaluate(flags: np.ndarray, labels: np.ndarray) -> dict:
@@ -24,8 +25,66 @@ def evaluate(flags: np.ndarray, labels: np.ndarray) -> dict:
             "fn": int((~flags & labels).sum()), "tn": int((~flags & ~labels).sum())}
 
 
+def _metrics(flags: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    tp = int((flags & labels).sum())
+    fp = int((flags & ~labels).sum())
+    fn = int((~flags & labels).sum())
+    return (tp / (tp + fp) if tp + fp else 0.0), (tp / (tp + fn) if tp + fn else 0.0)
+
+
+def select(module, fitted, spec: str, X: np.ndarray, labels: np.ndarray, rounds: int = 6):
+    """fitted with the threshold of a labelled strategy (max-f1, recall:R, precision:P) chosen
+    on validation rows X with labels.  For a detector whose threshold feeds its state, the
+    scores themselves depend on the threshold: the choice is iterated (choose on the scores
+    of the last candidate, rerun with the new one) and the candidate whose *actual* flags
+    serve the strategy best is kept.  Returns (fitted, info)."""
+    labels = np.asarray(labels, dtype=bool)
+    stateful = thresholds.feeds_state(module)
+    # Starting points: the detector as fit() left it, and (stateful) with nothing clipped.
+    starts = [fitted] + ([thresholds.apply(module, fitted, np.float32(np.inf))] if stateful else [])
+    tried = {}
+    best = None
+    for start in starts:
+        scores, _ = module.score(start, X)[:2]
+        for _ in range(rounds if stateful else 1):
+            t = thresholds.from_labels(spec, scores, labels)
+            if float(t) in tried:
+                break
+            candidate = thresholds.apply(module, fitted, t)
+            scores, flags = module.score(candidate, X)[:2]
+            precision, recall = _metrics(flags, labels)
+            tried[float(t)] = (precision, recall)
+            key = thresholds.objective(spec, precision, recall, float(t))
+            if best is None or key > best[0]:
+                best = (key, candidate, float(t), precision, recall)
+    if stateful and len(tried) < rounds * 4:
+        # The threshold moves the scores too: also try the score levels of the anomalous rows
+        # under the best candidate so far (up to a dozen), each run for its actual flags.
+        scores, _ = module.score(best[1], X)[:2]
+        levels = np.unique(np.asarray(scores, dtype=np.float32)[labels & np.isfinite(scores)])
+        for level in levels[np.linspace(0, len(levels) - 1, min(12, len(levels))).astype(int)]:
+            t = thresholds.below(level)
+            if float(t) in tried or not t >= 0:
+                continue
+            candidate = thresholds.apply(module, fitted, t)
+            flags = module.score(candidate, X)[1]
+            precision, recall = _metrics(flags, labels)
+            tried[float(t)] = (precision, recall)
+            key = thresholds.objective(spec, precision, recall, float(t))
+            if key > best[0]:
+                best = (key, candidate, float(t), precision, recall)
+    _, chosen, t, precision, recall = best
+    info = {"strategy": spec, "threshold": t, "validation_precision": round(precision, 6),
+            "validation_recall": round(recall, 6), "candidates_run": len(tried)}
+    return chosen, info
+
+
 def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed: int,
-          name: str, verbose: bool = True) -> Bundle:
+          name: str, verbose: bool = True, threshold: str | None = None,
+          validation: Dataset | None = None) -> Bundle:
+    """Fit each detector on the normal rows of dataset.  threshold (a strategy, see
+    thresholds.py) applies to every detector whose --set threshold is not given; the
+    labelled strategies choose on validation (default: the labelled dataset itself)."""
     check_model_name(name)
     check_channel_names(dataset.channels)
     modules = [get(d) for d in detectors]
@@ -36,6 +95,22 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
     if dataset.labels is None:
         print(f"warning: {dataset.name} has no label column (is_anomaly or anomaly): training on "
               f"all {len(dataset.values)} rows as if they were normal", file=sys.stderr)
+    if threshold is not None:
+        thresholds.parse(threshold)
+        params = {d: {"threshold": threshold, **params.get(d, {})} for d in detectors}
+    specs = {m.NAME: str(params.get(m.NAME, {}).get("threshold", m.DEFAULTS.get("threshold", "")))
+             for m in modules}
+    labelled = [d for d, spec in specs.items() if spec and thresholds.needs_labels(spec)]
+    validation = validation or dataset
+    if labelled:
+        if validation.labels is None:
+            raise UserError(f"threshold {specs[labelled[0]]!r} ({', '.join(labelled)}) is chosen on "
+                            f"labelled data, and {validation.name} has no label column: add one "
+                            f"(is_anomaly, 0/1) or give --validation with a labelled CSV")
+        if list(validation.channels) != list(dataset.channels):
+            raise UserError(f"validation data {validation.name} has columns "
+                            f"{', '.join(validation.channels)}; training used "
+                            f"{', '.join(dataset.channels)}")
     normal = dataset.normal
     if len(normal) == 0:
         raise UserError(f"every row of {dataset.name} is labelled anomalous; training needs "
@@ -48,6 +123,14 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
             print(f"training {module.NAME} on {len(normal)} normal rows ...", flush=True)
         fitted[module.NAME] = module.fit(normal, params.get(module.NAME, {}), seed, verbose,
                                          dataset.channels)
+        if module.NAME in labelled:
+            if verbose:
+                print(f"  {module.NAME}: choosing the {specs[module.NAME]} threshold on "
+                      f"{len(validation.values)} labelled rows of {validation.name} ...", flush=True)
+            fitted[module.NAME], info = select(module, fitted[module.NAME], specs[module.NAME],
+                                               validation.values, validation.labels)
+            info["data"] = validation.name
+            fitted[module.NAME].report["threshold_choice"] = info
         if dataset.labels is not None:
             _, flags = module.score(fitted[module.NAME], dataset.values)
             fitted[module.NAME].report["evaluation"] = evaluate(flags, dataset.labels)

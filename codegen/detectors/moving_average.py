@@ -40,8 +40,18 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
                    {"inv_scale": inv_scale, "bound": np.zeros(n_channels, F32)})
     normal_scores, _ = score(plain, normal)
     threshold = thresholds.choose(params["threshold"], normal_scores[min_count:])
-    bound = (np.float64(threshold) / inv_scale.astype(np.float64)).astype(F32)
-    return Fitted(params, {"threshold": scalar(threshold)}, {"inv_scale": inv_scale, "bound": bound})
+    return with_threshold(plain, threshold)
+
+
+THRESHOLD_FEEDS_STATE = True  # a flagged sample enters the window at mean +- bound
+
+
+def with_threshold(fitted: Fitted, value) -> Fitted:
+    """fitted with this threshold and the clipping bound = threshold / inv_scale."""
+    inv_scale = fitted.arrays["inv_scale"]
+    bound = (np.float64(F32(value)) / inv_scale.astype(np.float64)).astype(F32)
+    return Fitted(fitted.params, {**fitted.scalars, "threshold": scalar(value)},
+                  {**fitted.arrays, "bound": bound}, fitted.blobs, fitted.report)
 
 
 def _deviations(fitted: Fitted, X: np.ndarray) -> np.ndarray:

@@ -49,6 +49,9 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     return fitted
 
 
+THRESHOLD_FEEDS_STATE = True  # k is also where a flagged sample is clipped
+
+
 def step(fitted: Fitted):
     k = F32(fitted.scalars["threshold"])
     var_floor = fitted.arrays["var_floor"]

@@ -1,0 +1,499 @@
+"""The Numenta Anomaly Benchmark: a scorer written from NAB's protocol, and our detectors on it.
+
+Protocol (as in ../shared/data/README.md, NAB v1.1 at commit ea702d7):
+
+* Each file has anomaly windows (``labels/combined_windows.json``, timestamp pairs, rows
+  inside are labelled 1).  The first ``min(floor(0.15 n), 750)`` rows are a probation period:
+  nothing there is scored.
+* A detector gives every row a score in [0, 1]; a row is a detection when score >= threshold.
+* Within a window only the earliest detection counts, weighted by the scaled sigmoid
+  ``S(y) = 2 / (1 + exp(5 y)) - 1`` of its relative position ``y = -(end - i + 1) / length``
+  (so -1 at the window's first row, just below 0 at its last), divided by S(-1) and
+  multiplied by the profile's TP weight.  A window with no detection costs the FN weight.
+* A detection outside every window is a false positive weighted ``S(y) * FP weight`` with
+  ``y = (i - end) / (length - 1)`` of the closest preceding window (S = -1 beyond y > 3), or
+  the full ``-FP weight`` before the first window.
+* One threshold per profile is chosen over the whole corpus: the one that maximises the
+  summed raw score.  NAB's own optimiser is a local hill climb; this one sweeps every distinct
+  score value exactly, so it finds the global optimum (the same threshold whenever the hill
+  climb found it).
+* Normalised score = 100 (raw - null) / (perfect - null) with null = -FN weight per window
+  (a detector that never fires) and perfect = TP weight per window, summed over all files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+PROFILES_FILE = "config/profiles.json"
+WINDOWS_FILE = "labels/combined_windows.json"
+PROBATION_FRACTION = 0.15
+PROBATION_MAX = PROBATION_FRACTION * 5000  # 750 rows
+# The published scoreboard (standard, reward_low_FP_rate, reward_low_FN_rate), README order.
+SCOREBOARD = [
+    ("ARTime", 74.9, 65.1, 80.4), ("Numenta HTM", 70.5, 62.6, 75.2),
+    ("CAD OSE", 69.9, 67.0, 73.2), ("KNN CAD", 58.0, 43.4, 64.8),
+    ("Random Cut Forest", 51.7, 38.4, 59.7), ("Twitter ADVec", 47.1, 33.6, 53.5),
+    ("Windowed Gaussian", 39.6, 20.9, 47.4), ("Etsy Skyline", 35.7, 27.1, 44.5),
+    ("Bayesian Changepoint", 17.7, 3.2, 32.2), ("random", 11.0, 1.2, 19.5), ("null", 0.0, 0.0, 0.0),
+]
+PROFILE_ORDER = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+
+
+def scaled_sigmoid(y: np.ndarray | float) -> np.ndarray:
+    """NAB's S(y) = 2 sigmoid(-5 y) - 1, and -1 for y > 3 (far behind a window)."""
+    y = np.asarray(y, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        s = 2.0 / (1.0 + np.exp(5.0 * y)) - 1.0
+    return np.where(y > 3.0, -1.0, s)
+
+
+MAX_TP = float(scaled_sigmoid(-1.0))
+
+
+@dataclass
+class NabFile:
+    """One data file with its windows turned into row indices and its scoring weights."""
+
+    name: str  # "<category>/<file>.csv"
+    timestamps: np.ndarray  # datetime64[s]
+    values: np.ndarray  # float64
+    windows: list[tuple[int, int]]  # inclusive row ranges
+    probation: int = 0
+    window_id: np.ndarray = field(default=None, repr=False)  # per row, -1 outside windows
+    tp_unit: np.ndarray = field(default=None, repr=False)  # S(y)/S(-1) inside windows
+    fp_unit: np.ndarray = field(default=None, repr=False)  # S(y) (<= 0) outside windows
+
+    def __post_init__(self):
+        n = len(self.values)
+        self.probation = int(min(math.floor(PROBATION_FRACTION * n), PROBATION_MAX))
+        self.window_id = np.full(n, -1, dtype=np.int64)
+        self.tp_unit = np.zeros(n)
+        self.fp_unit = np.full(n, -1.0)  # before any window: the full FP weight
+        rows = np.arange(n)
+        for j, (start, end) in enumerate(self.windows):
+            length = end - start + 1
+            inside = slice(start, end + 1)
+            self.window_id[inside] = j
+            self.tp_unit[inside] = scaled_sigmoid(-(end - rows[inside] + 1) / length) / MAX_TP
+            following = self.windows[j + 1][0] if j + 1 < len(self.windows) else n
+            after = slice(end + 1, following)
+            y = (rows[after] - end) / (length - 1) if length > 1 else np.full(following - end - 1, np.inf)
+            self.fp_unit[after] = scaled_sigmoid(y)
+        self.fp_unit[self.window_id >= 0] = 0.0
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.window_id >= 0
+
+
+@dataclass
+class Corpus:
+    root: Path
+    files: list[NabFile]
+    profiles: dict[str, dict[str, float]]
+
+    @property
+    def n_windows(self) -> int:
+        return sum(len(f.windows) for f in self.files)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(f.values) for f in self.files)
+
+
+def _timestamps(texts: list[str], where: str) -> np.ndarray:
+    try:
+        return np.array([t.strip().replace(" ", "T") for t in texts], dtype="datetime64[us]")
+    except ValueError as error:
+        raise UserError(f"{where}: a timestamp is not a date and time ({error})") from None
+
+
+def _read_series(path: Path) -> tuple[list[str], np.ndarray]:
+    with path.open(newline="") as handle:
+        rows = [r for r in csv.reader(handle) if r]
+    if not rows or [c.strip() for c in rows[0][:2]] != ["timestamp", "value"]:
+        raise UserError(f"{path} is not a NAB data file (header timestamp,value)")
+    try:
+        values = np.array([float(r[1]) for r in rows[1:]])
+    except (ValueError, IndexError):
+        raise UserError(f"{path} holds a row that is not timestamp,number") from None
+    return [r[0] for r in rows[1:]], values
+
+
+def load_corpus(root: str | Path, only: list[str] | None = None) -> Corpus:
+    """Read a NAB folder (data/, labels/combined_windows.json, config/profiles.json).
+
+    only: a subset of file names ("<category>/<file>.csv") to load, for tests."""
+    root = Path(root)
+    needed = [root / "data", root / WINDOWS_FILE, root / PROFILES_FILE]
+    missing = [str(p.relative_to(root)) for p in needed if not p.exists()]
+    if missing:
+        raise UserError(f"{root} is not a complete NAB folder: missing {', '.join(missing)}; "
+                        f"point at the folder that holds data/, labels/ and config/ "
+                        f"(e.g. ../shared/data/nab)")
+    try:
+        windows = json.loads((root / WINDOWS_FILE).read_text())
+        profiles = {name: p["CostMatrix"] for name, p in
+                    json.loads((root / PROFILES_FILE).read_text()).items()}
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise UserError(f"{root}: labels or profiles are not NAB's JSON ({error})") from None
+    for name in PROFILE_ORDER:
+        if name not in profiles:
+            raise UserError(f"{root / PROFILES_FILE} has no {name!r} profile")
+    names = sorted(windows) if only is None else list(only)
+    absent = [n for n in names if not (root / "data" / n).is_file()]
+    if absent:
+        more = f" and {len(absent) - 3} more" if len(absent) > 3 else ""
+        raise UserError(f"{root} is incomplete: {len(absent)} of the {len(names)} labelled data "
+                        f"files are missing ({', '.join(absent[:3])}{more}); copy the whole NAB "
+                        f"data/ folder")
+    files = []
+    for name in names:
+        if name not in windows:
+            raise UserError(f"{name} has no entry in {WINDOWS_FILE}")
+        texts, values = _read_series(root / "data" / name)
+        stamps = _timestamps(texts, name)
+        ranges = []
+        for pair in windows[name]:
+            lo, hi = _timestamps(list(pair), f"{WINDOWS_FILE} {name}")
+            inside = np.flatnonzero((stamps >= lo) & (stamps <= hi))
+            if len(inside) == 0:
+                raise UserError(f"{WINDOWS_FILE}: window {pair} of {name} holds no row")
+            ranges.append((int(inside[0]), int(inside[-1])))
+        ranges.sort()
+        files.append(NabFile(name, stamps, values, ranges))
+    return Corpus(root, files, profiles)
+
+
+# --------------------------------------------------------------------------- scoring
+
+@dataclass
+class FileScore:
+    name: str
+    score: float
+    tp: int
+    tn: int
+    fp: int
+    fn: int
+    total: int
+
+
+def score_file(f: NabFile, scores: np.ndarray, threshold: float, cost: dict) -> FileScore:
+    """NAB's raw score of one file at one threshold, with its point counts (rows after
+    probation: a detection in a window is a TP row, outside one an FP row)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) != len(f.values):
+        raise UserError(f"{f.name}: {len(scores)} scores for {len(f.values)} rows")
+    judged = np.arange(len(scores)) >= f.probation
+    detected = (scores >= threshold) & judged
+    label = f.labels
+    total = 0.0
+    for j in range(len(f.windows)):
+        hits = np.flatnonzero(detected & (f.window_id == j))
+        total += f.tp_unit[hits[0]] * cost["tpWeight"] if len(hits) else -cost["fnWeight"]
+    total += float(f.fp_unit[detected & ~label].sum()) * cost["fpWeight"]
+    return FileScore(f.name, total, int((detected & label).sum()),
+                     int((~detected & ~label & judged).sum()), int((detected & ~label).sum()),
+                     int((~detected & label & judged).sum()), len(scores))
+
+
+def sweep(corpus: Corpus, scores: dict[str, np.ndarray], cost: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Every distinct score value t (descending) and the corpus raw score at threshold t.
+
+    A window's part is -FN while none of its rows is detected, then the largest TP weight
+    among its detected rows (the earliest); its changes happen where that running maximum
+    grows.  FP rows add their weight from their own score down.  Summing these changes in
+    descending score order gives the raw score at every threshold in one pass."""
+    event_scores, event_deltas = [], []
+    for f in corpus.files:
+        s = np.asarray(scores[f.name], dtype=np.float64)
+        judged = np.arange(len(s)) >= f.probation
+        out = judged & (f.window_id < 0)
+        event_scores.append(s[out])
+        event_deltas.append(f.fp_unit[out] * cost["fpWeight"])
+        for j in range(len(f.windows)):
+            rows = np.flatnonzero(judged & (f.window_id == j))
+            if len(rows) == 0:
+                continue
+            order = np.argsort(-s[rows], kind="stable")
+            weight = f.tp_unit[rows[order]] * cost["tpWeight"]
+            best = np.maximum.accumulate(np.concatenate([[-cost["fnWeight"]], weight]))
+            grow = np.flatnonzero(np.diff(best) > 0)
+            event_scores.append(s[rows[order]][grow])
+            event_deltas.append(np.diff(best)[grow])
+    s = np.concatenate(event_scores)
+    d = np.concatenate(event_deltas)
+    order = np.argsort(-s, kind="stable")
+    s, d = s[order], d[order]
+    cumulative = np.cumsum(d) - corpus.n_windows * cost["fnWeight"]
+    # the score at threshold t counts every event with score >= t: the last of each run
+    last = np.r_[s[1:] != s[:-1], True]
+    return s[last], cumulative[last]
+
+
+def optimise(corpus: Corpus, scores: dict[str, np.ndarray], cost: dict) -> tuple[float, float]:
+    """(threshold, corpus raw score) maximising the raw score; ties go to the higher
+    threshold (fewer detections).  A threshold above every score is the null detector."""
+    thresholds, totals = sweep(corpus, scores, cost)
+    null = -corpus.n_windows * cost["fnWeight"]
+    if len(totals) == 0 or totals.max() <= null:
+        return 1.0 + 1e-9 if not len(thresholds) else float(thresholds[0]) + 1.0, null
+    best = int(np.argmax(totals))
+    return float(thresholds[best]), float(totals[best])
+
+
+def normalise(raw: float, corpus: Corpus, cost: dict) -> float:
+    null = -corpus.n_windows * cost["fnWeight"]
+    perfect = corpus.n_windows * cost["tpWeight"]
+    return 100.0 * (raw - null) / (perfect - null)
+
+
+@dataclass
+class ProfileResult:
+    profile: str
+    threshold: float
+    raw: float
+    normalised: float
+    files: list[FileScore]
+
+
+def score_corpus(corpus: Corpus, scores: dict[str, np.ndarray],
+                 thresholds: dict[str, float] | None = None) -> dict[str, ProfileResult]:
+    """Per profile: the optimised (or given) threshold, per-file scores and the totals."""
+    results = {}
+    for profile in PROFILE_ORDER:
+        cost = corpus.profiles[profile]
+        if thresholds and profile in thresholds:
+            threshold = thresholds[profile]
+        else:
+            threshold, _ = optimise(corpus, scores, cost)
+        files = [score_file(f, scores[f.name], threshold, cost) for f in corpus.files]
+        raw = sum(r.score for r in files)
+        results[profile] = ProfileResult(profile, threshold, raw, normalise(raw, corpus, cost),
+                                         files)
+    return results
+
+
+# --------------------------------------------------------------------------- published results
+
+def published_scores(root: str | Path, detector: str, corpus: Corpus) -> dict[str, np.ndarray]:
+    """The per-row anomaly_score of a published detector (results/<detector>/...)."""
+    root = Path(root)
+    out = {}
+    for f in corpus.files:
+        category, filename = f.name.split("/")
+        path = root / "results" / detector / category / f"{detector}_{filename}"
+        if not path.is_file():
+            raise UserError(f"{path} is missing: the published per-row results of {detector} "
+                            f"are incomplete")
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            out[f.name] = np.array([float(r["anomaly_score"]) for r in reader])
+    return out
+
+
+def published_file_scores(root: str | Path, detector: str, profile: str) -> dict[str, dict]:
+    """results/<detector>/<detector>_<profile>_scores.csv: File -> row (Threshold, Score, ...)."""
+    path = Path(root) / "results" / detector / f"{detector}_{profile}_scores.csv"
+    with path.open(newline="") as handle:
+        return {r["File"]: r for r in csv.DictReader(handle) if r["File"]}
+
+
+def published_final(root: str | Path) -> dict:
+    return json.loads((Path(root) / "results" / "final_results.json").read_text())
+
+
+# --------------------------------------------------------------------------- progress
+
+class Progress:
+    """A one-line progress display on a terminal; plain occasional lines otherwise."""
+
+    def __init__(self, total: int, label: str, stream=None):
+        self.total, self.label = total, label
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.monotonic()
+        self.done = 0
+
+    def step(self, what: str = "") -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.start
+        if self.tty:
+            self.stream.write(f"\r{self.label}: {self.done}/{self.total} {elapsed:5.1f}s "
+                              f"{what[:50]:<50}")
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+        elif self.done == self.total or self.done % max(1, self.total // 4) == 0:
+            print(f"{self.label}: {self.done}/{self.total} ({elapsed:.1f}s)", file=self.stream,
+                  flush=True)
+
+
+# --------------------------------------------------------------------------- our detectors
+
+# Parameters tuned on NAB (standard profile) and kept for all files; see README "NAB".
+NAB_PARAMS = {
+    "streaming_zscore": {"window": 100, "min_count": 10, "threshold": 5.0,
+                         "noise_floor": 2.0, "spread_floor": 1.0, "decay": 0.9999},
+    "moving_average": {"window": 100, "min_count": 10, "threshold": 5.0,
+                       "noise_floor": 2.0, "spread_floor": 1.0, "decay": 0.9999},
+}
+F32 = np.float32
+TINY = float(np.finfo(np.float32).tiny)
+
+
+def learning_rows(f: NabFile) -> np.ndarray:
+    """The rows a detector may learn its constants from: the probation period, which NAB
+    never scores.  Every scored row comes after them, so no score looks ahead."""
+    return f.values[:f.probation].astype(F32)
+
+
+def fitted_for(detector: str, f: NabFile, params: dict):
+    """The detector's Fitted for one NAB file, with constants learnt on the probation rows.
+
+    streaming_zscore: the variance floor is the larger of (noise_floor x the sample-to-sample
+    noise)^2 and (spread_floor x the standard deviation)^2 of the probation rows, so a change
+    smaller than the normal spread never counts as many sigmas (NAB has noiseless periodic
+    series whose window variance collapses on every plateau).
+    moving_average: the deviation unit is the same floor's square root or the deviation of
+    the probation rows from their moving average, whichever is larger."""
+    from .detectors import get
+    from .detectors.base import Fitted, scalar
+
+    x = learning_rows(f).astype(np.float64)
+    noise = np.diff(x).std() / np.sqrt(2) if len(x) > 1 else 0.0
+    floor = max(float(F32((params["noise_floor"] * noise) ** 2)),
+                float(F32((params["spread_floor"] * x.std()) ** 2)), TINY)
+    common = {"window": params["window"], "min_count": params["min_count"],
+              "threshold": f"value:{params['threshold']}"}
+    module = get(detector)
+    if detector == "streaming_zscore":
+        fitted = Fitted({**common, "floor": 0.1}, {"threshold": 0.0},
+                        {"var_floor": np.array([floor], dtype=F32)})
+    elif detector == "moving_average":
+        unit = Fitted(common, {"threshold": float("inf")},
+                      {"inv_scale": np.ones(1, F32), "bound": np.zeros(1, F32)})
+        dev = module._deviations(unit, x[:, None].astype(F32))[params["min_count"]:, 0]
+        scale = max(float(dev.astype(np.float64).std()), float(np.sqrt(floor)))
+        fitted = Fitted(common, {"threshold": 0.0},
+                        {"inv_scale": np.array([1.0 / scale], dtype=F32),
+                         "bound": np.zeros(1, F32)})
+    else:
+        raise UserError(f"nab runs the streaming detectors (streaming_zscore, moving_average), "
+                        f"not {detector}")
+    from . import thresholds
+    return thresholds.apply(module, fitted, scalar(params["threshold"]))
+
+
+def _bundle(detector: str, fitted):
+    from .bundle import Bundle
+    return Bundle("nab", ["value"], [0.0], [1.0], {detector: fitted}, {})
+
+
+def raw_scores(detector: str, f: NabFile, params: dict, engine: str = "c") -> np.ndarray:
+    """The detector's own score for every row of the file, fed one sample at a time from a
+    fresh state.  engine "c" runs the generated C (host build, the code the device runs),
+    "python" the reference; they agree bit for bit (tests/test_nab.py)."""
+    from .detectors import get
+
+    fitted = fitted_for(detector, f, params)
+    X = f.values.astype(F32)[:, None]
+    if engine == "c":
+        from host_sim.hostlib import HostModel
+        return HostModel(_bundle(detector, fitted)).score(detector, X)[0]
+    return get(detector).score(fitted, X)[0]
+
+
+def nab_mapping(score: np.ndarray, decay: float, k: float) -> np.ndarray:
+    """Our score in [0, 1] for NAB, online and O(1): a row keeps z/(z+k) only when its score
+    sets a new record against the slowly decaying peak of the scores before it (peak *= decay
+    every row); every other row maps to 0.  One alarm per event instead of one per row: NAB
+    counts only the first detection in a window and charges every other one as a false
+    positive."""
+    z = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=np.inf, posinf=1e30)
+    out = np.zeros(len(z))
+    peak = 0.0
+    for i, v in enumerate(z):
+        if v > peak:
+            out[i] = v / (v + k)
+        peak = max(peak * decay, v)
+    return out
+
+
+def run_detector(corpus: Corpus, detector: str, params: dict | None = None,
+                 engine: str = "c", progress: bool = True) -> dict[str, np.ndarray]:
+    params = {**NAB_PARAMS[detector], **(params or {})}
+    bar = Progress(len(corpus.files), f"nab {detector}") if progress else None
+    out = {}
+    for f in corpus.files:
+        z = raw_scores(detector, f, params, engine)
+        out[f.name] = nab_mapping(z, params["decay"], params["threshold"])
+        if bar:
+            bar.step(f.name)
+    return out
+
+
+def table(rows: list[tuple[str, float, float, float]], ours: set[str]) -> str:
+    lines = [f"{'detector':<34} {'standard':>9} {'low FP':>9} {'low FN':>9}"]
+    for name, *values in sorted(rows, key=lambda r: -r[1]):
+        mark = " <- ours" if name in ours else ""
+        lines.append(f"{name:<34} " + " ".join(f"{v:9.1f}" for v in values) + mark)
+    return "\n".join(lines)
+
+
+def reproduce(root: str | Path, corpus: Corpus, detector: str = "windowedGaussian") -> dict:
+    """Score a published detector's per-row output with this scorer: per-file agreement with
+    its published raw scores and the normalised totals (ours, published)."""
+    scores = published_scores(root, detector, corpus)
+    final = published_final(root).get(detector, {})
+    out = {}
+    for profile, result in score_corpus(corpus, scores).items():
+        published = published_file_scores(root, detector, profile)
+        worst = max(abs(r.score - float(published[r.name]["Score"])) for r in result.files)
+        counts = all((r.tp, r.tn, r.fp, r.fn) == tuple(int(published[r.name][k]) for k in
+                                                       ("TP", "TN", "FP", "FN"))
+                     for r in result.files)
+        out[profile] = {"threshold": result.threshold, "raw": result.raw,
+                        "normalised": result.normalised, "published": final.get(profile),
+                        "max_file_difference": worst, "counts_equal": counts}
+    return out
+
+
+def main(root: str | Path, detectors: list[str], engine: str = "c") -> str:
+    """The `mcu-anomaly nab` report: the scorer proven on windowedGaussian, then ours."""
+    root = Path(root)
+    corpus = load_corpus(root)
+    lines = [f"NAB: {len(corpus.files)} files, {corpus.rows} rows, {corpus.n_windows} windows"]
+    if (root / "results" / "windowedGaussian").is_dir():
+        check = reproduce(root, corpus)
+        lines.append("scorer check on the published windowedGaussian rows "
+                     "(ours / published, largest per-file raw-score difference):")
+        for profile in PROFILE_ORDER:
+            c = check[profile]
+            pub = "-" if c["published"] is None else f"{c['published']:.4f}"
+            lines.append(f"  {profile:<20} threshold {c['threshold']:.6g}  {c['normalised']:.4f} / "
+                         f"{pub}  max |diff| {c['max_file_difference']:.1e}  counts "
+                         f"{'equal' if c['counts_equal'] else 'DIFFER'}")
+    rows = list(SCOREBOARD)
+    ours = set()
+    for detector in detectors:
+        scores = run_detector(corpus, detector, engine=engine)
+        result = score_corpus(corpus, scores)
+        name = f"mcu-anomaly {detector}"
+        ours.add(name)
+        rows.append((name, *(result[p].normalised for p in PROFILE_ORDER)))
+        lines.append(f"{name}: thresholds " + ", ".join(
+            f"{p} {result[p].threshold:.4g}" for p in PROFILE_ORDER))
+    lines.append(table(rows, ours))
+    return "\n".join(lines)

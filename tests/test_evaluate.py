@@ -1,0 +1,167 @@
+"""evaluate: metrics per detector on labelled data, the notebook's IsolationForest baseline,
+event-level recall, and the bad inputs it must refuse with a clear message."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from codegen import bundle as bundle_mod
+from codegen import evaluate
+from codegen.cli import main
+from codegen.errors import UserError
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_labelled(path, dataset, label="is_anomaly", columns=None):
+    columns = columns or dataset.channels
+    index = [dataset.channels.index(c) for c in columns]
+    rows = [[t] + [repr(float(row[i])) for i in index] + [int(l)]
+            for t, row, l in zip(dataset.time, dataset.values, dataset.labels)]
+    return write_csv(path, ["time"] + list(columns) + [label], rows)
+
+
+@pytest.fixture(scope="module")
+def labelled_csv(tmp_path_factory, iot):
+    return write_labelled(tmp_path_factory.mktemp("data") / "iot.csv", iot)
+
+
+@pytest.fixture(scope="module")
+def result(iot_bundle, iot):
+    return evaluate.evaluate(iot_bundle, iot)
+
+
+def test_every_detector_and_the_baseline_are_measured(result, iot_bundle):
+    names = [r.name for r in result.results]
+    assert names[:-1] == list(iot_bundle.detectors) and names[-1] == evaluate.BASELINE
+    for r in result.results:
+        m = r.metrics
+        (tn, fp), (fn, tp) = r.confusion
+        assert tn + fp + fn + tp == 5000 and tp + fn == 50
+        assert m["false_alarm_rate"] == pytest.approx(fp / (fp + tn))
+        assert m["missed_alarm_rate"] == pytest.approx(fn / (fn + tp))
+        assert 0 <= m["pr_auc"] <= 1 and 0 <= m["roc_auc"] <= 1
+        assert m["events"] == 49  # two of the 50 spikes are neighbours: one span
+
+
+def test_the_notebooks_isolation_forest_is_reproduced(result):
+    """seed-baselines.md: P 0.62 R 0.62 F1 0.62 for the notebook's Isolation Forest."""
+    baseline = result.results[-1]
+    assert baseline.host_only
+    assert round(baseline.metrics["f1"], 2) == 0.62
+    assert round(baseline.metrics["precision"], 2) == 0.62
+
+
+def test_metrics_match_the_training_evaluation(result, iot_bundle):
+    for r in result.results[:-1]:
+        expected = iot_bundle.detectors[r.name].report["evaluation"]
+        assert r.metrics["f1"] == pytest.approx(expected["f1"], abs=1e-6)
+        assert r.confusion[1][1] == expected["tp"] and r.confusion[0][1] == expected["fp"]
+
+
+def test_event_recall_and_delay():
+    labels = np.zeros(30, dtype=bool)
+    labels[5:10] = True
+    labels[20:22] = True
+    labels[25] = True
+    flags = np.zeros(30, dtype=bool)
+    flags[7] = True  # span 1 caught 2 rows late
+    flags[0] = True  # a false alarm
+    flags[25] = True  # span 3 caught at once
+    scores = flags.astype(float) + 0.1 * labels
+    r = evaluate.measure("x", scores, flags, 0.5, labels)
+    assert [e["caught"] for e in r.events] == [True, False, True]
+    assert [e["delay"] for e in r.events] == [2, None, 0]
+    assert r.metrics["event_recall"] == pytest.approx(2 / 3)
+    assert r.metrics["mean_delay"] == 1.0 and r.metrics["max_delay"] == 2
+    assert r.confusion == [[21, 1], [6, 2]]
+
+
+def test_infinite_scores_rank_first():
+    labels = np.array([0, 0, 1, 1, 0], dtype=bool)
+    scores = np.array([0.1, 0.2, np.inf, 5.0, 0.3])
+    r = evaluate.measure("x", scores, scores > 1, 1.0, labels)
+    assert r.metrics["roc_auc"] == 1.0 and r.metrics["pr_auc"] == 1.0
+
+
+def test_cli_prints_the_table(tmp_path, iot_bundle, labelled_csv, capsys):
+    model = bundle_mod.save(iot_bundle, tmp_path / "model")
+    assert main(["evaluate", str(model), str(labelled_csv)]) == 0
+    out = capsys.readouterr().out
+    for name in list(iot_bundle.detectors) + ["sklearn_iforest", "PR-AUC", "ROC-AUC"]:
+        assert name in out
+
+
+def test_columns_in_another_order_are_matched_by_name(tmp_path, iot_bundle, iot):
+    shuffled = write_labelled(tmp_path / "x.csv", iot, columns=iot.channels[::-1])
+    dataset = evaluate.load_labelled(shuffled, iot_bundle)
+    assert np.array_equal(dataset.values, iot.values)
+
+
+# ---------------------------------------------------------------- bad input
+
+def run_bad(tmp_path, model, csv_path, capsys):
+    out = tmp_path / "report.html"
+    code = main(["evaluate", str(model), str(csv_path), "--report", str(out)])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]
+    return err
+
+
+def test_missing_labels_are_refused(tmp_path, iot_bundle, iot, capsys):
+    model = bundle_mod.save(iot_bundle, tmp_path / "model")
+    rows = [[t] + [float(v) for v in row] for t, row in zip(iot.time, iot.values)]
+    path = write_csv(tmp_path / "unlabelled.csv", ["time"] + iot.channels, rows)
+    err = run_bad(tmp_path, model, path, capsys)
+    assert "no label column" in err
+    with pytest.raises(UserError):
+        evaluate.evaluate(iot_bundle, evaluate.Dataset("x", iot.channels, iot.values))
+
+
+def test_labels_other_than_0_1_are_refused(tmp_path, iot_bundle, iot, capsys):
+    model = bundle_mod.save(iot_bundle, tmp_path / "model")
+    rows = [[t] + [float(v) for v in row] + [2 if i == 7 else int(l)]
+            for i, (t, row, l) in enumerate(zip(iot.time, iot.values, iot.labels))]
+    path = write_csv(tmp_path / "bad_labels.csv", ["time"] + iot.channels + ["is_anomaly"], rows)
+    err = run_bad(tmp_path, model, path, capsys)
+    assert "labels must be 0 (normal) or 1 (anomaly)" in err and "line 9" in err
+
+
+def test_columns_that_differ_from_the_bundle_are_refused(tmp_path, iot_bundle, iot, capsys):
+    model = bundle_mod.save(iot_bundle, tmp_path / "model")
+    rows = [[t] + [float(v) for v in row] + [int(l)]
+            for t, row, l in zip(iot.time, iot.values, iot.labels)]
+    renamed = write_csv(tmp_path / "renamed.csv",
+                        ["time", "sensor_1", "sensor_2", "pressure", "is_anomaly"], rows)
+    err = run_bad(tmp_path, model, renamed, capsys)
+    assert "lacks sensor_3" in err and "pressure" in err and "trained on" in err
+    fewer = write_csv(tmp_path / "fewer.csv", ["time", "sensor_1", "sensor_2", "is_anomaly"],
+                      [[r[0], r[1], r[2], r[4]] for r in rows])
+    assert "lacks sensor_3" in run_bad(tmp_path, model, fewer, capsys)
+
+
+# ---------------------------------------------------------------- host-side cost
+
+def test_host_table(tmp_path, iot_bundle):
+    from codegen.bench_host import host_table
+
+    model = bundle_mod.save(iot_bundle, tmp_path / "model")
+    rows, text = host_table(model, samples=5_000)
+    by_name = {r["detector"]: r for r in rows}
+    for name in iot_bundle.detectors:
+        r = by_name[name]
+        assert r["bit_exact"] is True  # the C and the Python reference on the same inputs
+        assert r["python_samples_per_s"] > 0 and r["c_samples_per_s"] > r["python_samples_per_s"]
+        assert r["train_s"] is not None and r["train_s"] >= 0  # built-in iot data: refit
+        assert r["header_bytes"] > 0 and r["runtime_bytes"] > 0 and r["bundle_bytes"] > 0
+        assert name in text
+    assert by_name["(bundle.json)"]["bundle_bytes"] > 0
