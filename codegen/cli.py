@@ -67,20 +67,61 @@ def cmd_train(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    files = emit.render(bundle.load(args.bundle))
-    written = emit.write(files, args.out)
+    loaded = bundle.load(args.bundle)
+    if args.firmware:
+        from . import firmware
+
+        out = firmware.write(firmware.render(loaded), args.out)
+        print(f"firmware sources written to {out}; build with "
+              f"MCUA_GENERATED_DIR={out} pio run -e uno (see README.md)")
+        return
+    written = emit.write(emit.render(loaded), args.out)
     print(f"{len(written)} files written to {args.out}")
 
 
 def cmd_verify(args) -> int:
+    loaded = bundle.load(args.bundle)
+    samples = args.samples or (10_000 if args.target else 100_000)
+    inputs = parity.battery(loaded, samples, Path(args.nab) if args.nab else None)
+    if args.target:
+        return _verify_target(loaded, args.target, inputs)
     from host_sim.hostlib import HostModel
 
-    loaded = bundle.load(args.bundle)
     host = HostModel(loaded)
-    inputs = parity.battery(loaded, args.samples, Path(args.nab) if args.nab else None)
     results = parity.compare(loaded, host, inputs)
     print(parity.table(results))
     return 0 if all(r.ok for r in results) else 1
+
+
+def _verify_target(loaded, target: str, inputs) -> int:
+    import tempfile
+
+    from . import firmware
+
+    with tempfile.TemporaryDirectory(prefix="mcua-verify-") as tmp:
+        result = firmware.verify(loaded, target, inputs, tmp,
+                                 progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"{target}: firmware in the simulator against the Python reference")
+    print(parity.table(result.results))
+    for mismatch in result.mismatches:
+        print("  " + firmware.describe(mismatch))
+    return 0 if result.ok else 1
+
+
+def cmd_bench(args) -> None:
+    from . import bench
+
+    envs = [e.strip() for e in args.targets.split(",") if e.strip()]
+    if args.bundle:
+        bundles, judge = [(bundle.load(args.bundle), None)], False
+    else:
+        print("no bundle given: training the shapes of issue 4's goals on synthetic data",
+              file=sys.stderr)
+        bundles, judge = bench.reference_bundles(), True
+    rows = bench.run(bundles, envs, args.json, args.samples, judge,
+                     progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(bench.table(rows))
+    print(f"written to {args.json}")
 
 
 def cmd_demo(args) -> int:
@@ -150,14 +191,29 @@ def build_parser() -> argparse.ArgumentParser:
     generate = sub.add_parser("generate", help="write C headers and runtime for a bundle")
     generate.add_argument("bundle")
     generate.add_argument("--out", default="build/include")
+    generate.add_argument("--firmware", action="store_true",
+                          help="write the firmware app's sources instead (replaces --out), "
+                               "e.g. --out firmware_targets/generated for `pio run`")
     generate.set_defaults(func=cmd_generate)
 
     verify = sub.add_parser("verify", help="host C build against the Python reference, bit for bit")
     verify.add_argument("bundle")
-    verify.add_argument("--samples", type=int, default=100_000,
-                        help="random and real inputs per detector (extreme: half as many)")
+    verify.add_argument("--samples", type=int,
+                        help="random and real inputs per detector (extreme: half as many); "
+                             "default 100000, with --target 10000")
     verify.add_argument("--nab", help="NAB folder for real data (default: ../shared/data/nab)")
+    verify.add_argument("--target", choices=("uno", "cortex_m4f", "rv32imc"),
+                        help="build the firmware with PlatformIO and compare in simavr / qemu")
     verify.set_defaults(func=cmd_verify)
+
+    bench_cmd = sub.add_parser("bench", help="cycles, instructions, flash and RAM per detector "
+                                             "per firmware target")
+    bench_cmd.add_argument("bundle", nargs="?",
+                           help="bundle to measure (default: issue 4's shapes, trained here)")
+    bench_cmd.add_argument("--targets", default="uno,cortex_m4f,rv32imc")
+    bench_cmd.add_argument("--samples", type=int, default=200, help="measured samples per detector")
+    bench_cmd.add_argument("--json", default="build/bench.json", help="where to write the table")
+    bench_cmd.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser("demo", help="train, generate and verify on built-in data")
     demo.add_argument("--out", default="build")

@@ -70,6 +70,9 @@ _PIO_ENVIRON = {
     "PLATFORMIO_NO_ANSI": "true",
 }
 _AVR_MCU, _AVR_HZ = "atmega328p", 16_000_000
+# Simulated time without UART traffic after which the Uno is taken to have
+# answered an input line (or finished): far above any detector's run time.
+UNO_QUIET_MS = 20
 ARDUINO_CORE = Path("/usr/share/arduino/hardware/arduino/avr/cores/arduino")
 
 
@@ -86,9 +89,10 @@ class RunResult:
 
 @dataclass(frozen=True)
 class Result:
-    """One `R <index> <hex32> <flag>` line of the firmware."""
+    """One `R <detector> <sample> <hex32> <flag>` line of the firmware."""
 
-    index: int
+    detector: int
+    sample: int
     score_bits: int
     flag: int
 
@@ -97,25 +101,53 @@ class Result:
         return struct.unpack("<f", struct.pack("<I", self.score_bits))[0]
 
 
-_RESULT_LINE = re.compile(r"R (\d+) ([0-9a-f]{8}) ([01])\Z")
+@dataclass
+class Output:
+    """A firmware run's output: the I line's fields, the results of the test vectors
+    (checked complete and in order), and every line after DONE (answers to input)."""
+
+    model: str
+    n_channels: int
+    detectors: list[str]
+    results: list[Result]
+    answers: list[str]
+
+
+_INFO_LINE = re.compile(r"I (\w+) (\d+) ([\w,]*)\Z")
+_RESULT_LINE = re.compile(r"R (\d+) (\d+) ([0-9a-f]{8}) ([01])\Z")
 _DONE_LINE = re.compile(r"DONE (\d+)\Z")
 
 
-def parse_output(lines: list[str]) -> list[Result]:
-    """Results of a complete firmware run; ValueError if a line is malformed or DONE is missing."""
+def parse_result(line: str) -> Result | None:
+    """The Result of an R line, None for any other line."""
+    match = _RESULT_LINE.match(line.rstrip("\r"))
+    if not match:
+        return None
+    return Result(int(match[1]), int(match[2]), int(match[3], 16), int(match[4]))
+
+
+def parse_output(lines: list[str]) -> Output:
+    """Parse a firmware run (format in firmware_targets/README.md); ValueError if the
+    I line or DONE is missing, or the vector results are malformed or out of order."""
+    lines = [line.rstrip("\r") for line in lines]
+    start = next((i for i, line in enumerate(lines) if _INFO_LINE.match(line)), None)
+    if start is None:
+        raise ValueError("firmware output has no I line")
+    info = _INFO_LINE.match(lines[start])
+    detectors = info[3].split(",") if info[3] else []
     results: list[Result] = []
-    for line in lines:
-        line = line.rstrip("\r")
-        if match := _RESULT_LINE.match(line):
-            results.append(Result(int(match[1]), int(match[2], 16), int(match[3])))
-        elif match := _DONE_LINE.match(line):
-            if int(match[1]) != len(results) or [r.index for r in results] != list(
-                range(len(results))
-            ):
-                raise ValueError(f"{line!r} does not match the {len(results)} result lines")
-            return results
-        elif line:
+    for number, line in enumerate(lines[start + 1:], start + 1):
+        if match := _DONE_LINE.match(line):
+            count = int(match[1])
+            expected = [(s, d) for s in range(count) for d in range(len(detectors))]
+            if [(r.sample, r.detector) for r in results] != expected:
+                raise ValueError(f"{line!r} does not match the {len(results)} result lines "
+                                 f"of {len(detectors)} detectors before it")
+            return Output(info[1], int(info[2]), detectors, results, lines[number + 1:])
+        result = parse_result(line)
+        if result is None:
             raise ValueError(f"unexpected firmware output line {line!r}")
+        results.append(result)
     raise ValueError("firmware output ends without a DONE line")
 
 
@@ -254,15 +286,32 @@ def build_simavr_runner(cache_dir: Path = RUNNER_CACHE_DIR) -> Path:
     return binary
 
 
-def run(env: str, elf: Path, timeout: float = 120) -> RunResult:
-    """Run the firmware in its simulator until it stops; stdout lines as printed."""
+def run(env: str, elf: Path, input_lines: list[str] | None = None,
+        timeout: float = 600) -> RunResult:
+    """Run the firmware in its simulator until it stops; stdout lines as printed.
+
+    On the Uno, input_lines go to the serial line protocol one at a time, each once
+    the firmware has answered the previous one.  The Uno never stops by itself: the
+    run ends once it has been quiet for UNO_QUIET_MS after the last input.  The qemu
+    targets take no input (the app returns after its test vectors).
+    """
     if env == "uno":
-        cmd = [str(build_simavr_runner()), "-m", _AVR_MCU, "-f", str(_AVR_HZ), str(elf)]
+        with tempfile.TemporaryDirectory() as tmp:
+            feed = Path(tmp) / "input.txt"
+            feed.write_text("".join(line + "\n" for line in input_lines or []))
+            # Simulated seconds capped like host seconds: simavr runs faster than real time.
+            cmd = [str(build_simavr_runner()), "-m", _AVR_MCU, "-f", str(_AVR_HZ),
+                   "-t", str(timeout), "-q", str(UNO_QUIET_MS), "-i", str(feed), str(elf)]
+            proc = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+            )
+    elif input_lines:
+        raise FirmwareError(f"{env} takes no serial input in simulation; use uno")
     else:
-        cmd = _qemu_command(env, elf)
-    proc = subprocess.run(
-        cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
-    )
+        proc = subprocess.run(
+            _qemu_command(env, elf), stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, timeout=timeout,
+        )
     cycles = None
     if env == "uno":
         cycles = [int(n) for n in re.findall(r"^CYCLES (\d+)$", proc.stderr, re.M)]

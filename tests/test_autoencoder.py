@@ -29,14 +29,11 @@ for _module in ("tensorflow", "tflite_micro"):
         pytest.skip(f"the autoencoder needs {_module} (pip install tensorflow-cpu tflite-micro)",
                     allow_module_level=True)
 
-import jinja2  # noqa: E402
-
-from codegen import tflm_arena  # noqa: E402
+from codegen import emit, tflm_arena  # noqa: E402
 from codegen.detectors import autoencoder as ae  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "codegen" / "runtime"
-TEMPLATES = ROOT / "templates"
 NAB = ROOT.parent / "shared" / "data" / "nab" / "data"
 MACHINE = NAB / "realKnownCause" / "machine_temperature_system_failure.csv"
 CFLAGS = ["-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
@@ -148,10 +145,8 @@ def render(fitted, mutate=None) -> str:
     ctx = ae.template_context(fitted)
     if mutate is not None:
         mutate(ctx)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
-    return env.get_template("autoencoder.h.j2").render(model_name=NAME, **ctx)
+    return emit.environment().get_template("autoencoder.h.j2").render(
+        model_name=NAME, runtime_version=emit.RUNTIME_VERSION, **ctx)
 
 
 def write_sources(directory: Path, header: str) -> Path:

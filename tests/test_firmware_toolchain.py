@@ -1,11 +1,10 @@
-"""Offline firmware path: pio builds uno, cortex_m4f and rv32imc, the simulators run
-them, and every target prints the float32 bits numpy computes.
+"""Offline firmware path: pio builds uno, cortex_m4f and rv32imc from generated sources,
+the simulators run them and measure them, and building makes no network attempt.
 
 Needs host_sim.targets.APT_PACKAGES and PIP_PACKAGES; skips an environment only
-when one of its tools is absent.
+when one of its tools is absent.  On-target parity at scale: test_firmware_parity.py.
 """
 
-import functools
 import shutil
 import subprocess
 import sys
@@ -14,32 +13,19 @@ import textwrap
 import numpy as np
 import pytest
 
+from codegen import firmware
 from host_sim import targets
 
-# Mirror of the placeholder in firmware_targets/generated (placeholder_dot.c,
-# mcua_bench.h).  When the generator replaces that directory, compare with the
-# Python reference detector instead.
-WEIGHTS = np.array([0.5, -1.25, 0.003, 0.1], dtype=np.float32)
-BIAS = np.float32(0.3)
-THRESHOLD = np.float32(1.0)
-INPUTS = np.array(
+VECTORS = np.array(
     [
-        [1.0, 2.0, 3.0, 4.0],
-        [0.333333343, -0.1, 1234.5678, 7.0e-4],
-        [0.1, 0.1, 0.9, 5.5],
-        [-2.5, -3.75, 0.0, 1.0e-3],
-        [3.14159274, 2.71828175, -1.41421354, 1.0e10],
+        [1.0, 2.0, 3.0],
+        [0.333333343, -0.1, 1234.5678],
+        [0.1, 0.1, 0.9],
+        [np.nan, -3.75, 0.0],
+        [3.14159274, 2.71828175, 1.0e-40],
     ],
     dtype=np.float32,
 )
-
-
-def reference(x):
-    """(score bits, flag) of the placeholder: float32, no fused multiply-add, index order."""
-    score = BIAS
-    for w, v in zip(WEIGHTS, x):
-        score = np.float32(score + np.float32(w * v))
-    return int(score.view(np.uint32)), int(score > THRESHOLD)
 
 
 def require(env):
@@ -48,41 +34,63 @@ def require(env):
         pytest.skip(f"{env}: missing {', '.join(missing)}")
 
 
-@functools.cache
-def built(env):
-    require(env)
-    return targets.build(env)
+@pytest.fixture(scope="module")
+def built(iot_bundle, tmp_path_factory):
+    """env -> ELF of the app with the iot bundle's four detectors and VECTORS."""
+    generated = tmp_path_factory.mktemp("firmware") / "generated"
+    firmware.write(firmware.render(iot_bundle, VECTORS), generated)
+    workspace = tmp_path_factory.mktemp("workspace")
+    elves = {}
+
+    def build(env):
+        require(env)
+        if env not in elves:
+            elves[env] = targets.build(env, generated_dir=generated, workspace_dir=workspace)
+        return elves[env]
+
+    return build
 
 
 @pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
-def test_firmware_prints_numpy_bits(env):
-    elf = built(env)
-    result = targets.run(env, elf)
+def test_firmware_prints_the_reference_bits(env, built, iot_bundle):
+    result = targets.run(env, built(env))
     assert result.exit_code == 0, result.stdout_lines
-    lines = targets.parse_output(result.stdout_lines)
-    assert [(r.score_bits, r.flag) for r in lines] == [reference(x) for x in INPUTS]
+    out = targets.parse_output(result.stdout_lines)
+    assert (out.model, out.n_channels, out.detectors) == ("sensors", 3, list(iot_bundle.detectors))
+    scores, flags = firmware.reference(iot_bundle, VECTORS)
+    expected = [(d, s, int(scores[d, s].view(np.uint32)), int(flags[d, s]))
+                for s in range(len(VECTORS)) for d in range(len(iot_bundle.detectors))]
+    assert [(r.detector, r.sample, r.score_bits, r.flag) for r in out.results] == expected
+    assert out.answers == []
 
 
-def test_uno_reports_exact_cycles():
+def test_uno_reports_exact_cycles(built, iot_bundle):
     result = targets.run("uno", built("uno"))
-    assert result.cycles is not None and len(result.cycles) == len(INPUTS)
+    calls = len(VECTORS) * len(iot_bundle.detectors)
+    assert result.cycles is not None and len(result.cycles) == calls
     # Software float on an 8-bit core: hundreds to thousands of cycles a call.
-    assert all(100 < c < 100_000 for c in result.cycles), result.cycles
+    assert all(20 < c < 100_000 for c in result.cycles), result.cycles
 
 
 @pytest.mark.parametrize("env", ["cortex_m4f", "rv32imc"])
-def test_qemu_instruction_counts(env):
+def test_qemu_instruction_counts(env, built, iot_bundle):
     counts = targets.instruction_count(env, built(env))
-    assert len(counts) == len(INPUTS)
-    assert all(10 < c < 100_000 for c in counts), counts
+    assert len(counts) == len(VECTORS) * len(iot_bundle.detectors)
+    assert all(5 < c < 100_000 for c in counts), counts
 
 
 @pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
-def test_size(env):
+def test_size(env, built):
     flash, ram = targets.size(env, built(env))
     assert 0 < flash and 0 < ram
     if env == "uno":
         assert flash <= 32256 and ram <= 2048
+
+
+def test_build_without_generated_sources_says_how_to_make_them(tmp_path):
+    require("uno")
+    with pytest.raises(targets.FirmwareError, match="mcu-anomaly generate BUNDLE --firmware"):
+        targets.build("uno", generated_dir=tmp_path, workspace_dir=tmp_path / "workspace")
 
 
 # Logs every Python-level name lookup or connection, in pio and its SCons child.
@@ -114,7 +122,7 @@ def _no_network_prefix():
     return []
 
 
-def test_offline_build_makes_no_network_attempt(tmp_path):
+def test_offline_build_makes_no_network_attempt(tmp_path, iot_bundle):
     for env in targets.OFFLINE_ENVS:
         require(env)
     hook_dir = tmp_path / "hook"
@@ -123,7 +131,10 @@ def test_offline_build_makes_no_network_attempt(tmp_path):
     log = tmp_path / "network.log"
     core_dir = tmp_path / "core"  # fresh: holds only what install_offline_platformio makes
     targets.install_offline_platformio(core_dir)
-    environ = targets.pio_environ(workspace_dir=tmp_path / "workspace", core_dir=core_dir)
+    # What `mcu-anomaly generate BUNDLE --firmware` writes: no test vectors.
+    generated = firmware.write(firmware.render(iot_bundle), tmp_path / "generated")
+    environ = targets.pio_environ(generated_dir=generated, workspace_dir=tmp_path / "workspace",
+                                  core_dir=core_dir)
     environ["PYTHONPATH"] = str(hook_dir)
     environ["MCUA_NET_AUDIT_LOG"] = str(log)
 

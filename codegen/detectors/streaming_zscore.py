@@ -69,7 +69,7 @@ def step(fitted: Fitted):
             var = np.where(var >= var_floor, var, var_floor)
             sd = np.sqrt(var)
             d = (v - w.anchor) - mean
-            z = np.abs(d) / sd
+            z = np.abs(d) * (F32(1) / sd)  # no subnormal quotient: see mcua_streaming_zscore.c
             score = max(score, z.max())
             over = z > k if w.count >= min_count else np.zeros(len(v), dtype=bool)
             if over.any():

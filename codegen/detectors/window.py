@@ -55,7 +55,7 @@ class Window:
         if self.fresh_count == self.window:
             self.fresh_count = 0
             self.anchor, self.sum, self.sumsq = self.fresh_anchor, self.fresh_sum, self.fresh_sumsq
-            self.fresh_anchor = self.anchor + self.sum / F32(self.window)
+            self.fresh_anchor = self.anchor + self.sum * (F32(1) / F32(self.window))
             self.fresh_sum = np.zeros_like(self.sum)
             self.fresh_sumsq = np.zeros_like(self.sum)
 

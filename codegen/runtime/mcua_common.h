@@ -71,9 +71,38 @@ static inline float mcua_infinity(void)
     return x;
 }
 
+/* |x| by clearing the sign bit: fabsf's (and numpy's) result, also for -0
+ * and NaN, without a float comparison. */
 static inline float mcua_abs(float x)
 {
-    return x < 0.0f ? -x : x;
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits &= 0x7FFFFFFFUL;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+/* a > b, for a with its sign bit clear (+0 up to +Inf, not NaN) and b not
+ * NaN.  Non-negative floats order like their bit patterns, so this needs
+ * integer comparisons only: on AVR ~10 cycles instead of ~50 for a
+ * software float comparison. */
+static inline int mcua_nonneg_greater(float a, float b)
+{
+    uint32_t ia, ib;
+    memcpy(&ia, &a, sizeof ia);
+    memcpy(&ib, &b, sizeof ib);
+    if (ib & 0x80000000UL) {
+        return (ia | (ib & 0x7FFFFFFFUL)) != 0; /* b <= -0: false only for +0 > -0 */
+    }
+    return ia > ib;
+}
+
+/* x > 0 for x not NaN, from the bits. */
+static inline int mcua_positive(float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return bits != 0 && !(bits & 0x80000000UL);
 }
 
 #ifdef __cplusplus

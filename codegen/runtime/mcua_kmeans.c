@@ -24,13 +24,18 @@ float mcua_kmeans_score(const mcua_kmeans_model *model, const float *x,
         }
         z[f] = (x[f] - mcua_read_f32(mean + f)) * mcua_read_f32(inv_scale + f);
     }
-    for (k = 0; k < n_clusters; ++k) {
-        float d2 = 0.0f;
-        for (f = 0; f < n_features; ++f) {
-            const float t = z[f] - mcua_read_f32(centroid++);
+    for (k = 0; k < n_clusters; ++k, centroid += n_features) {
+        /* 0.0f + t*t is t*t exactly (t*t >= +0), so start from the first term. */
+        float t = z[0] - mcua_read_f32(centroid);
+        float d2 = t * t;
+        /* Partial distance search: rounding is monotone, so adding the
+         * remaining (non-negative) terms cannot bring d2 below best again;
+         * stop as soon as d2 >= best.  Same result as the full sum. */
+        for (f = 1; f < n_features && (k == 0 || mcua_nonneg_greater(best, d2)); ++f) {
+            t = z[f] - mcua_read_f32(centroid + f);
             d2 = d2 + t * t;
         }
-        if (k == 0 || d2 < best) {
+        if (k == 0 || mcua_nonneg_greater(best, d2)) {
             best = d2;
             best_k = k;
         }
@@ -39,6 +44,6 @@ float mcua_kmeans_score(const mcua_kmeans_model *model, const float *x,
         *cluster = best_k;
     }
     best = sqrtf(best);
-    *flag = best > mcua_read_f32(&model->threshold);
+    *flag = (uint8_t)mcua_nonneg_greater(best, mcua_read_f32(&model->threshold));
     return best;
 }

@@ -11,7 +11,7 @@ float mcua_moving_average_update(const mcua_moving_average_model *model,
     const float threshold = mcua_read_f32(&model->threshold);
     const float *inv_scale = (const float *)mcua_read_ptr(&model->inv_scale);
     const float *bound = (const float *)mcua_read_ptr(&model->bound);
-    const float inv_n = ctr->count ? 1.0f / (float)ctr->count : 0.0f;
+    const float inv_n = ctr->inv_count;
     float score = 0.0f;
     uint16_t c;
 
@@ -28,13 +28,13 @@ float mcua_moving_average_update(const mcua_moving_average_model *model,
             const float mean = ch[c].sum * inv_n;
             const float d = (v - ch[c].anchor) - mean;
             const float dev = mcua_abs(d) * mcua_read_f32(inv_scale + c);
-            if (dev > score) {
+            if (mcua_nonneg_greater(dev, score)) {
                 score = dev;
             }
-            if (judged && dev > threshold) {
+            if (judged && mcua_nonneg_greater(dev, threshold)) {
                 const float b = mcua_read_f32(bound + c);
                 *flag = 1;
-                v = ch[c].anchor + (d > 0.0f ? mean + b : mean - b);
+                v = ch[c].anchor + (mcua_positive(d) ? mean + b : mean - b);
             }
         }
         mcua_window_push(ctr, &ch[c], buffer, window, v);

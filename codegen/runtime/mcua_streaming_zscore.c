@@ -12,7 +12,7 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
     const int judged = ctr->count >= mcua_read_u16(&model->min_count);
     const float k = mcua_read_f32(&model->threshold);
     const float *var_floor = (const float *)mcua_read_ptr(&model->var_floor);
-    const float inv_n = ctr->count ? 1.0f / (float)ctr->count : 0.0f;
+    const float inv_n = ctr->inv_count;
     float score = 0.0f;
     uint16_t c;
 
@@ -28,21 +28,24 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
         if (ctr->count) {
             const float mean = ch[c].sum * inv_n;
             const float floor = mcua_read_f32(var_floor + c);
-            float var = ch[c].sumsq * inv_n - mean * mean;
+            float var = ch[c].sumsq * inv_n - mean * mean; /* finite */
             float sd, d, z;
-            if (!(var >= floor)) {
+            if (mcua_nonneg_greater(floor, var)) {
                 var = floor;
             }
             sd = sqrtf(var);
             d = (v - ch[c].anchor) - mean;
-            z = mcua_abs(d) / sd;
-            if (z > score) {
+            /* times 1/sd, not divided by sd: 1/sd is a normal float, while
+             * |d|/sd can be subnormal, which avr-libc's __divsf3 may round
+             * 1 ulp low. */
+            z = mcua_abs(d) * (1.0f / sd);
+            if (mcua_nonneg_greater(z, score)) {
                 score = z;
             }
-            if (judged && z > k) {
+            if (judged && mcua_nonneg_greater(z, k)) {
                 const float bound = k * sd;
                 *flag = 1;
-                v = ch[c].anchor + (d > 0.0f ? mean + bound : mean - bound);
+                v = ch[c].anchor + (mcua_positive(d) ? mean + bound : mean - bound);
             }
         }
         mcua_window_push(ctr, &ch[c], buffer, window, v);

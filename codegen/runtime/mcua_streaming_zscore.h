@@ -4,7 +4,7 @@
  *
  * Per channel, with n samples in the window (mean m, variance v of the
  * window, v never below the trained floor var_floor[c]):
- *   z[c]  = |x[c] - m| / sqrt(v)
+ *   z[c]  = |x[c] - m| * (1 / sqrt(v))      (a reciprocal, see the .c)
  *   score = max over channels of z[c]; 0 while the window is empty
  *   flag  = n >= min_count and score > threshold
  * Never-poison rule without lock-out: a channel whose z exceeds the

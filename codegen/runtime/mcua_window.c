@@ -9,10 +9,10 @@ void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
         ch->anchor = v;
         ch->fresh_anchor = v;
     }
-    a = v - ch->anchor;
-    if (!(mcua_abs(a) <= MCUA_WINDOW_MAX_DEVIATION)) {
-        v = ch->anchor + (a > 0.0f ? MCUA_WINDOW_MAX_DEVIATION
-                                   : -MCUA_WINDOW_MAX_DEVIATION);
+    a = v - ch->anchor; /* never NaN: v and the anchor are finite */
+    if (mcua_nonneg_greater(mcua_abs(a), MCUA_WINDOW_MAX_DEVIATION)) {
+        v = ch->anchor + (mcua_positive(a) ? MCUA_WINDOW_MAX_DEVIATION
+                                           : -MCUA_WINDOW_MAX_DEVIATION);
         a = v - ch->anchor;
     }
     if (ctr->count == window) {
@@ -32,10 +32,12 @@ void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
 void mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
                          uint16_t n_channels, uint16_t window)
 {
+    float inv_window;
     uint16_t c;
 
     if (ctr->count < window) {
         ++ctr->count;
+        ctr->inv_count = 1.0f / (float)ctr->count;
     }
     if (++ctr->head == window) {
         ctr->head = 0;
@@ -44,11 +46,12 @@ void mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
         return;
     }
     ctr->fresh_count = 0;
+    inv_window = 1.0f / (float)window;
     for (c = 0; c < n_channels; ++c, ++ch) {
         ch->anchor = ch->fresh_anchor;
         ch->sum = ch->fresh_sum;
         ch->sumsq = ch->fresh_sumsq;
-        ch->fresh_anchor = ch->anchor + ch->sum / (float)window;
+        ch->fresh_anchor = ch->anchor + ch->sum * inv_window;
         ch->fresh_sum = 0.0f;
         ch->fresh_sumsq = 0.0f;
     }

@@ -10,18 +10,18 @@ float mcua_zscore_score(const mcua_zscore_model *model, const float *x,
     uint16_t c;
 
     for (c = 0; c < n; ++c) {
-        if (!mcua_is_finite(x[c])) {
+        const float z = mcua_abs(x[c] - mcua_read_f32(mean + c)) *
+                        mcua_read_f32(inv_std + c);
+        /* A NaN or +-Inf reading makes z NaN or +Inf; a finite one can only
+         * overflow to +Inf, which would be the maximum.  Either way: +Inf. */
+        if (!mcua_is_finite(z)) {
             *flag = 1;
             return mcua_infinity();
         }
-    }
-    for (c = 0; c < n; ++c) {
-        const float z = mcua_abs(x[c] - mcua_read_f32(mean + c)) *
-                        mcua_read_f32(inv_std + c);
-        if (z > score) {
+        if (mcua_nonneg_greater(z, score)) {
             score = z;
         }
     }
-    *flag = score > mcua_read_f32(&model->threshold);
+    *flag = (uint8_t)mcua_nonneg_greater(score, mcua_read_f32(&model->threshold));
     return score;
 }

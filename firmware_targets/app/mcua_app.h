@@ -1,10 +1,11 @@
-/* Benchmark application shared by every firmware environment.
+/* Application shared by every firmware environment.
  *
- * mcua_app.c runs the generated detector over the generated test vectors and
- * prints one line per vector (format in firmware_targets/README.md).  A port
- * file supplies the entry point and the output:
+ * mcua_app.c runs every detector of the generated bundle (mcua_firmware.h)
+ * on the test vectors in flash (mcua_vectors.h), then serves the serial line
+ * protocol; line formats in firmware_targets/README.md.  A port file supplies
+ * the entry point, the input bytes and the output:
  *   port_arduino.cpp  - Arduino framework (Uno, ESP32, Nano 33 BLE): Serial;
- *   port_semihost.c   - bare metal under qemu: semihosting stdout.
+ *   port_semihost.c   - bare metal under qemu: semihosting stdin/stdout.
  */
 #ifndef MCUA_APP_H
 #define MCUA_APP_H
@@ -13,8 +14,12 @@
 extern "C" {
 #endif
 
-/* Runs the benchmark, printing through mcua_port_write; returns 0. */
+/* Prints the I line, runs the test vectors (each detector call measured),
+ * prints DONE and resets the detectors for live samples; returns 0. */
 int mcua_app_run(void);
+
+/* One received byte of the line protocol; a full line is answered at once. */
+void mcua_app_feed(char c);
 
 /* Implemented by the port: writes a NUL-terminated string. */
 void mcua_port_write(const char *text);

@@ -1,11 +1,6 @@
 // Port for the Arduino framework (Uno, ESP32, ESP32-C3, Nano 33 BLE):
-// output on Serial at 115200 baud.
+// Serial at 115200 baud, 8N1, for the results and the line protocol.
 #include <Arduino.h>
-
-#if defined(__AVR__)
-#include <avr/interrupt.h>
-#include <avr/sleep.h>
-#endif
 
 #include "mcua_app.h"
 
@@ -21,15 +16,11 @@ void setup()
         // boards with native USB: wait for the host to open the port
     }
     mcua_app_run();
-    Serial.flush();
-#if defined(__AVR__)
-    // Sleeping with interrupts off ends a simavr run with exit status 0.
-    cli();
-    sleep_enable();
-    sleep_cpu();
-#endif
 }
 
 void loop()
 {
+    while (Serial.available() > 0) {
+        mcua_app_feed((char)Serial.read());
+    }
 }

@@ -1,8 +1,10 @@
-# PRE extra script of every environment: compiles the generated detector
-# sources (mcua_*.c, <model>_<detector>.c) and puts their headers on the
+# PRE extra script of every environment: compiles the generated sources
+# (mcua_firmware.c, the runtime's mcua_*.c) and puts their headers on the
 # include path.  The directory is $MCUA_GENERATED_DIR, by default
-# firmware_targets/generated.  It must run as PRE: after the platform script
-# has constructed the program, PlatformIO refuses new sources.
+# firmware_targets/generated, written by
+# `mcu-anomaly generate BUNDLE --firmware --out firmware_targets/generated`.
+# It must run as PRE: after the platform script has constructed the program,
+# PlatformIO refuses new sources.
 
 import os
 
@@ -12,8 +14,12 @@ generated_dir = os.path.abspath(
     os.environ.get("MCUA_GENERATED_DIR")
     or os.path.join(env.subst("$PROJECT_DIR"), "firmware_targets", "generated")  # noqa: F821
 )
-if not os.path.isfile(os.path.join(generated_dir, "mcua_bench.h")):
-    raise SystemExit("Error: no mcua_bench.h in generated dir %s" % generated_dir)
+if not os.path.isfile(os.path.join(generated_dir, "mcua_firmware.h")):
+    raise SystemExit(
+        "Error: no generated firmware sources (mcua_firmware.h) in %s: run "
+        "`mcu-anomaly generate BUNDLE --firmware --out %s` first, or set "
+        "MCUA_GENERATED_DIR" % (generated_dir, generated_dir)
+    )
 
 env.Append(CPPPATH=[generated_dir])  # noqa: F821
 env.BuildSources(os.path.join("$BUILD_DIR", "generated"), generated_dir)  # noqa: F821

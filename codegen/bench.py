@@ -1,0 +1,188 @@
+"""Exact cost of each detector on each offline target: `mcu-anomaly bench`.
+
+Per detector and target:
+  cycles        uno: simavr's exact CPU cycles for one call of the detector's generated API
+                (argument set-up, call, return), per sample;
+  instructions  cortex_m4f, rv32imc: instructions qemu executes for that call;
+  flash, RAM    what the detector adds to the firmware: the size of the app running only
+                this detector minus the size of the same app running a stub that returns 0
+                (text + data, data + bss; stack use such as the kmeans scratch is not in it).
+Counts are taken over normal readings: held-out synthetic rows for the reference shapes,
+Gaussian readings with the training data's per-channel mean and deviation for a user's
+bundle.  A streaming detector is measured once its window is full (as it runs for good);
+its max includes the sample that swaps in the rebuilt sums.  The autoencoder is measured
+per window, from its first full window on.  Every score and flag of the measured runs is
+also checked bit for bit against the Python reference.
+
+Without a bundle, bench trains the shapes issue 4 sets goals for on synthetic data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, firmware, training
+from .bundle import Bundle
+from .data import Dataset
+from .detectors import STREAMING, WINDOWED
+from .errors import UserError
+
+F32 = np.float32
+SAMPLES = 200
+# Issue 4's goals, ATmega328P at 16 MHz, per sample.
+GOALS = {"zscore": {"cycles": 300, "flash": 1024},
+         "streaming_zscore": {"cycles": 1000},
+         "kmeans": {"cycles": 8000},
+         "autoencoder": {"cycles": 40000, "flash": 3072}}
+COUNTER = {"uno": "cycles", "cortex_m4f": "instructions", "rv32imc": "instructions"}
+
+
+def synthetic(channels: int, rows: int = 3000, seed: int = 0) -> Dataset:
+    """Noisy sines, one per channel, all rows normal."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows)
+    values = np.column_stack([np.sin(t / 50 + c) + 0.1 * rng.standard_normal(rows)
+                              for c in range(channels)]).astype(F32)
+    return Dataset("synthetic", [f"s{c}" for c in range(channels)], values,
+                   np.zeros(rows, dtype=bool))
+
+
+def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray]]:
+    """The shapes of issue 4's goals, each with held-out normal rows to measure on:
+    Z-score, streaming Z-score and moving average on one channel; K-means with K = 3
+    on five features; the int8 autoencoder 20-8-4-8-20 when TensorFlow and TFLite Micro
+    are installed (the [autoencoder] extra)."""
+    detectors = ["zscore", "streaming_zscore", "moving_average"]
+    if all(importlib.util.find_spec(m) for m in ("tensorflow", "tflite_micro")):
+        detectors.append("autoencoder")
+    one = training.train(synthetic(1, seed=seed), detectors, {}, seed, "one_channel",
+                         verbose=False)
+    five = training.train(synthetic(5, seed=seed), ["kmeans"], {"kmeans": {"k": 3}}, seed,
+                          "five_features", verbose=False)
+    return [(one, synthetic(1, seed=seed + 1).values), (five, synthetic(5, seed=seed + 1).values)]
+
+
+def shape(bundle: Bundle, detector: str) -> str:
+    n = len(bundle.channels)
+    text = f"{n} channel{'s' if n > 1 else ''}"
+    fitted = bundle.detectors[detector]
+    if detector == "kmeans":
+        text += f", K={fitted.params['k_chosen']}"
+    if detector in STREAMING:
+        text += f", W={fitted.params['window']}"
+    if detector in WINDOWED:
+        window = fitted.scalars["window"]
+        text += ", " + "-".join(str(n) for n in [window, *fitted.params["hidden"], window])
+    return text
+
+
+def readings(bundle: Bundle, n: int, normal: np.ndarray | None = None,
+             seed: int = 0) -> np.ndarray:
+    """n rows of normal data (repeated as needed), or else Gaussian readings with the
+    training data's per-channel mean and deviation."""
+    if normal is not None:
+        return np.resize(np.asarray(normal, dtype=F32), (n, len(bundle.channels)))
+    rng = np.random.default_rng(seed)
+    mean, std = np.array(bundle.channel_mean), np.array(bundle.channel_std)
+    return (mean + std * rng.standard_normal((n, len(mean)))).astype(F32)
+
+
+def _only(bundle: Bundle, detectors: list[str]) -> Bundle:
+    return dataclasses.replace(bundle, detectors={d: bundle.detectors[d] for d in detectors})
+
+
+def _counts(target: firmware.Target, bundle: Bundle, elf: Path, vectors: np.ndarray) -> list[int]:
+    run = target.run(bundle, elf)
+    want_s, want_f = firmware.reference(bundle, vectors)
+    if (run.scores.view(np.uint32) != want_s.view(np.uint32)).any() or (run.flags != want_f).any():
+        raise UserError(f"{target.env}: the firmware's scores differ from the Python reference; "
+                        f"run `mcu-anomaly verify BUNDLE --target {target.env}`")
+    if target.env == "uno":
+        counts = run.cycles
+    else:
+        counts = target.targets.instruction_count(target.env, elf)
+    if len(counts) != len(vectors):
+        raise UserError(f"{target.env}: {len(counts)} measurements for {len(vectors)} samples")
+    return counts
+
+
+def measure(bundle: Bundle, envs: list[str], workdir: Path, samples: int = SAMPLES,
+            normal: np.ndarray | None = None, judge: bool = False,
+            progress=None) -> list[dict]:
+    """One row per detector and target, measured on `normal` rows (see readings); judge:
+    compare with issue 4's targets (for the reference_bundles shapes)."""
+    rows = []
+    for env in envs:
+        target = firmware.Target(env, workdir / env)
+        for detector in bundle.detectors:
+            # Each detector on its own, once warmed up (firmware.warm_up).
+            warm = firmware.warm_up(bundle, detector)
+            vectors = readings(bundle, warm + samples, normal)
+            base = target.size(target.build(_only(bundle, []), vectors, stub=True))
+            single = _only(bundle, [detector])
+            elf = target.build(single, vectors)
+            flash, ram = target.size(elf)
+            counts = np.array(_counts(target, single, elf, vectors)[warm:])
+            counter = COUNTER[env]
+            row = {"target": env, "detector": detector, "bundle": bundle.name,
+                   "shape": shape(bundle, detector), "samples": len(counts),
+                   "cycles": None, "cycles_max": None,
+                   "instructions": None, "instructions_max": None,
+                   "flash_bytes": flash - base[0], "ram_bytes": ram - base[1]}
+            row[counter] = int(np.median(counts))
+            row[counter + "_max"] = int(counts.max())
+            if judge and env == "uno" and detector in GOALS:
+                row["issue4_goal"] = _judge(GOALS[detector], row)
+            rows.append(row)
+            if progress:
+                progress(f"{env} {detector}: {row[counter]} {counter}")
+    return rows
+
+
+def _judge(goal: dict, row: dict) -> dict:
+    judged = {"cycles": {"limit": goal["cycles"], "met": row["cycles_max"] <= goal["cycles"]}}
+    if "flash" in goal:
+        judged["flash_bytes"] = {"limit": goal["flash"],
+                                 "met": row["flash_bytes"] <= goal["flash"]}
+    return judged
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"{'detector':<17} {'shape':<16} {'target':<11} {'median':>7} {'max':>7} "
+             f"{'per sample':<12} {'flash B':>7} {'RAM B':>6}  issue 4 goal (uno)"]
+    for r in rows:
+        counter = COUNTER[r["target"]]
+        verdict = "; ".join(
+            f"≤{g['limit']} {'cycles' if k == 'cycles' else 'B flash'}: "
+            f"{'met' if g['met'] else 'MISSED'}" for k, g in r.get("issue4_goal", {}).items())
+        lines.append(f"{r['detector']:<17} {r['shape']:<16} {r['target']:<11} {r[counter]:>7} "
+                     f"{r[counter + '_max']:>7} {counter:<12} {r['flash_bytes']:>7} "
+                     f"{r['ram_bytes']:>6}  {verdict}")
+    return "\n".join(lines)
+
+
+def run(bundles: list[tuple[Bundle, np.ndarray | None]], envs: list[str],
+        json_out: str | Path, samples: int = SAMPLES, judge: bool = False,
+        progress=None) -> list[dict]:
+    """Measure each (bundle, normal rows or None), write the JSON (atomically) and return
+    the rows."""
+    if samples < 1:
+        raise UserError(f"--samples must be at least 1, not {samples}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mcua-bench-") as tmp:
+        for bundle, normal in bundles:
+            rows += measure(bundle, envs, Path(tmp) / bundle.name, samples, normal, judge,
+                            progress)
+    out = Path(json_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.tmp")
+    staging.write_text(json.dumps({"tool_version": __version__, "samples": samples,
+                                   "rows": rows}, indent=2) + "\n")
+    staging.replace(out)
+    return rows

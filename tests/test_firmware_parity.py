@@ -1,0 +1,281 @@
+"""On-target parity: the firmware built with PlatformIO and run in simavr (uno) or qemu
+(cortex_m4f, rv32imc) prints, for every detector and sample, the Python reference's score
+bits and flag; bad input on the device leaves the detectors' state alone; the bench and
+verify --target commands work.  Tests assert behaviour, never timing.
+"""
+
+import dataclasses
+import importlib.util
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from codegen import bench, cli, firmware, parity, training
+from codegen import bundle as bundle_mod
+from codegen.detectors import STREAMING
+from conftest import NAB, perturbed
+from host_sim import targets
+
+F32 = np.float32
+# Random and real inputs per detector (extreme: half as many); every sample goes through
+# every detector.  The Uno holds ~1,700 three-channel samples per build: ~16 builds.
+SAMPLES = {"uno": 10_000, "cortex_m4f": 100_000, "rv32imc": 100_000}
+HAVE_AUTOENCODER = all(importlib.util.find_spec(m) for m in ("tensorflow", "tflite_micro"))
+
+
+@pytest.fixture(scope="module")
+def on_target(iot, iot_bundle):
+    """The iot bundle's four detectors, plus the int8 autoencoder (channel 0, 20-8-4-8-20)
+    when the [autoencoder] extra is installed."""
+    if not HAVE_AUTOENCODER:
+        return iot_bundle
+    ae = training.train(iot, ["autoencoder"], {}, seed=0, name="sensors", verbose=False)
+    return dataclasses.replace(iot_bundle, detectors={**iot_bundle.detectors, **ae.detectors})
+
+
+def require(env):
+    missing = targets.missing_tools(env)
+    if missing:
+        pytest.skip(f"{env}: missing {', '.join(missing)}")
+
+
+def subnormal_stream(n, seed=1):
+    """Zero stretches (a window's mean and deviation at their floor), then runs of subnormal
+    readings on every channel: deviations, z-scores and window sums land in the subnormal
+    range, where avr-libc's division rounds wrongly (see
+    test_avr_libc_operations_the_runtime_relies_on)."""
+    rng = np.random.default_rng(seed)
+    blocks = []
+    while sum(len(b) for b in blocks) < n:
+        blocks.append(np.zeros((60, 3), dtype=F32))
+        tiny = 10.0 ** rng.uniform(-45, -38, size=(300, 3)) * rng.choice([-1, 1], size=(300, 3))
+        blocks.append(tiny.astype(F32))
+    return np.vstack(blocks)[:n]
+
+
+@pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
+def test_every_score_bit_and_flag_match_on_target(env, on_target, tmp_path):
+    require(env)
+    inputs = parity.battery(on_target, SAMPLES[env], NAB)
+    inputs["subnormal"] = subnormal_stream(2_000)
+    result = firmware.verify(on_target, env, inputs, tmp_path)
+    details = "\n".join(firmware.describe(m) for m in result.mismatches)
+    assert result.ok, f"{parity.table(result.results)}\n{details}"
+    for detector in on_target.detectors:
+        compared = sum(r.inputs for r in result.results if r.detector == detector)
+        assert compared >= 10_000, (detector, compared)
+
+
+def test_the_autoencoder_runs_on_target(on_target):
+    if not HAVE_AUTOENCODER:
+        pytest.skip("the autoencoder needs the [autoencoder] extra (tensorflow-cpu, tflite-micro)")
+    assert "autoencoder" in on_target.detectors  # so the parity test above covers it
+
+
+def test_verify_reports_a_one_ulp_difference(iot_bundle, tmp_path, monkeypatch):
+    require("rv32imc")
+    other = perturbed(iot_bundle, "zscore", "mean", 1)
+    reference = firmware.reference
+    monkeypatch.setattr(firmware, "reference", lambda _, vectors: reference(other, vectors))
+    inputs = {"random": parity.battery(iot_bundle, 500)["random"]}
+    result = firmware.verify(iot_bundle, "rv32imc", inputs, tmp_path)
+    assert not result.ok
+    assert {r.detector for r in result.results if not r.ok} == {"zscore"}
+    assert result.mismatches and result.mismatches[0].detector == "zscore"
+
+
+def _normal_rows(bundle, n, seed=0):
+    return bench.readings(bundle, n, seed=seed)
+
+
+@pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
+def test_bad_samples_leave_the_state_alone(env, on_target, tmp_path):
+    """NaN/Inf samples score +Inf, are flagged and leave every streaming detector as if they
+    had never come; before min_count no finite sample is flagged, not even a huge outlier."""
+    require(env)
+    rows = _normal_rows(on_target, 120)
+    rows[3] = [1e6, -1e6, 1e6]  # before min_count
+    bad = [25, 26, 60, 61, 62, 90]
+    for i, value in zip(bad, [np.nan, np.inf, -np.inf, np.nan, -np.inf, np.nan]):
+        rows[i, :] = value
+    target = firmware.Target(env, tmp_path)
+    run = target.run(on_target, target.build(on_target, rows))
+
+    want_scores, want_flags = firmware.reference(on_target, rows)
+    good = np.setdiff1d(np.arange(len(rows)), bad)
+    clean_scores, clean_flags = firmware.reference(on_target, rows[good])
+    assert (run.scores.view(np.uint32) == want_scores.view(np.uint32)).all()
+    assert (run.flags == want_flags).all()
+    for d, name in enumerate(on_target.detectors):
+        if name != "autoencoder":  # its windows that hold a bad sample score +Inf too
+            assert (run.scores[d, bad] == np.inf).all() and run.flags[d, bad].all(), name
+        if name in STREAMING:
+            assert (run.scores[d, good].view(np.uint32) == clean_scores[d].view(np.uint32)).all()
+            assert (run.flags[d, good] == clean_flags[d]).all(), name
+            min_count = on_target.detectors[name].params["min_count"]
+            assert not run.flags[d, good[good < min_count]].any(), name
+            assert np.isfinite(run.scores[d, 3]), name
+
+
+def _hex(row):
+    return ",".join(f"x{b:08x}" for b in np.asarray(row, dtype=F32).view(np.uint32))
+
+
+MALFORMED = [
+    ("S 1,2", "expected 3 values"),
+    ("S 1,2,3,4", "expected 3 values"),
+    ("S", "expected 3 values"),
+    ("S 1,,3", "bad value"),
+    ("S 1,abc,3", "bad value"),
+    ("S x7fc0000g,1,2", "bad value"),
+    ("S 1,2,3junk", "expected 3 values"),
+    ("s 1,2,3", "unknown command"),
+    ("Q", "unknown command"),
+    ("S " + ",".join(["1.25"] * 40), "line too long"),
+]
+
+
+def test_serial_protocol_on_the_uno(on_target, tmp_path):
+    """The line protocol in simavr: valid samples (exact bits, decimals, NaN/Inf) get one R
+    line per detector equal to the reference; every malformed line gets one E line and
+    changes nothing; Z restarts learning."""
+    require("uno")
+    rows = _normal_rows(on_target, 40, seed=3)
+    rows[2] = [1e6, -1e6, 1e6]  # before min_count
+    lines, segments = [], [[]]  # segments: the valid samples between resets
+    for i, row in enumerate(rows):
+        if i == 25:
+            lines.append("Z")
+            segments.append([])
+        if i % 4 == 1:
+            lines.append(MALFORMED[(i // 4) % len(MALFORMED)][0])
+        lines.append(f"S {_hex(row)}")
+        segments[-1].append(row)
+    # Decimal values that parse exactly, with blanks and a CR; NaN and Inf by name.
+    decimal = [("S 1.5, -2.25 ,0.5\r", [1.5, -2.25, 0.5]),
+               ("S nan,inf,-inf", [np.nan, np.inf, -np.inf]),
+               ("S 0.25,1e3,-4", [0.25, 1e3, -4.0])]
+    for text, row in decimal:
+        lines.append(text)
+        segments[-1].append(np.array(row, dtype=F32))
+    lines += [m[0] for m in MALFORMED]
+
+    target = firmware.Target("uno", tmp_path)
+    run = target.run(on_target, target.build(on_target), lines)
+
+    n_det = len(on_target.detectors)
+    answers_per_sample = []  # the R lines expected for each valid S line, in order
+    for segment in segments:
+        scores, flags = firmware.reference(on_target, np.array(segment, dtype=F32))
+        answers_per_sample += [[f"R {d} {s} {int(scores[d, s].view(np.uint32)):08x} "
+                                f"{int(flags[d, s])}" for d in range(n_det)]
+                               for s in range(len(segment))]
+    assert len(answers_per_sample) == len(rows) + len(decimal)
+    answers, samples = iter(run.answers), iter(answers_per_sample)
+    malformed = dict(MALFORMED)
+    for line in lines:
+        if line == "Z":
+            assert next(answers) == "OK"
+        elif line in malformed:
+            assert next(answers).startswith("E " + malformed[line]), line
+        else:
+            assert [next(answers) for _ in range(n_det)] == next(samples), line
+    assert list(answers) == []
+
+
+def test_avr_libc_operations_the_runtime_relies_on(tmp_path):
+    """avr-libc (Debian 2.0.0) against numpy: + - * sqrtf and the comparisons are correctly
+    rounded everywhere, division whenever the quotient is not subnormal.  A subnormal
+    quotient comes out 1 ulp low in ~1 % of cases, so the runtime never divides where the
+    quotient can be subnormal (mcua_window.h, mcua_streaming_zscore.c)."""
+    require("uno")
+    rng = np.random.default_rng(7)
+    n = 600
+    a = np.concatenate([
+        rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32).view(F32),  # any bits
+        (rng.standard_normal(n) * 10.0 ** rng.integers(-45, 38, n)).astype(F32),
+        (rng.standard_normal(n) * 10.0 ** rng.integers(-30, -5, n)).astype(F32),
+    ])
+    b = np.concatenate([
+        rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32).view(F32),
+        (rng.standard_normal(n) * 10.0 ** rng.integers(-45, 38, n)).astype(F32),
+        # products and quotients landing around the subnormal range
+        (10.0 ** rng.uniform(-46, -36, n) / np.abs(a[2 * n:].astype(np.float64))
+         * rng.choice([-1, 1], n)).astype(F32),
+    ])
+    b[2 * n::2] = (1 / b[2 * n::2].astype(np.float64)).astype(F32)
+    ops = np.stack([a, b], axis=1).view(np.uint32)
+    header = tmp_path / "avr_float_ops.h"
+    header.write_text(f"#define N_OPS {len(ops)}\nstatic const uint32_t ops[N_OPS][2] PROGMEM = {{\n"
+                      + "".join(f"{{0x{x:08x}UL, 0x{y:08x}UL}},\n" for x, y in ops) + "};\n")
+    elf = tmp_path / "ops.elf"
+    source = targets.PROJECT_DIR / "tests" / "avr_float_ops.c"
+    subprocess.run(["avr-gcc", "-mmcu=atmega328p", "-Os", "-std=gnu99", "-ffp-contract=off",
+                    "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), str(source),
+                    "-o", str(elf), "-lm"], check=True)
+    proc = subprocess.run([str(targets.build_simavr_runner()), str(elf)], capture_output=True,
+                          text=True, timeout=120, check=True)
+    fields = [line.split() for line in proc.stdout.splitlines()]
+    assert len(fields) == len(ops)
+    got = np.array([[int(f, 16) for f in row[:5]] for row in fields], dtype=np.uint32)
+    with np.errstate(all="ignore"):
+        want = np.stack([a + b, a - b, a * b, a / b, np.sqrt(a)], axis=1)
+        want_cmp = ["".join("1" if c else "0" for c in (x < y, x > y, x <= y, x >= y, x == y))
+                    for x, y in zip(a, b)]
+    want_bits = want.view(np.uint32)
+    got_nan = ((got & 0x7F800000) == 0x7F800000) & ((got & 0x7FFFFF) != 0)
+    same = (got == want_bits) | (got_nan & np.isnan(want))  # NaN payloads may differ
+    for k, name in enumerate(["+", "-", "*", None, "sqrtf"]):
+        if name:
+            assert same[:, k].all(), (name, np.nonzero(~same[:, k])[0][:5])
+    quotient = np.abs(want[:, 3])
+    subnormal = (quotient > 0) & (quotient < np.finfo(F32).tiny)
+    assert same[~subnormal, 3].all()
+    assert subnormal.sum() > 100  # the stream does probe the subnormal range
+    assert [row[5] for row in fields] == want_cmp
+
+
+def test_bench_measures_every_detector_on_every_target(tmp_path, capsys):
+    for env in targets.OFFLINE_ENVS:
+        require(env)
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--samples", "5", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    detectors = ["zscore", "streaming_zscore", "moving_average", "kmeans"]
+    detectors += ["autoencoder"] if HAVE_AUTOENCODER else []
+    assert {(r["detector"], r["target"]) for r in rows} == {
+        (d, env) for d in detectors for env in targets.OFFLINE_ENVS}
+    for r in rows:
+        counter = bench.COUNTER[r["target"]]
+        assert r[counter] > 0 and r[counter + "_max"] >= r[counter] and r["samples"] == 5
+        assert r["flash_bytes"] > 0
+        assert r["ram_bytes"] >= (50 * 4 if r["detector"] in STREAMING else 0)
+        assert ("issue4_goal" in r) == (r["target"] == "uno" and r["detector"] in bench.GOALS)
+    printed = capsys.readouterr().out
+    assert "kmeans" in printed and "5 channels, K=3" in printed
+
+
+def test_verify_target_cli(iot_bundle, tmp_path, capsys):
+    require("rv32imc")
+    path = bundle_mod.save(iot_bundle, tmp_path / "model")
+    assert cli.main(["verify", str(path), "--target", "rv32imc", "--samples", "300"]) == 0
+    assert "0 mismatches" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # no simulator for a registry-only board
+        cli.main(["verify", str(path), "--target", "esp32dev"])
+    assert "invalid choice: 'esp32dev'" in capsys.readouterr().err
+
+
+def test_generate_firmware_refuses_a_foreign_directory(iot_bundle, tmp_path, capsys):
+    path = bundle_mod.save(iot_bundle, tmp_path / "model")
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    assert cli.main(["generate", str(path), "--firmware", "--out", str(foreign)]) == 2
+    assert "holds no generated firmware sources" in capsys.readouterr().err
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    out = tmp_path / "generated"
+    assert cli.main(["generate", str(path), "--firmware", "--out", str(out)]) == 0
+    assert cli.main(["generate", str(path), "--firmware", "--out", str(out)]) == 0  # replaces
+    assert "#define MCUA_FW_VECTOR_COUNT 0UL" in (out / "mcua_vectors.h").read_text()
