@@ -9,12 +9,15 @@ Per detector and target:
                 (text + data, data + bss; stack use such as the kmeans scratch is not in it).
 Counts are taken over normal readings: held-out synthetic rows for the reference shapes,
 Gaussian readings with the training data's per-channel mean and deviation for a user's
-bundle.  A streaming detector is measured once its window is full (as it runs for good);
-its max includes the sample that swaps in the rebuilt sums.  The autoencoder is measured
-per window, from its first full window on.  Every score and flag of the measured runs is
-also checked bit for bit against the Python reference.
+bundle.  A streaming detector (the isolation forest with rolling features too) is measured
+once its window is full (as it runs for good); its max includes the sample that swaps in the
+rebuilt sums.  The autoencoder is measured per window, from its first full window on.  Every
+score and flag of the measured runs is also checked bit for bit against the Python
+reference.
 
-Without a bundle, bench trains the shapes issue 4 sets goals for on synthetic data.
+Without a bundle, bench trains the shapes issue 4 sets goals for on synthetic data, and
+issue 6's isolation forests: the Uno forest on every target, the default (ESP32-class) one
+and the one on rolling features on the 32-bit targets (neither fits an Uno).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 from . import __version__, firmware, training
 from .bundle import Bundle
 from .data import Dataset
-from .detectors import STREAMING, WINDOWED
+from .detectors import WINDOWED, is_streaming
 from .errors import UserError
 
 F32 = np.float32
@@ -53,11 +56,19 @@ def synthetic(channels: int, rows: int = 3000, seed: int = 0) -> Dataset:
                    np.zeros(rows, dtype=bool))
 
 
-def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray]]:
-    """The shapes of issue 4's goals, each with held-out normal rows to measure on:
-    Z-score, streaming Z-score and moving average on one channel; K-means with K = 3
-    on five features; the int8 autoencoder 20-8-4-8-20 when TensorFlow and TFLite Micro
-    are installed (the [autoencoder] extra)."""
+QEMU_ENVS = ("cortex_m4f", "rv32imc")
+# issue 6's isolation forests on three channels: (bundle name, parameters, envs)
+FORESTS = [("forest_uno", {"target": "uno"}, None),
+           ("forest_esp32", {}, QEMU_ENVS),
+           ("forest_rolling", {"features": "rolling"}, QEMU_ENVS)]
+
+
+def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | None]]:
+    """The shapes of issue 4's goals and issue 6's forests, each with held-out normal rows to
+    measure on and the envs it runs on (None: all): Z-score, streaming Z-score and moving
+    average on one channel; K-means with K = 3 on five features; the int8 autoencoder
+    20-8-4-8-20 when TensorFlow and TFLite Micro are installed (the [autoencoder] extra);
+    the isolation forests of FORESTS on three channels."""
     detectors = ["zscore", "streaming_zscore", "moving_average"]
     if all(importlib.util.find_spec(m) for m in ("tensorflow", "tflite_micro")):
         detectors.append("autoencoder")
@@ -65,7 +76,13 @@ def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray]]:
                          verbose=False)
     five = training.train(synthetic(5, seed=seed), ["kmeans"], {"kmeans": {"k": 3}}, seed,
                           "five_features", verbose=False)
-    return [(one, synthetic(1, seed=seed + 1).values), (five, synthetic(5, seed=seed + 1).values)]
+    cases = [(one, synthetic(1, seed=seed + 1).values, None),
+             (five, synthetic(5, seed=seed + 1).values, None)]
+    for name, params, envs in FORESTS:
+        forest = training.train(synthetic(3, seed=seed), ["isolation_forest"],
+                                {"isolation_forest": params}, seed, name, verbose=False)
+        cases.append((forest, synthetic(3, seed=seed + 1).values, envs))
+    return cases
 
 
 def shape(bundle: Bundle, detector: str) -> str:
@@ -74,7 +91,9 @@ def shape(bundle: Bundle, detector: str) -> str:
     fitted = bundle.detectors[detector]
     if detector == "kmeans":
         text += f", K={fitted.params['k_chosen']}"
-    if detector in STREAMING:
+    if detector == "isolation_forest":
+        text += f", {fitted.params['n_trees_used']}x{fitted.params['max_samples_used']}"
+    if is_streaming(detector, fitted):
         text += f", W={fitted.params['window']}"
     if detector in WINDOWED:
         window = fitted.scalars["window"]
@@ -154,30 +173,31 @@ def _judge(goal: dict, row: dict) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'detector':<17} {'shape':<16} {'target':<11} {'median':>7} {'max':>7} "
+    lines = [f"{'detector':<17} {'shape':<27} {'target':<11} {'median':>7} {'max':>7} "
              f"{'per sample':<12} {'flash B':>7} {'RAM B':>6}  issue 4 goal (uno)"]
     for r in rows:
         counter = COUNTER[r["target"]]
         verdict = "; ".join(
             f"≤{g['limit']} {'cycles' if k == 'cycles' else 'B flash'}: "
             f"{'met' if g['met'] else 'MISSED'}" for k, g in r.get("issue4_goal", {}).items())
-        lines.append(f"{r['detector']:<17} {r['shape']:<16} {r['target']:<11} {r[counter]:>7} "
+        lines.append(f"{r['detector']:<17} {r['shape']:<27} {r['target']:<11} {r[counter]:>7} "
                      f"{r[counter + '_max']:>7} {counter:<12} {r['flash_bytes']:>7} "
                      f"{r['ram_bytes']:>6}  {verdict}")
     return "\n".join(lines)
 
 
-def run(bundles: list[tuple[Bundle, np.ndarray | None]], envs: list[str],
+def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: list[str],
         json_out: str | Path, samples: int = SAMPLES, judge: bool = False,
         progress=None) -> list[dict]:
-    """Measure each (bundle, normal rows or None), write the JSON (atomically) and return
-    the rows."""
+    """Measure each (bundle, normal rows or None, the envs it runs on or None for all) on
+    those of envs, write the JSON (atomically) and return the rows."""
     if samples < 1:
         raise UserError(f"--samples must be at least 1, not {samples}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="mcua-bench-") as tmp:
-        for bundle, normal in bundles:
-            rows += measure(bundle, envs, Path(tmp) / bundle.name, samples, normal, judge,
+        for bundle, normal, only in bundles:
+            runs_on = [env for env in envs if only is None or env in only]
+            rows += measure(bundle, runs_on, Path(tmp) / bundle.name, samples, normal, judge,
                             progress)
     out = Path(json_out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -113,10 +113,10 @@ def cmd_bench(args) -> None:
 
     envs = [e.strip() for e in args.targets.split(",") if e.strip()]
     if args.bundle:
-        bundles, judge = [(bundle.load(args.bundle), None)], False
+        bundles, judge = [(bundle.load(args.bundle), None, None)], False
     else:
-        print("no bundle given: training the shapes of issue 4's goals on synthetic data",
-              file=sys.stderr)
+        print("no bundle given: training the shapes of issue 4's goals and issue 6's forests "
+              "on synthetic data", file=sys.stderr)
         bundles, judge = bench.reference_bundles(), True
     rows = bench.run(bundles, envs, args.json, args.samples, judge,
                      progress=lambda m: print(m, file=sys.stderr, flush=True))
@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="detector parameter, e.g. zscore.threshold=percentile:99.5")
     train.add_argument("--window", type=int,
                        help="window length of every windowed detector chosen (streaming_zscore, "
-                            "moving_average, autoencoder); --set overrides it per detector")
+                            "moving_average, autoencoder, isolation_forest with rolling "
+                            "features); --set overrides it per detector")
     train.add_argument("--columns", help="comma-separated sensor columns (default: all)")
     train.add_argument("--label-column", help="0/1 label column (default: is_anomaly/anomaly)")
     train.add_argument("--time-column", help="time column (default: time/timestamp)")

@@ -31,7 +31,7 @@ RUNTIME_UNITS = {
     "streaming_zscore": ["window", "streaming_zscore"],
     "moving_average": ["window", "moving_average"],
     "kmeans": ["kmeans"],
-    "isolation_forest": ["isolation_forest"],
+    "isolation_forest": ["window", "isolation_forest"],  # the window: rolling features
     "autoencoder": ["autoencoder"],
 }
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import emit, parity
 from .bundle import Bundle
-from .detectors import STREAMING, WINDOWED, get
+from .detectors import WINDOWED, get, is_streaming
 from .errors import UserError
 
 F32 = np.float32
@@ -37,16 +37,16 @@ MAX_CHUNK = 20_000  # samples per run on the qemu targets (keeps headers and run
 def _detector_calls(bundle: Bundle) -> list[dict]:
     """How templates/firmware.c.j2 calls each detector: a streaming one with its state, a
     windowed one with the last W readings of its channel, any other with the sample."""
-    return [{"name": name, "streaming": name in STREAMING, "windowed": name in WINDOWED,
+    return [{"name": name, "streaming": is_streaming(name, fitted), "windowed": name in WINDOWED,
              "stub": False, "extra_args": EXTRA_ARGS.get(name, "")}
-            for name in bundle.detectors]
+            for name, fitted in bundle.detectors.items()]
 
 
 def warm_up(bundle: Bundle, detector: str) -> int:
     """Samples before a detector runs as it does for good: a streaming one's window fills,
     a windowed one scores its first window."""
     fitted = bundle.detectors[detector]
-    if detector in STREAMING:
+    if is_streaming(detector, fitted):
         return fitted.params["window"]
     if detector in WINDOWED:
         return fitted.scalars["window"] - 1

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import Bundle
-from .detectors import STREAMING, get
+from .detectors import get, is_streaming
 
 F32 = np.float32
 DEFAULT_NAB = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nab"
@@ -115,7 +115,7 @@ def compare(bundle: Bundle, host, inputs: dict[str, np.ndarray]) -> list[Result]
     for detector, fitted in bundle.detectors.items():
         module = get(detector)
         for kind, X in inputs.items():
-            if detector in STREAMING:
+            if is_streaming(detector, fitted):
                 py_s, py_f, (py_sf, py_si) = module.score(fitted, X, with_state=True)
                 c_s, c_f, (c_sf, c_si) = host.run_with_state(detector, X)
                 state = int(((_bits(py_sf) != _bits(c_sf)).any(axis=1)

@@ -20,7 +20,7 @@ import numpy as np
 
 from codegen import emit
 from codegen.bundle import Bundle
-from codegen.detectors import STREAMING, WINDOWED
+from codegen.detectors import WINDOWED, is_streaming
 from codegen.errors import UserError
 
 # -ffp-contract=off: no fused multiply-add, which would round differently from numpy.
@@ -37,7 +37,8 @@ def glue_source(bundle: Bundle) -> str:
     env = emit.environment()
     return env.get_template("host_glue.c.j2").render(
         model_name=bundle.name, MODEL=bundle.name.upper(), tool_version=emit.__version__,
-        detectors=list(bundle.detectors), streaming=STREAMING, windowed=WINDOWED)
+        detectors=list(bundle.detectors), windowed=WINDOWED,
+        streaming={d for d, fitted in bundle.detectors.items() if is_streaming(d, fitted)})
 
 
 def compile_library(files: dict[str, str], compiler: str | None = None) -> Path:
@@ -91,7 +92,7 @@ class HostModel:
 
     def score(self, detector: str, X: np.ndarray):
         """(scores, flags) for every row of X; a streaming detector starts from a fresh state."""
-        if detector in STREAMING:
+        if is_streaming(detector, self.bundle.detectors[detector]):
             return self._batch(detector, X, None, None)
         return self._batch(detector, X)
 

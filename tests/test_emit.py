@@ -1,5 +1,6 @@
 """The generated C: compiles everywhere without a warning, constants exact and in flash."""
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -7,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from codegen import emit
+from codegen import emit, training
 
 WARN = ["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-ffp-contract=off", "-Os"]
 AVR = ["-mmcu=atmega328p"]
@@ -27,23 +28,33 @@ float use_all(const float *x)
 {
     static sensors_streaming_zscore_state s1;
     static sensors_moving_average_state s2;
-    uint8_t f1, f2, f3, f4;
+    static sensors_isolation_forest_state s3;
+    uint8_t f1, f2, f3, f4, f5;
     uint16_t cluster;
     float total;
     sensors_streaming_zscore_reset(&s1);
     sensors_moving_average_reset(&s2);
+    sensors_isolation_forest_reset(&s3);
     total = sensors_zscore_score(x, &f1) + sensors_kmeans_score(x, &f2, &cluster) +
             sensors_streaming_zscore_update(&s1, x, &f3) +
-            sensors_moving_average_update(&s2, x, &f4);
-    return total + (float)(f1 + f2 + f3 + f4 + cluster);
+            sensors_moving_average_update(&s2, x, &f4) +
+            sensors_isolation_forest_update(&s3, x, &f5);
+    return total + (float)(f1 + f2 + f3 + f4 + f5 + cluster);
 }
 """
 
 
 @pytest.fixture(scope="module")
-def generated(iot_bundle, tmp_path_factory):
+def generated(iot, iot_bundle, tmp_path_factory):
+    """The iot bundle's four detectors and an isolation forest on rolling features, small
+    enough for an AVR build (the raw forests: tests/test_isolation_forest.py)."""
+    forest = training.train(iot, ["isolation_forest"], {"isolation_forest": {
+        "features": "rolling", "n_trees": 10, "max_samples": 64}}, seed=0, name="sensors",
+        verbose=False)
+    bundle = dataclasses.replace(iot_bundle, detectors={**iot_bundle.detectors,
+                                                        **forest.detectors})
     out = tmp_path_factory.mktemp("include")
-    emit.write(emit.render(iot_bundle), out)
+    emit.write(emit.render(bundle), out)
     (out / "use_all.c").write_text(USE_ALL)
     return out
 

@@ -14,7 +14,8 @@ import pytest
 
 from codegen import bench, cli, firmware, parity, training
 from codegen import bundle as bundle_mod
-from codegen.detectors import STREAMING
+from codegen.detectors import STREAMING, is_streaming
+from codegen.detectors import isolation_forest as iforest
 from conftest import NAB, perturbed
 from host_sim import targets
 
@@ -66,6 +67,41 @@ def test_every_score_bit_and_flag_match_on_target(env, on_target, tmp_path):
     for detector in on_target.detectors:
         compared = sum(r.inputs for r in result.results if r.detector == detector)
         assert compared >= 10_000, (detector, compared)
+
+
+# Random and real inputs per forest (extreme: half as many), beside the boundary rows.
+FOREST_SAMPLES = {"uno": 5_000, "cortex_m4f": 50_000, "rv32imc": 50_000}
+
+
+@pytest.fixture(scope="module")
+def forests(iot):
+    """issue 6's forests: the Uno's (raw channels, target uno) and, for the 32-bit targets,
+    the default one on raw channels and on rolling features."""
+    def forest(**params):
+        return training.train(iot, ["isolation_forest"], {"isolation_forest": params}, seed=0,
+                              name="sensors", verbose=False)
+
+    return {"uno": [forest(target="uno")], "32-bit": [forest(), forest(features="rolling")]}
+
+
+@pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
+def test_isolation_forest_on_target(env, forests, iot, tmp_path):
+    """Every score bit and flag of the forests on target, with the rows that sit exactly on
+    every split value and one ulp above it (raw channels), or that cross every root split on
+    a raw channel within a stream (rolling features)."""
+    require(env)
+    for i, b in enumerate(forests["uno" if env == "uno" else "32-bit"]):
+        fitted = b.detectors["isolation_forest"]
+        inputs = parity.battery(b, FOREST_SAMPLES[env], NAB)
+        if is_streaming("isolation_forest", fitted):
+            inputs["boundary"], _ = iforest.root_crossings(fitted, iot.normal)
+        else:
+            inputs["boundary"], _ = iforest.boundary_inputs(fitted, np.median(iot.normal, axis=0))
+        result = firmware.verify(b, env, inputs, tmp_path / str(i))
+        details = "\n".join(firmware.describe(m) for m in result.mismatches)
+        assert result.ok, f"{parity.table(result.results)}\n{details}"
+        compared = sum(r.inputs for r in result.results)
+        assert compared == sum(len(x) for x in inputs.values()) >= 14_000
 
 
 def test_the_autoencoder_runs_on_target(on_target):
@@ -245,16 +281,24 @@ def test_bench_measures_every_detector_on_every_target(tmp_path, capsys):
     rows = json.loads(out.read_text())["rows"]
     detectors = ["zscore", "streaming_zscore", "moving_average", "kmeans"]
     detectors += ["autoencoder"] if HAVE_AUTOENCODER else []
-    assert {(r["detector"], r["target"]) for r in rows} == {
-        (d, env) for d in detectors for env in targets.OFFLINE_ENVS}
+    assert {(r["detector"], r["target"]) for r in rows if r["detector"] != "isolation_forest"} \
+        == {(d, env) for d in detectors for env in targets.OFFLINE_ENVS}
+    # the Uno's forest everywhere, the default and the rolling one on the 32-bit targets
+    assert {(r["bundle"], r["target"]) for r in rows if r["detector"] == "isolation_forest"} \
+        == {(name, env) for name, _, envs in bench.FORESTS
+            for env in (envs or targets.OFFLINE_ENVS)}
     for r in rows:
         counter = bench.COUNTER[r["target"]]
         assert r[counter] > 0 and r[counter + "_max"] >= r[counter] and r["samples"] == 5
         assert r["flash_bytes"] > 0
-        assert r["ram_bytes"] >= (50 * 4 if r["detector"] in STREAMING else 0)
+        streaming = r["detector"] in STREAMING or r["bundle"] == "forest_rolling"
+        assert r["ram_bytes"] >= (50 * 4 if streaming else 0)
         assert ("issue4_goal" in r) == (r["target"] == "uno" and r["detector"] in bench.GOALS)
+    uno_forest = next(r for r in rows if r["bundle"] == "forest_uno" and r["target"] == "uno")
+    assert uno_forest["ram_bytes"] == 0  # issue 6: RAM <= 64 B on the Uno; the scorer keeps none
     printed = capsys.readouterr().out
     assert "kmeans" in printed and "5 channels, K=3" in printed
+    assert "3 channels, 100x256, W=50" in printed
 
 
 def test_verify_target_cli(iot_bundle, tmp_path, capsys):

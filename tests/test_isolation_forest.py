@@ -23,13 +23,17 @@ def train(iot, **params):
     return training.train(iot, [NAME], {NAME: params}, seed=0, name="sensors", verbose=False)
 
 
+FORESTS = {"esp32": {}, "uno": {"target": "uno"}, "rolling": {"features": "rolling"}}
+
+
 @pytest.fixture(scope="module")
 def forests(iot):
-    """The default (ESP32-class) forest and the Uno one, each with its host build."""
+    """The default (ESP32-class) forest, the Uno one and the default one on rolling features,
+    each with its host build."""
     out = {}
-    for target in ("esp32", "uno"):
-        b = train(iot, target=target)
-        out[target] = (b, HostModel(b))
+    for kind, params in FORESTS.items():
+        b = train(iot, **params)
+        out[kind] = (b, HostModel(b))
     return out
 
 
@@ -61,12 +65,64 @@ def test_parity_on_random_extreme_real_and_boundary_inputs(forests, inputs, iot,
     assert assert_parity(b, host, battery, NAME) >= 250_000
 
 
+def test_rolling_parity_with_state_after_every_sample(forests, inputs, iot):
+    """Every score, flag and the window's whole state after every sample (parity.compare
+    asks for the state of a streaming detector)."""
+    b, host = forests["rolling"]
+    assert iforest.is_streaming(b.detectors[NAME])
+    rows, _ = iforest.root_crossings(b.detectors[NAME], iot.normal)
+    assert assert_parity(b, host, {**inputs, "boundary": rows}, NAME) >= 250_000
+
+
 def test_non_finite_input_scores_infinity_and_is_flagged(forests):
     b, host = forests["uno"]
     X = np.array([[np.nan, 0, 0], [0, np.inf, 0], [0, 0, -np.inf], [0, 0, 0]], np.float32)
     for scores, flags in (host.score(NAME, X), iforest.score(b.detectors[NAME], X)):
         assert np.isposinf(scores[:3]).all() and flags[:3].all()
         assert np.isfinite(scores[3]) and scores[3] < 0
+
+
+def test_rolling_non_finite_samples_leave_the_window_alone(forests, iot):
+    b, host = forests["rolling"]
+    X = iot.normal[:80].copy()
+    bad = [0, 30, 31, 65]
+    X[bad[0], 0], X[bad[1], 1], X[bad[2], 2], X[bad[3], 0] = np.nan, np.inf, -np.inf, np.nan
+    good = np.setdiff1d(np.arange(len(X)), bad)
+    clean_scores, _ = iforest.score(b.detectors[NAME], X[good])
+    for scores, flags, (state_f, state_i) in (
+            iforest.score(b.detectors[NAME], X, with_state=True), host.run_with_state(NAME, X)):
+        assert np.isposinf(scores[bad]).all() and flags[bad].all()
+        assert np.array_equal(scores[good].view(np.uint32), clean_scores.view(np.uint32))
+        for i in bad[1:]:
+            assert np.array_equal(state_f[i - 1], state_f[i])
+            assert np.array_equal(state_i[i - 1], state_i[i])
+
+
+def rolling_float64(X, window):
+    """Mean and population deviation of the last `window` rows (fewer at the start), in
+    float64."""
+    X = np.asarray(X, dtype=np.float64)
+    csum = np.vstack([np.zeros((1, X.shape[1])), np.cumsum(X, axis=0)])
+    csq = np.vstack([np.zeros((1, X.shape[1])), np.cumsum(X * X, axis=0)])
+    hi = np.arange(1, len(X) + 1)
+    n = (hi - np.maximum(0, hi - window))[:, None]
+    mean = (csum[hi] - csum[hi - n[:, 0]]) / n
+    var = (csq[hi] - csq[hi - n[:, 0]]) / n - mean ** 2
+    return mean, np.sqrt(np.maximum(var, 0)), n
+
+
+def test_rolling_features_are_the_notebooks_mean_and_deviation(iot):
+    X = iot.values.astype(np.float32)
+    features, _ = iforest.rolling_features(X, 50)
+    mean, sd, n = rolling_float64(X, 50)
+    assert np.array_equal(features[:, :3], X)
+    assert np.abs(features[:, 3::2] - mean).max() < 1e-5
+    assert np.abs(features[:, 4::2] - sd).max() < 1e-5
+    assert (features[0, 4::2] == 0).all()  # one reading: deviation 0, as the notebook's fillna
+    # with a full window, the notebook's sample deviation (pandas, ddof=1) is a constant
+    # factor away
+    sample = sd[49:] * np.sqrt(50 / 49)
+    assert np.abs(features[49:, 4::2] * np.float64(np.sqrt(50 / 49)) - sample).max() < 1e-5
 
 
 def test_wide_leaf_indices_compile_and_agree(forests, inputs, iot):
@@ -95,14 +151,16 @@ def test_trees_that_are_a_single_leaf(iot):
     assert assert_parity(b, HostModel(b), parity.battery(b, 20_000), NAME)
 
 
-def test_parity_fails_when_a_split_value_moves_one_ulp(forests, iot):
-    b, _ = forests["uno"]
+@pytest.mark.parametrize("kind", ["uno", "rolling"])
+def test_parity_fails_when_a_split_value_moves_one_ulp(forests, iot, kind):
+    b, _ = forests[kind]
     fitted = b.detectors[NAME]
-    rows, nodes = boundary(fitted, iot)
+    rows, nodes = (iforest.root_crossings(fitted, iot.normal) if kind == "rolling"
+                   else boundary(fitted, iot))
     reference, _ = iforest.score(fitted, rows)
     # a split whose one-ulp move changes the score of the boundary rows (a split between two
     # leaves of equal path length changes no score)
-    index = next(s for s in range(len(fitted.arrays["split"]))
+    index = next(s for s in np.unique(nodes[nodes >= 0])
                  if (iforest.score(perturbed(b, NAME, "split", s).detectors[NAME], rows)[0]
                      != reference).any())
     host = HostModel(perturbed(b, NAME, "split", index))
@@ -127,9 +185,11 @@ def test_boundary_rows_reach_their_split_and_part_there(forests, iot):
 
 # --- agreement with scikit-learn ----------------------------------------------------------
 
-def test_export_is_scikit_learns_forest(forests, iot):
-    fitted = forests["esp32"][0].detectors[NAME]
-    exported = iforest._export(sklearn_forest(fitted, iot.normal))
+@pytest.mark.parametrize("kind", ["esp32", "rolling"])
+def test_export_is_scikit_learns_forest(forests, iot, kind):
+    fitted = forests[kind][0].detectors[NAME]
+    features = iforest.rolling_features(iot.normal, 50)[0] if kind == "rolling" else iot.normal
+    exported = iforest._export(sklearn_forest(fitted, features))
     assert all(np.array_equal(exported[k], v) for k, v in fitted.arrays.items())
 
 
@@ -213,11 +273,30 @@ def test_value_threshold_is_the_papers_anomaly_score(iot):
 def test_quality_on_the_notebooks_data(forests, iot):
     from sklearn.metrics import average_precision_score
 
-    for target in forests:
+    for target in ("esp32", "uno"):
         fitted = forests[target][0].detectors[NAME]
         scores, _ = iforest.score(fitted, iot.values)
         assert average_precision_score(iot.labels, scores) > 0.99
         assert fitted.report["evaluation"]["recall"] == 1.0
+
+
+def test_rolling_false_alarms_follow_the_spikes(forests, iot):
+    """Grown on windows of normal readings, the rolling forest still ranks the spikes first,
+    but a spike stays in its channel's window for W samples and lifts its deviation: nearly
+    every false alarm at the 99th percentile of normal scores lies in such a window."""
+    from sklearn.metrics import average_precision_score
+
+    fitted = forests["rolling"][0].detectors[NAME]
+    scores, flags = iforest.score(fitted, iot.values)
+    assert average_precision_score(iot.labels, scores) > 0.95
+    assert fitted.report["evaluation"]["recall"] == 1.0
+    spikes = np.flatnonzero(iot.labels)
+    after = np.zeros(len(flags), dtype=bool)
+    for i in spikes:
+        after[i + 1:i + 50] = True
+    false_alarms = flags & ~iot.labels
+    assert false_alarms.sum() > 500
+    assert (false_alarms & after).sum() >= 0.95 * false_alarms.sum()
 
 
 # --- size ---------------------------------------------------------------------------------
@@ -235,14 +314,28 @@ float use_forest(const float *x)
 """
 
 
+USE_ROLLING = """#include "sensors.h"
+float use_forest(const float *x);
+float use_forest(const float *x)
+{
+    static sensors_isolation_forest_state state;
+    uint8_t flag;
+    float s;
+    sensors_isolation_forest_reset(&state);
+    s = sensors_isolation_forest_update(&state, x, &flag);
+    return s + (float)flag + (float)SENSORS_ISOLATION_FOREST_STATE_BYTES;
+}
+"""
+
+
 @pytest.fixture(scope="module")
 def generated(forests, tmp_path_factory):
     out = {}
-    for target, (b, _) in forests.items():
-        path = tmp_path_factory.mktemp(target)
+    for kind, (b, _) in forests.items():
+        path = tmp_path_factory.mktemp(kind)
         emit.write(emit.render(b), path)
-        (path / "use.c").write_text(USE)
-        out[target] = path
+        (path / "use.c").write_text(USE_ROLLING if kind == "rolling" else USE)
+        out[kind] = path
     return out
 
 
@@ -267,11 +360,34 @@ def test_scorer_keeps_no_ram_and_a_small_stack_on_avr(generated, tmp_path):
     obj = tmp_path / "forest.o"
     subprocess.run([*AVR, "-fstack-usage", "-I", str(generated["uno"]), "-c", str(source),
                     "-o", str(obj)], check=True)
-    frame = int((tmp_path / "forest.su").read_text().split()[1])
-    assert frame <= 64
+    frames = {line.split()[0].rsplit(":", 1)[1]: int(line.split()[1])
+              for line in (tmp_path / "forest.su").read_text().splitlines()}
+    assert frames["mcua_isolation_forest_score"] <= 64 and max(frames.values()) <= 64, frames
     sizes = subprocess.run(["avr-size", str(obj)], capture_output=True, text=True,
                            check=True).stdout.split("\n")[1].split()
     assert sizes[1] == "0" and sizes[2] == "0"  # no .data, no .bss
+
+
+@pytest.mark.parametrize("target", ["uno", "esp32"])
+def test_rolling_ram_figure_is_the_state_size(iot, target, tmp_path):
+    """The window state: per channel six sums and W readings, and the counters (10 bytes on
+    AVR, 12 with 32-bit alignment).  A forest small enough for an AVR build."""
+    b = train(iot, features="rolling", window=20, n_trees=10, max_samples=32)
+    path = tmp_path / "include"
+    emit.write(emit.render(b), path)
+    (path / "use.c").write_text(USE_ROLLING)
+    compiler = AVR if target == "uno" else ["arm-none-eabi-gcc", "-std=c99", "-mcpu=cortex-m4",
+                                            "-mthumb", "-Os"]
+    obj = tmp_path / "use.o"
+    subprocess.run([*compiler, "-I", str(path), "-c", str(path / "use.c"), "-o", str(obj)],
+                   check=True)
+    size = "avr-size" if target == "uno" else "arm-none-eabi-size"
+    sections = subprocess.run([size, "-A", str(obj)], capture_output=True, text=True,
+                              check=True).stdout
+    bss = int(re.search(r"^\.bss\s+(\d+)", sections, re.M).group(1))
+    fitted = b.detectors[NAME]
+    assert bss == iforest.ram_bytes(fitted.params, iforest.TARGETS[target]) == 3 * (24 + 80) + (
+        10 if target == "uno" else 12)
 
 
 def test_esp32_flash_figure_bounds_a_32_bit_build(forests, generated, tmp_path):
@@ -367,6 +483,41 @@ def test_too_few_normal_rows_are_refused(iot, rows):
         iforest.fit(iot.normal[:rows], {}, 0, False, iot.channels)
 
 
+def test_fewer_rows_than_the_rolling_window_are_refused(iot):
+    with pytest.raises(UserError, match="40 normal rows are fewer than the window of 50 of the "
+                                        "rolling features; give more data or a smaller "
+                                        "isolation_forest.window"):
+        iforest.fit(iot.normal[:40], {"features": "rolling"}, 0, False, iot.channels)
+    assert iforest.fit(iot.normal[:40], {"features": "rolling", "window": 40}, 0, False,
+                       iot.channels).params["window"] == 40
+
+
+def test_rolling_features_do_not_fit_the_uno_budget(iot):
+    with pytest.raises(UserError, match=r"the rolling features keep 682 bytes of RAM \(a window "
+                                        r"of 50 readings of 3 channels\), more than the 64 "
+                                        r"bytes allowed on target uno"):
+        train(iot, target="uno", features="rolling")
+
+
+def test_rolling_forest_too_large_for_the_uno_is_refused_at_generate_time(forests):
+    b = copy.deepcopy(forests["rolling"][0])
+    b.detectors[NAME].params["target"] = "uno"
+    with pytest.raises(UserError, match=r"needs \d+ bytes of flash, more than the 24576"):
+        emit.render(b)
+    b.detectors[NAME].params["n_channels"] = 3
+    b.detectors[NAME].arrays = forests["uno"][0].detectors[NAME].arrays  # flash fits now
+    with pytest.raises(UserError, match=r"keep 682 bytes of RAM .* more than the 64 bytes "
+                                        r"allowed on target uno"):
+        emit.render(b)
+
+
+def test_constant_channel_is_refused_with_rolling_features(iot):
+    X = iot.normal.copy()
+    X[:, 2] = -1.0
+    with pytest.raises(UserError, match="'sensor_3' is constant"):
+        iforest.fit(X, {"features": "rolling"}, 0, False, iot.channels)
+
+
 @pytest.mark.parametrize("params, message", [
     ({"target": "mega"}, "target must be one of uno, esp32"),
     ({"n_trees": 0}, "n_trees must be 'auto' or an integer from 1"),
@@ -374,7 +525,43 @@ def test_too_few_normal_rows_are_refused(iot, rows):
     ({"max_samples": 6000}, "more than the 4950 normal rows"),
     ({"threshold": "value:3"}, "0 < s < 1"),
     ({"trees": 3}, "has no parameter trees"),
+    ({"features": "fft"}, "features must be one of raw, rolling, not 'fft'"),
+    ({"features": "rolling", "window": 0}, "window must be an integer from 1 to 4096"),
 ])
 def test_bad_parameters_are_refused(iot, params, message):
     with pytest.raises(UserError, match=message):
         iforest.fit(iot.normal, params, 0, False, iot.channels)
+
+
+def test_more_than_255_features_are_refused():
+    X = np.random.default_rng(0).standard_normal((100, 86)).astype(np.float32)
+    channels = [f"c{i}" for i in range(86)]
+    with pytest.raises(UserError, match=r"at most 255 features .* 86 channels give 258 "
+                                        r"\(rolling features\): pick fewer with --columns"):
+        iforest.fit(X, {"features": "rolling"}, 0, False, channels)
+    assert iforest.fit(X, {"n_trees": 2}, 0, False, channels).params["n_channels"] == 86
+
+
+def test_integer_comparison_is_ieee_less_equal(tmp_path):
+    """mcua_less_equal, the scorer's split test, against numpy's float32 <= on every pair of
+    special values and on random bit patterns (NaN excluded: features are finite)."""
+    rng = np.random.default_rng(4)
+    specials = np.array([0.0, -0.0, 1e-45, -1e-45, 1.1754942e-38, -1.1754942e-38, 1.0, -1.0,
+                         3.4028235e38, -3.4028235e38, np.inf, -np.inf], dtype=np.float32)
+    bits = rng.integers(0, 2**32, 4000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    values = np.concatenate([specials, bits[~np.isnan(bits)][:2000]])
+    with np.errstate(over="ignore"):  # the largest float's neighbour is +Inf
+        above = np.nextafter(values, np.float32(np.inf))
+    a = np.concatenate([np.repeat(specials, len(specials)), values[:-1], values])
+    b = np.concatenate([np.tile(specials, len(specials)), values[1:], above])
+    pairs = np.stack([a, b], axis=1).view(np.uint32)
+    (tmp_path / "le.c").write_text(
+        '#include <stdio.h>\n#include "mcua_common.h"\nstatic const uint32_t p[][2] = {\n'
+        + "".join(f"{{0x{x:08x}UL, 0x{y:08x}UL}},\n" for x, y in pairs) + "};\n"
+        "int main(void) { size_t i; for (i = 0; i < sizeof p / sizeof p[0]; ++i) {"
+        " float x, y; memcpy(&x, &p[i][0], 4); memcpy(&y, &p[i][1], 4);"
+        " putchar('0' + mcua_less_equal(x, y)); } return 0; }\n")
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(emit.RUNTIME),
+                    str(tmp_path / "le.c"), "-o", str(tmp_path / "le")], check=True)
+    got = subprocess.run([str(tmp_path / "le")], capture_output=True, text=True).stdout
+    assert got == "".join("1" if x <= y else "0" for x, y in zip(a, b))

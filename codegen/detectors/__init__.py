@@ -11,10 +11,19 @@ DETECTORS: dict[str, ModuleType] = {
     m.NAME: m
     for m in (zscore, streaming_zscore, moving_average, kmeans, isolation_forest, autoencoder)
 }
-# Detectors that learn on the device: reset(&state) / update(&state, x, &flag).
+# Detectors that always learn on the device: reset(&state) / update(&state, x, &flag);
+# is_streaming() also asks the detector's module (see there).
 STREAMING = {"streaming_zscore", "moving_average"}
 # Detectors that score the last `window` samples of one channel: score(window, &flag).
 WINDOWED = {"autoencoder"}
+
+
+def is_streaming(name: str, fitted) -> bool:
+    """Whether the trained detector keeps state on the device (reset / update): always for
+    STREAMING, and for a module that says so for this fitted detector with is_streaming(fitted)
+    (isolation_forest with rolling features)."""
+    module = get(name)
+    return name in STREAMING or (hasattr(module, "is_streaming") and module.is_streaming(fitted))
 
 
 def get(name: str) -> ModuleType:

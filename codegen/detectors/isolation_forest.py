@@ -1,11 +1,31 @@
 """isolation_forest: scikit-learn's IsolationForest, exported tree by tree as flat arrays.
 
-scikit-learn grows the forest on the normal rows (raw channels); every tree then becomes
-flat arrays (see mcua_isolation_forest.h): split nodes (channel, float32 split value, left
-and right child codes) and leaves (an index into a table of leaf path lengths).
+scikit-learn grows the forest on features of the normal rows; every tree then becomes flat
+arrays (see mcua_isolation_forest.h): split nodes (feature, float32 split value, left and
+right child codes) and leaves (an index into a table of leaf path lengths).
+
+Features (`features`):
+    raw      the channels themselves; the detector keeps no state (score(x, &flag)).
+    rolling  the notebook's features: per sample the C channels, then per channel the mean
+             and the standard deviation of its last `window` readings, the current one
+             included (fewer right after a reset) -- 3C features in the order
+             x_0..x_{C-1}, mean_0, sd_0, mean_1, sd_1, ...  The device keeps the window
+             (mcua_window: anchored sums, rebuilt every W samples), so the detector is
+             streaming (reset(&state) / update(&state, x, &flag)).  In float32, after the
+             sample entered the window (n readings, inv_n = 1/n):
+                 m    = sum * inv_n                  (relative to the window's anchor)
+                 mean = anchor + m
+                 var  = sumsq * inv_n - m * m
+                 sd   = sqrt(var) if var > 0 else 0  (population deviation, ddof = 0)
+             The population deviation needs no division per sample (the window keeps 1/n);
+             once the window is full it is the notebook's sample deviation (pandas, ddof = 1)
+             times sqrt((W-1)/W), a constant factor that an Isolation Forest's random splits
+             (uniform between the node's minimum and maximum) do not see.  A NaN/Inf sample
+             scores +Inf and never enters the window.  The forest is grown on the features
+             of the normal rows taken as one stream from a fresh window.
 
 Reference arithmetic (float32, the order of mcua_isolation_forest.c):
-    go left     when x[feature] <= split                 (float32 comparison)
+    go left     when f[feature] <= split                 (float32 comparison)
     leaf value  = float32(depth + c(n) - 1)              (scikit-learn's float64 terms)
     total       = sum over trees, in tree order, of the leaf value reached, in float32
     score       = total * float32(-1 / n_trees)          (-mean path length)
@@ -25,7 +45,8 @@ length.  `percentile:P` and `sigma:K` work on the score itself, as for every det
 
 Size: every split costs 9 bytes of flash (1 + 4 + 2 + 2), every leaf 1 (2 when the forest
 has more than 256 distinct leaf values), every tree 2, every leaf value 4, plus the model
-struct.  `target` picks defaults and the limit a forest must fit (see TARGETS).
+struct; rolling features add the window to RAM.  `target` picks defaults and the limits a
+forest must fit (see TARGETS).
 """
 
 from __future__ import annotations
@@ -39,20 +60,23 @@ from sklearn.ensemble import IsolationForest
 
 from .. import thresholds
 from ..errors import UserError
-from .base import F32, Fitted, channel_std, merge_params, scalar
+from . import window
+from .base import F32, Fitted, channel_std, merge_params, positive_int, scalar
+from .window import Window
 
 NAME = "isolation_forest"
 LEAF = 0x8000  # MCUA_IFOREST_LEAF: node codes at or above it are leaves
 MAX_SPLITS = LEAF  # node codes are uint16: at most 32768 split nodes and 32768 leaves
 MAX_LEAVES = LEAF
 MIN_ROWS = 16
+FEATURES = ("raw", "rolling")
 
 
 @dataclass(frozen=True)
 class Target:
     description: str
     flash: int  # bytes of flash the model constants may take
-    ram: int  # bytes of RAM the detector may keep (this detector keeps none)
+    ram: int  # bytes of RAM the detector may keep (raw features: none; rolling: the window)
     pointer: int  # pointer size in the model struct
     align: int  # worst-case alignment padding per array is align - 1
     n_trees: int
@@ -65,8 +89,20 @@ TARGETS = {
     "esp32": Target("ESP32-class (4 MB flash, 320 KB RAM)", 512 * 1024, 8 * 1024, 4, 4,
                     n_trees=100, max_samples=256),
 }
-DEFAULTS = {"target": "esp32", "n_trees": "auto", "max_samples": "auto",
-            "threshold": "percentile:99"}
+DEFAULTS = {"target": "esp32", "n_trees": "auto", "max_samples": "auto", "features": "raw",
+            "window": 50, "threshold": "percentile:99"}
+
+
+def rolling(params: dict) -> bool:
+    """Whether the forest reads rolling mean/std features (bundles written before the option
+    existed read raw channels)."""
+    return params.get("features", "raw") == "rolling"
+
+
+def is_streaming(fitted: Fitted) -> bool:
+    """Rolling features keep a window on the device: reset(&state) / update(&state, x, &flag)
+    instead of the stateless score(x, &flag)."""
+    return rolling(fitted.params)
 
 
 def average_path_length(n) -> np.ndarray:
@@ -107,19 +143,27 @@ def _int_param(params: dict, key: str, default: int, lower: int, upper: int) -> 
     return value
 
 
+def _aligned(size: int, target: Target) -> int:
+    return -(-size // target.align) * target.align
+
+
 def flash_bytes(arrays: dict[str, np.ndarray], target: Target) -> int:
     """Bytes of flash the model's constants take on the target: every array plus the model
     struct (exact on AVR; on 32-bit targets alignment padding is counted at its worst)."""
     pad = target.align - 1
-    total = 2 * 2 + 2 * 4 + 8 * target.pointer  # the struct: 2 uint16, 2 floats, 8 pointers
+    total = _aligned(3 * 2, target) + 2 * 4 + 8 * target.pointer  # 3 uint16, 2 floats, 8 pointers
     for array in arrays.values():
         total += array.nbytes + pad
     return total
 
 
-def ram_bytes(arrays: dict[str, np.ndarray]) -> int:
-    """Bytes of RAM the detector keeps between samples: none (it is stateless)."""
-    return 0
+def ram_bytes(params: dict, target: Target) -> int:
+    """Bytes of RAM the detector keeps between samples: none with raw features; with rolling
+    ones the window state (per channel six float sums and W readings, and the counters:
+    three uint16 and a float)."""
+    if not rolling(params):
+        return 0
+    return params["n_channels"] * (6 + params["window"]) * 4 + _aligned(3 * 2, target) + 4
 
 
 def _export(forest: IsolationForest) -> dict[str, np.ndarray]:
@@ -165,7 +209,7 @@ def check_size(fitted: Fitted) -> None:
     """Refuse a forest that does not fit its target, naming the figure and the limit."""
     target = _target(fitted.params)
     flash = flash_bytes(fitted.arrays, target)
-    ram = ram_bytes(fitted.arrays)
+    ram = ram_bytes(fitted.params, target)
     trees, samples = fitted.params["n_trees_used"], fitted.params["max_samples_used"]
     if flash > target.flash:
         raise UserError(
@@ -175,8 +219,12 @@ def check_size(fitted: Fitted) -> None:
             f"({target.description}): use fewer trees ({NAME}.n_trees) or smaller ones "
             f"({NAME}.max_samples), or another target")
     if ram > target.ram:
-        raise UserError(f"{NAME}: the detector needs {ram} bytes of RAM, more than the "
-                        f"{target.ram} bytes allowed on target {fitted.params['target']}")
+        raise UserError(
+            f"{NAME}: the rolling features keep {ram} bytes of RAM (a window of "
+            f"{fitted.params['window']} readings of {fitted.params['n_channels']} channels), "
+            f"more than the {target.ram} bytes allowed on target {fitted.params['target']} "
+            f"({target.description}): use a smaller {NAME}.window, {NAME}.features=raw, or "
+            f"another target")
 
 
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
@@ -188,13 +236,23 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
                         f"anomaly score s of the Isolation Forest paper, 0 < s < 1 (e.g. "
                         f"value:0.6); or use percentile:P")
     n_trees = _int_param(params, "n_trees", target.n_trees, 1, 4096)
+    if params["features"] not in FEATURES:
+        raise UserError(f"{NAME}.features must be one of {', '.join(FEATURES)}, not "
+                        f"{params['features']!r}")
+    length = positive_int(NAME, params, "window", 4096)
     normal = np.asarray(normal, dtype=F32)
     if len(normal) < MIN_ROWS:
         raise UserError(f"{NAME} needs at least {MIN_ROWS} normal rows to grow its trees, got "
                         f"{len(normal)}; give more normal data")
-    if normal.shape[1] > 255:
-        raise UserError(f"{NAME} reads at most 255 channels (uint8 indices), got "
-                        f"{normal.shape[1]}; pick fewer with --columns")
+    if rolling(params) and len(normal) < length:
+        raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of "
+                        f"{length} of the rolling features; give more data or a smaller "
+                        f"{NAME}.window")
+    n_features = normal.shape[1] * (3 if rolling(params) else 1)
+    if n_features > 255:
+        raise UserError(f"{NAME} reads at most 255 features (uint8 indices); "
+                        f"{normal.shape[1]} channels give {n_features} "
+                        f"({params['features']} features): pick fewer with --columns")
     channel_std(NAME, normal, channels)
     max_samples = _int_param(params, "max_samples", min(target.max_samples, len(normal)), 2,
                              32768)
@@ -203,37 +261,60 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
                         f"normal rows; choose at most {len(normal)} or give more data")
     if not np.isfinite(normal).all():
         raise UserError(f"{NAME}: the normal training rows hold NaN or Inf; drop them")
+    features = rolling_features(normal, length)[0] if rolling(params) else normal
     forest = IsolationForest(n_estimators=n_trees, max_samples=max_samples, random_state=seed,
                              n_jobs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        forest.fit(normal)
+        forest.fit(features)
     arrays = _export(forest)
     c_psi = float(average_path_length([max_samples])[0])
-    fitted = Fitted({**params, "n_trees_used": n_trees, "max_samples_used": max_samples,
-                     "max_depth": int(math.ceil(math.log2(max(max_samples, 2))))},
-                    {"threshold": 0.0, "neg_inv_trees": scalar(np.float64(-1.0) / n_trees),
-                     "c_max_samples": c_psi}, arrays)
+    params = {**params, "n_channels": normal.shape[1], "n_trees_used": n_trees,
+              "max_samples_used": max_samples,
+              "max_depth": int(math.ceil(math.log2(max(max_samples, 2))))}
+    fitted = Fitted(params, {"threshold": 0.0, "neg_inv_trees": scalar(np.float64(-1.0) / n_trees),
+                             "c_max_samples": c_psi}, arrays)
     if kind == "value":
         threshold = F32(math.log2(value) * c_psi)
     else:
-        normal_scores, _ = score(fitted, normal)
-        threshold = thresholds.choose(params["threshold"], normal_scores)
+        threshold = thresholds.choose(params["threshold"], path_score(fitted, features))
     fitted.scalars["threshold"] = scalar(threshold)
     fitted.report["flash_bytes"] = flash_bytes(arrays, target)
-    fitted.report["ram_bytes"] = ram_bytes(arrays)
+    fitted.report["ram_bytes"] = ram_bytes(params, target)
     fitted.report["splits"] = int(len(arrays["split"]))
     fitted.report["leaves"] = int(len(arrays["leaf"]))
     if verbose:
-        print(f"  {NAME}: {n_trees} trees of {max_samples} samples, {len(arrays['split'])} "
-              f"splits, {fitted.report['flash_bytes']} bytes of flash (target "
-              f"{params['target']}: at most {target.flash})")
+        print(f"  {NAME}: {n_trees} trees of {max_samples} samples on {n_features} "
+              f"{params['features']} features, {len(arrays['split'])} splits, "
+              f"{fitted.report['flash_bytes']} bytes of flash and {fitted.report['ram_bytes']} "
+              f"of RAM (target {params['target']}: at most {target.flash} and {target.ram})")
     check_size(fitted)
     return fitted
 
 
+def rolling_features(X: np.ndarray, length: int, with_state: bool = False):
+    """The rolling features of the readings X fed one by one to a fresh window of `length`
+    (see the module's docstring; a NaN/Inf row gives NaN features and leaves the window as
+    it was): (features [rows, 3 * channels], the window's state after every row when asked,
+    in the layout of window.Window.snapshot, else None)."""
+    X = np.asarray(X, dtype=F32)
+
+    def step(w: Window, x: np.ndarray) -> np.ndarray:
+        if not np.isfinite(x).all():
+            return np.full(3 * len(x), np.nan, dtype=F32)
+        w.push(x)
+        m, mean_sq = w.mean()
+        var = mean_sq - m * m
+        sd = np.where(var > 0, np.sqrt(np.maximum(var, F32(0))), F32(0))
+        return np.concatenate([x, np.stack([w.anchor + m, sd], axis=1).ravel()])
+
+    out, states = window.replay(step, X, Window(X.shape[1], length), with_state)
+    return np.array(out, dtype=F32).reshape(len(X), 3 * X.shape[1]), states
+
+
 def leaves(fitted: Fitted, X: np.ndarray) -> np.ndarray:
-    """The leaf (global index) every row reaches in every tree: shape (rows, trees)."""
+    """The leaf (global index) every row of features reaches in every tree: shape (rows,
+    trees)."""
     X = np.asarray(X, dtype=F32)
     a = fitted.arrays
     feature, split = a["feature"].astype(np.intp), a["split"]
@@ -254,10 +335,10 @@ def leaves(fitted: Fitted, X: np.ndarray) -> np.ndarray:
 
 
 def boundary_inputs(fitted: Fitted, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two rows per split node that reach it and sit exactly on its split value and one ulp
-    above it (the first goes left, the second right): inputs that tell every split value
-    apart from its float32 neighbours.  base (one row) fills the channels the path leaves
-    free.  Returns (rows, the split node of each row)."""
+    """Two rows of features per split node that reach it and sit exactly on its split value
+    and one ulp above it (the first goes left, the second right): with raw features, inputs
+    that tell every split value apart from its float32 neighbours.  base (one row) fills the
+    features the path leaves free.  Returns (rows, the split node of each row)."""
     a = fitted.arrays
     base = np.asarray(base, dtype=F32)
     rows, nodes = [], []
@@ -284,25 +365,64 @@ def boundary_inputs(fitted: Fitted, base: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.array(rows, dtype=F32), np.array(nodes)
 
 
-def score(fitted: Fitted, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X, dtype=F32)
+def root_crossings(fitted: Fitted, normal: np.ndarray, gap: int = 5):
+    """For rolling features, what boundary_inputs is for raw ones, as far as readings can
+    reach: a stream of normal readings in which, for every tree whose root splits on a raw
+    channel, one reading puts that channel exactly on the split value and the next one ulp
+    above it (every sample reaches the roots, whatever its window).  Returns (rows, the root
+    split node crossed at each row, -1 elsewhere)."""
+    a = fitted.arrays
+    normal = np.asarray(normal, dtype=F32)
+    rows, nodes = [], []
+    for i, root in enumerate(int(r) for r in a["root"] if r < LEAF):
+        f, v = int(a["feature"][root]), a["split"][root]
+        if f >= normal.shape[1]:
+            continue  # a mean or deviation feature: no single reading puts it on the split
+        start = (i * (gap + 2)) % (len(normal) - gap - 2)
+        block = normal[start:start + gap + 2].copy()
+        block[gap, f] = v
+        block[gap + 1, f] = np.nextafter(v, F32(np.inf))
+        rows.append(block)
+        nodes += [-1] * gap + [root, root]
+    return np.vstack(rows), np.array(nodes)
+
+
+def path_score(fitted: Fitted, features: np.ndarray) -> np.ndarray:
+    """-(mean path length) of every row of features; +Inf for a row holding NaN or Inf."""
+    features = np.asarray(features, dtype=F32)
     a = fitted.arrays
     values = a["leaf_value"][a["leaf"].astype(np.intp)]  # float32 path length of every leaf
-    reached = leaves(fitted, X)
-    total = np.zeros(len(X), dtype=F32)
+    reached = leaves(fitted, features)
+    total = np.zeros(len(features), dtype=F32)
     for t in range(reached.shape[1]):  # tree order, float32 additions
         total = total + values[reached[:, t]]
     result = total * F32(fitted.scalars["neg_inv_trees"])
-    result[~np.isfinite(X).all(axis=1)] = np.inf
-    return result, result > F32(fitted.scalars["threshold"])
+    result[~np.isfinite(features).all(axis=1)] = np.inf
+    return result
+
+
+def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
+    """(scores, flags) of the readings X, fed in order from a fresh state with rolling
+    features; with_state adds the window's state after every row (None with raw features)."""
+    X = np.asarray(X, dtype=F32)
+    if rolling(fitted.params):
+        features, states = rolling_features(X, fitted.params["window"], with_state)
+    else:
+        features, states = X, None
+    result = path_score(fitted, features)
+    flags = result > F32(fitted.scalars["threshold"])
+    return (result, flags, states) if with_state else (result, flags)
 
 
 def template_context(fitted: Fitted) -> dict:
     check_size(fitted)
     a = fitted.arrays
+    target = _target(fitted.params)
     return {"threshold": fitted.scalars["threshold"],
             "neg_inv_trees": fitted.scalars["neg_inv_trees"],
             "target": fitted.params["target"], "n_trees": len(a["root"]),
             "max_samples": fitted.params["max_samples_used"],
-            "flash_bytes": flash_bytes(a, _target(fitted.params)),
+            "window": fitted.params["window"] if rolling(fitted.params) else 0,
+            "flash_bytes": flash_bytes(a, target),
+            "ram_bytes": ram_bytes(fitted.params, target),
             "wide_leaves": a["leaf"].dtype == np.uint16, **a}

@@ -1,4 +1,5 @@
-"""The sliding window of the streaming detectors: the Python twin of mcua_window.c.
+"""The sliding window of the streaming detectors (and of the isolation forest's rolling
+features): the Python twin of mcua_window.c.
 
 Every operation is float32 and happens in the order the C performs it, so the state after
 each sample (buffer, anchors, sums, counters) equals the device's bit for bit.  Why the sums
@@ -67,22 +68,29 @@ class Window:
         return floats, np.array([self.count, self.head, self.fresh_count], dtype=np.uint16)
 
 
+def replay(step, X: np.ndarray, window: Window, with_state: bool = False):
+    """Feed the rows of X through step(window, x) in order; return the list of what step
+    returned and, when asked, the state after every row (else None)."""
+    X = np.asarray(X, dtype=F32)
+    out, floats, counters = [], [], []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for x in X:
+            out.append(step(window, x))
+            if with_state:
+                f, c = window.snapshot()
+                floats.append(f)
+                counters.append(c)
+    return out, ((np.array(floats), np.array(counters)) if with_state else None)
+
+
 def run(step, X: np.ndarray, window: Window, with_state: bool = False):
     """Feed the rows of X through step(window, x) -> (score, flag); collect the results and,
     when asked, the state after every row."""
-    X = np.asarray(X, dtype=F32)
-    scores = np.zeros(len(X), dtype=F32)
-    flags = np.zeros(len(X), dtype=bool)
-    states = ([], []) if with_state else None
-    with np.errstate(over="ignore", invalid="ignore"):
-        for i, x in enumerate(X):
-            scores[i], flags[i] = step(window, x)
-            if with_state:
-                f, c = window.snapshot()
-                states[0].append(f)
-                states[1].append(c)
+    out, states = replay(step, X, window, with_state)
+    scores = np.array([s for s, _ in out], dtype=F32).reshape(len(out))
+    flags = np.array([f for _, f in out], dtype=bool).reshape(len(out))
     if with_state:
-        return scores, flags, (np.array(states[0]), np.array(states[1]))
+        return scores, flags, states
     return scores, flags
 
 

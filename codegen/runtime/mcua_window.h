@@ -1,7 +1,8 @@
 /*
  * mcua_window - the sliding window shared by the streaming detectors
- * (streaming_zscore, moving_average): a ring buffer of the last W admitted
- * values per channel and their running sums.
+ * (streaming_zscore, moving_average, isolation_forest on rolling features): a
+ * ring buffer of the last W admitted values per channel and their running
+ * sums.
  *
  * Why the sums stay exact enough for runs of any length:
  *  - sums are kept relative to an anchor near the window mean, so the
