@@ -203,6 +203,44 @@ def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: lis
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.tmp")
     staging.write_text(json.dumps({"tool_version": __version__, "samples": samples,
-                                   "rows": rows}, indent=2) + "\n")
+                                   "rows": rows,
+                                   "autoencoder_memory": autoencoder_memory(bundles, rows)},
+                                  indent=2) + "\n")
     staging.replace(out)
     return rows
+
+
+def autoencoder_memory(bundles, rows: list[dict]) -> list[dict]:
+    """Issue 3's comparison, per target: the plain-C engine's static RAM and code+weights
+    (measured above) beside TensorFlow Lite Micro's measured arena and model size.  The goal
+    is RAM <= 5% of the arena."""
+    out = []
+    for bundle, _, _ in bundles:
+        fitted = bundle.detectors.get("autoencoder")
+        if fitted is None:
+            continue
+        arena = int(fitted.scalars["arena_minimum"])
+        for r in rows:
+            if r["bundle"] == bundle.name and r["detector"] == "autoencoder":
+                out.append({"target": r["target"], "engine_ram_bytes": r["ram_bytes"],
+                            "engine_flash_bytes": r["flash_bytes"],
+                            "tflm_arena_minimum_bytes": arena,
+                            "tflm_arena_emitted_bytes": int(fitted.scalars["arena_size"]),
+                            "tflite_model_bytes": len(fitted.blobs["autoencoder.tflite"]),
+                            "ram_percent_of_arena": round(100 * r["ram_bytes"] / arena, 2)})
+    return out
+
+
+def memory_table(memory: list[dict]) -> str:
+    if not memory:
+        return ""
+    lines = ["autoencoder: plain-C engine vs TensorFlow Lite Micro (arena measured on the host, "
+             "64-bit)",
+             f"{'target':<11} {'engine RAM B':>12} {'engine code+weights B':>22} "
+             f"{'TFLM arena min/emitted B':>25} {'.tflite B':>9} {'RAM % of arena':>15}"]
+    for m in memory:
+        lines.append(f"{m['target']:<11} {m['engine_ram_bytes']:>12} "
+                     f"{m['engine_flash_bytes']:>22} "
+                     f"{m['tflm_arena_minimum_bytes']:>15}/{m['tflm_arena_emitted_bytes']:<9} "
+                     f"{m['tflite_model_bytes']:>9} {m['ram_percent_of_arena']:>15}")
+    return "\n".join(lines)

@@ -121,6 +121,7 @@ def cmd_bench(args) -> None:
     rows = bench.run(bundles, envs, args.json, args.samples, judge,
                      progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(bench.table(rows))
+    print(bench.memory_table(bench.autoencoder_memory(bundles, rows)))
     print(f"written to {args.json}")
 
 

@@ -1,10 +1,10 @@
 import copy
+import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from codegen import bundle as bundle_mod
 from codegen import data, parity, training
 from host_sim.hostlib import HostModel
 
@@ -58,3 +58,24 @@ def count_mismatches(reference_bundle, host, inputs, detector):
     results = [r for r in parity.compare(reference_bundle, host, inputs) if r.detector == detector]
     return sum(r.score_mismatches + r.flag_mismatches + (r.state_mismatches or 0)
                for r in results)
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_labelled(path, dataset, label="is_anomaly", columns=None):
+    columns = columns or dataset.channels
+    index = [dataset.channels.index(c) for c in columns]
+    rows = [[t] + [repr(float(row[i])) for i in index] + [int(l)]
+            for t, row, l in zip(dataset.time, dataset.values, dataset.labels)]
+    return write_csv(path, ["time"] + list(columns) + [label], rows)
+
+
+@pytest.fixture(scope="session")
+def labelled_csv(tmp_path_factory, iot):
+    return write_labelled(tmp_path_factory.mktemp("data") / "iot.csv", iot)

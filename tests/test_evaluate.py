@@ -1,8 +1,6 @@
 """evaluate: metrics per detector on labelled data, the notebook's IsolationForest baseline,
 event-level recall, and the bad inputs it must refuse with a clear message."""
 
-import csv
-
 import numpy as np
 import pytest
 
@@ -10,27 +8,7 @@ from codegen import bundle as bundle_mod
 from codegen import evaluate
 from codegen.cli import main
 from codegen.errors import UserError
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def write_labelled(path, dataset, label="is_anomaly", columns=None):
-    columns = columns or dataset.channels
-    index = [dataset.channels.index(c) for c in columns]
-    rows = [[t] + [repr(float(row[i])) for i in index] + [int(l)]
-            for t, row, l in zip(dataset.time, dataset.values, dataset.labels)]
-    return write_csv(path, ["time"] + list(columns) + [label], rows)
-
-
-@pytest.fixture(scope="module")
-def labelled_csv(tmp_path_factory, iot):
-    return write_labelled(tmp_path_factory.mktemp("data") / "iot.csv", iot)
+from conftest import write_csv, write_labelled
 
 
 @pytest.fixture(scope="module")

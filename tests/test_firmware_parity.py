@@ -299,6 +299,12 @@ def test_bench_measures_every_detector_on_every_target(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "kmeans" in printed and "5 channels, K=3" in printed
     assert "3 channels, 100x256, W=50" in printed
+    if HAVE_AUTOENCODER:  # issue 3: the plain-C engine's RAM against TFLite Micro's arena
+        memory = json.loads(out.read_text())["autoencoder_memory"]
+        assert {m["target"] for m in memory} == set(targets.OFFLINE_ENVS)
+        uno = next(m for m in memory if m["target"] == "uno")
+        assert uno["ram_percent_of_arena"] <= 5 and uno["tflm_arena_minimum_bytes"] > 1000
+        assert "plain-C engine vs TensorFlow Lite Micro" in printed
 
 
 def test_verify_target_cli(iot_bundle, tmp_path, capsys):

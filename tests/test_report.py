@@ -4,13 +4,11 @@ DevTools protocol (console errors, network requests, one screenshot per plot).""
 import base64
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +16,6 @@ import pytest
 from codegen import bundle as bundle_mod
 from codegen import evaluate, report
 from codegen.cli import main
-from test_evaluate import labelled_csv  # noqa: F401  (a fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

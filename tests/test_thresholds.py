@@ -13,8 +13,7 @@ from codegen.detectors import get
 from codegen.errors import UserError
 from host_sim.hostlib import HostModel
 
-from conftest import ALL, assert_parity
-from test_evaluate import labelled_csv, write_csv  # noqa: F401  (a fixture)
+from conftest import ALL, assert_parity, write_csv
 
 
 @pytest.mark.parametrize("spec, expected", [
