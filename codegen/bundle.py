@@ -24,6 +24,7 @@ from .cnames import check_channel_names, check_model_name
 from .detectors import get
 from .detectors.base import Fitted
 from .errors import UserError
+from .files import swap_in
 
 FORMAT = "mcu-anomaly-bundle"
 FORMAT_VERSION = 1
@@ -73,16 +74,9 @@ def save(bundle: Bundle, out: str | Path) -> Path:
         }
         text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
         (tmp / "bundle.json").write_text(text)
-        if out.exists():
-            if not (out / "bundle.json").is_file():
-                raise UserError(f"{out} exists and is not a bundle; choose another --out")
-            old = out.with_name(out.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        if out.exists() and not (out / "bundle.json").is_file():
+            raise UserError(f"{out} exists and is not a bundle; choose another --out")
+        swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -24,6 +24,7 @@ from . import emit, parity
 from .bundle import Bundle
 from .detectors import WINDOWED, get, is_streaming
 from .errors import UserError
+from .files import swap_in
 
 F32 = np.float32
 FIRMWARE_HEADER = "mcua_firmware.h"  # marks a directory as generated firmware sources
@@ -98,14 +99,7 @@ def write(files: dict[str, str], out: str | Path) -> Path:
     try:
         for name, text in files.items():
             (staging / name).write_text(text)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            staging.rename(out)
-            shutil.rmtree(old)
-        else:
-            staging.rename(out)
+        swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
