@@ -20,7 +20,8 @@ from codegen.cli import main
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--disable-default-apps", "--mute-audio", "--window-size=1300,900"]
+         "--disable-default-apps", "--mute-audio", "--window-size=1300,900",
+         "--disable-dev-shm-usage"]  # a container's /dev/shm may be 64 MB
 PLOTS = ["signals", "scores", "curves", "sweep", "confusion", "comparison", "bench"]
 BENCH = [{"target": "uno", "detector": "zscore", "flash_bytes": 1234, "ram_bytes": 56,
           "cycles_per_sample": 3000},
@@ -67,22 +68,24 @@ class DevTools:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
+    """Chromium with its DevTools port. Its stderr goes to a file, never to a pipe nobody
+    drains: a full pipe would block Chromium mid-render on a chatty machine."""
     if CHROMIUM is None:
         pytest.fail("chromium is not installed: apt-get install chromium (make setup does)")
     profile = tmp_path_factory.mktemp("chromium-profile")
-    process = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}",
-                                "--remote-debugging-port=0", "about:blank"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = profile.parent / "chromium.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}",
+                                    "--remote-debugging-port=0", "about:blank"],
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        port = None
+        active_port = profile / "DevToolsActivePort"  # Chromium writes its port here
         end = time.monotonic() + 60
-        while port is None and time.monotonic() < end:
-            line = process.stderr.readline()
-            match = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line)
-            if match:
-                port = int(match.group(1))
-        assert port, "chromium did not start its DevTools endpoint"
-        yield port
+        while not active_port.exists() or not active_port.read_text().strip():
+            assert time.monotonic() < end and process.poll() is None, \
+                f"chromium did not start its DevTools endpoint:\n{log.read_text()[-3000:]}"
+            time.sleep(0.1)
+        yield int(active_port.read_text().split()[0])
     finally:
         process.terminate()
         try:
@@ -140,12 +143,20 @@ def test_report_renders_in_headless_chromium(browser, report_file, tmp_path):
         time.sleep(0.2)
     assert sorted(drawn) == sorted(f"plot-{k}" for k in PLOTS)
 
+    page.call("Page.bringToFront")  # a background tab may never produce a frame
+    tallest = page.evaluate("Math.max(...Array.from(document.querySelectorAll("
+                            "'.plotly-graph-div')).map(d => d.getBoundingClientRect().height))")
+    page.call("Emulation.setDeviceMetricsOverride", width=1300, height=int(tallest) + 40,
+              deviceScaleFactor=1, mobile=False)  # room for any one plot in the viewport
     for key in PLOTS:
+        # scroll the plot into the viewport and capture just that rectangle: no
+        # captureBeyondViewport, which re-lays the whole 6 MB page out for every shot
         box = page.evaluate(
-            f"(() => {{ const r = document.getElementById('plot-{key}').getBoundingClientRect();"
+            f"(() => {{ const d = document.getElementById('plot-{key}');"
+            f" d.scrollIntoView({{block: 'start'}}); const r = d.getBoundingClientRect();"
             f" return [r.left + scrollX, r.top + scrollY, r.width, r.height]; }})()")
         assert box[2] > 300 and box[3] > 200, (key, box)
-        shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+        shot = page.call("Page.captureScreenshot", format="png",
                          clip={"x": box[0], "y": box[1], "width": box[2], "height": box[3],
                                "scale": 1})
         png = base64.b64decode(shot["data"])
