@@ -308,14 +308,24 @@ def run(env: str, elf: Path, input_lines: list[str] | None = None,
     elif input_lines:
         raise FirmwareError(f"{env} takes no serial input in simulation; use uno")
     else:
-        proc = subprocess.run(
-            _qemu_command(env, elf), stdin=subprocess.DEVNULL, capture_output=True,
-            text=True, timeout=timeout,
-        )
+        proc = _run_qemu(_qemu_command(env, elf), timeout)
     cycles = None
     if env == "uno":
         cycles = [int(n) for n in re.findall(r"^CYCLES (\d+)$", proc.stderr, re.M)]
     return RunResult(proc.stdout.splitlines(), cycles, proc.returncode)
+
+
+def _run_qemu(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run qemu with its stdout in a regular file, not a pipe.  qemu's stdio chardev
+    writes without blocking and drops what a full pipe refuses: with a reader slowed
+    by a loaded machine, whole result lines went missing (measured: 18k of 100k lines
+    left with a slow reader).  A file never refuses a write."""
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                              stderr=subprocess.PIPE, text=True, timeout=timeout)
+        out.seek(0)
+        proc.stdout = out.read()
+    return proc
 
 
 def _qemu_command(env: str, elf: Path) -> list[str]:
@@ -362,9 +372,7 @@ def instruction_count(
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "trace.log"
         cmd = _qemu_command(env, elf) + ["-singlestep", "-d", "exec,nochain", "-D", str(trace)]
-        proc = subprocess.run(
-            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
-        )
+        proc = _run_qemu(cmd, timeout)
         if proc.returncode != 0:
             raise FirmwareError(f"{env} exited with {proc.returncode} under the trace")
         count = None
