@@ -38,7 +38,7 @@ static int32_t mcua_ae_srdhm(int32_t a, int32_t b)
  * clang, avr-gcc and arm-none-eabi-gcc, as TFLite itself assumes). */
 static int32_t mcua_ae_rdbpot(int32_t x, int exponent)
 {
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t mask = (int32_t)((1UL << exponent) - 1UL); /* exponent <= 31 */
     const int32_t remainder = x & mask;
     const int32_t threshold = (int32_t)((mask >> 1) + ((x < 0) ? 1 : 0));
     return (int32_t)((x >> exponent) + ((remainder > threshold) ? 1 : 0));
@@ -76,11 +76,16 @@ static int8_t mcua_ae_neuron(const mcua_autoencoder_layer *l,
                              const int8_t *in, uint16_t c)
 {
     const int8_t *w = l->weights + (uint32_t)c * l->in_dim;
+    /* in + offset lies in [-255, 255] and a weight in [-128, 127], so each
+     * product fits in 16 bits: on AVR a few MUL instructions instead of a
+     * 32-bit multiply call. */
+    const int16_t offset = (int16_t)l->input_offset;
     int32_t acc = 0;
     int32_t v;
     uint16_t k;
     for (k = 0; k < l->in_dim; ++k) {
-        acc += (int32_t)mcua_read_i8(w + k) * ((int32_t)in[k] + l->input_offset);
+        const int16_t x = (int16_t)(in[k] + offset);
+        acc += (int16_t)(mcua_read_i8(w + k) * x);
     }
     acc += mcua_read_i32(l->bias + c);
     v = mcua_ae_requantize(acc, mcua_read_i32(l->multiplier + c),
