@@ -7,6 +7,8 @@ Per detector and target:
   flash, RAM    what the detector adds to the firmware: the size of the app running only
                 this detector minus the size of the same app running a stub that returns 0
                 (text + data, data + bss; stack use such as the kmeans scratch is not in it).
+A FLAG_ONLY detector (zscore) gets a second row, api "flag": the same measures for its
+flag-only call, which compares the readings' order keys with precomputed bounds.
 Counts are taken over normal readings: held-out synthetic rows for the reference shapes,
 Gaussian readings with the training data's per-channel mean and deviation for a user's
 bundle.  A streaming detector (the isolation forest with rolling features too) is measured
@@ -33,7 +35,7 @@ import numpy as np
 from . import __version__, firmware, training
 from .bundle import Bundle
 from .data import Dataset
-from .detectors import WINDOWED, is_streaming
+from .detectors import FLAG_ONLY, WINDOWED, is_streaming
 from .errors import UserError
 
 F32 = np.float32
@@ -116,9 +118,10 @@ def _only(bundle: Bundle, detectors: list[str]) -> Bundle:
     return dataclasses.replace(bundle, detectors={d: bundle.detectors[d] for d in detectors})
 
 
-def _counts(target: firmware.Target, bundle: Bundle, elf: Path, vectors: np.ndarray) -> list[int]:
+def _counts(target: firmware.Target, bundle: Bundle, elf: Path, vectors: np.ndarray,
+            flag_only: bool) -> list[int]:
     run = target.run(bundle, elf)
-    want_s, want_f = firmware.reference(bundle, vectors)
+    want_s, want_f = firmware.reference(bundle, vectors, flag_only)
     if (run.scores.view(np.uint32) != want_s.view(np.uint32)).any() or (run.flags != want_f).any():
         raise UserError(f"{target.env}: the firmware's scores differ from the Python reference; "
                         f"run `mcu-anomaly verify BUNDLE --target {target.env}`")
@@ -134,8 +137,9 @@ def _counts(target: firmware.Target, bundle: Bundle, elf: Path, vectors: np.ndar
 def measure(bundle: Bundle, envs: list[str], workdir: Path, samples: int = SAMPLES,
             normal: np.ndarray | None = None, judge: bool = False,
             progress=None) -> list[dict]:
-    """One row per detector and target, measured on `normal` rows (see readings); judge:
-    compare with issue 4's targets (for the reference_bundles shapes)."""
+    """One row per detector and target, measured on `normal` rows (see readings), and one
+    more for the flag API of a FLAG_ONLY detector (api "flag"); judge: compare with issue
+    4's targets (for the reference_bundles shapes)."""
     rows = []
     for env in envs:
         target = firmware.Target(env, workdir / env)
@@ -145,23 +149,31 @@ def measure(bundle: Bundle, envs: list[str], workdir: Path, samples: int = SAMPL
             vectors = readings(bundle, warm + samples, normal)
             base = target.size(target.build(_only(bundle, []), vectors, stub=True))
             single = _only(bundle, [detector])
-            elf = target.build(single, vectors)
-            flash, ram = target.size(elf)
-            counts = np.array(_counts(target, single, elf, vectors)[warm:])
-            counter = COUNTER[env]
-            row = {"target": env, "detector": detector, "bundle": bundle.name,
-                   "shape": shape(bundle, detector), "samples": len(counts),
-                   "cycles": None, "cycles_max": None,
-                   "instructions": None, "instructions_max": None,
-                   "flash_bytes": flash - base[0], "ram_bytes": ram - base[1]}
-            row[counter] = int(np.median(counts))
-            row[counter + "_max"] = int(counts.max())
-            if judge and env == "uno" and detector in GOALS:
-                row["issue4_goal"] = _judge(GOALS[detector], row)
-            rows.append(row)
-            if progress:
-                progress(f"{env} {detector}: {row[counter]} {counter}")
+            for api in ("score", "flag") if detector in FLAG_ONLY else ("score",):
+                flag_only = api == "flag"
+                elf = target.build(single, vectors, flag_only=flag_only)
+                flash, ram = target.size(elf)
+                counts = np.array(_counts(target, single, elf, vectors, flag_only)[warm:])
+                counter = COUNTER[env]
+                row = {"target": env, "detector": detector, "api": api, "bundle": bundle.name,
+                       "shape": shape(bundle, detector), "samples": len(counts),
+                       "cycles": None, "cycles_max": None,
+                       "instructions": None, "instructions_max": None,
+                       "flash_bytes": flash - base[0], "ram_bytes": ram - base[1]}
+                row[counter] = int(np.median(counts))
+                row[counter + "_max"] = int(counts.max())
+                if judge and env == "uno" and detector in GOALS:
+                    row["issue4_goal"] = _judge(GOALS[detector], row)
+                rows.append(row)
+                if progress:
+                    progress(f"{env} {label(row)}: {row[counter]} {counter}")
     return rows
+
+
+def label(row: dict) -> str:
+    """The detector, and its API when not the score: "zscore", "zscore flag"."""
+    api = row.get("api", "score")
+    return row["detector"] + ("" if api == "score" else f" {api}")
 
 
 def _judge(goal: dict, row: dict) -> dict:
@@ -180,7 +192,7 @@ def table(rows: list[dict]) -> str:
         verdict = "; ".join(
             f"≤{g['limit']} {'cycles' if k == 'cycles' else 'B flash'}: "
             f"{'met' if g['met'] else 'MISSED'}" for k, g in r.get("issue4_goal", {}).items())
-        lines.append(f"{r['detector']:<17} {r['shape']:<27} {r['target']:<11} {r[counter]:>7} "
+        lines.append(f"{label(r):<17} {r['shape']:<27} {r['target']:<11} {r[counter]:>7} "
                      f"{r[counter + '_max']:>7} {counter:<12} {r['flash_bytes']:>7} "
                      f"{r['ram_bytes']:>6}  {verdict}")
     return "\n".join(lines)

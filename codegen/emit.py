@@ -22,7 +22,7 @@ from .literals import c_float
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 RUNTIME = Path(__file__).resolve().parent / "runtime"
-RUNTIME_VERSION = 1  # must equal MCUA_RUNTIME_VERSION in runtime/mcua_common.h
+RUNTIME_VERSION = 2  # must equal MCUA_RUNTIME_VERSION in runtime/mcua_common.h
 FLOATS_PER_ROW = 6
 
 # The runtime units (codegen/runtime/mcua_<unit>.{h,c}) each detector needs.

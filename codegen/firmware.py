@@ -22,7 +22,7 @@ import numpy as np
 
 from . import emit, parity
 from .bundle import Bundle
-from .detectors import WINDOWED, get, is_streaming
+from .detectors import FLAG_ONLY, WINDOWED, get, is_streaming
 from .errors import UserError
 from .files import swap_in
 
@@ -35,11 +35,13 @@ UNO_FLASH_MARGIN = 256  # flash the Uno's test vectors leave free (bytes)
 MAX_CHUNK = 20_000  # samples per run on the qemu targets (keeps headers and runs small)
 
 
-def _detector_calls(bundle: Bundle) -> list[dict]:
+def _detector_calls(bundle: Bundle, flag_only: bool = False) -> list[dict]:
     """How templates/firmware.c.j2 calls each detector: a streaming one with its state, a
-    windowed one with the last W readings of its channel, any other with the sample."""
+    windowed one with the last W readings of its channel, any other with the sample;
+    flag_only: a FLAG_ONLY detector through its flag API (its score is then 0)."""
     return [{"name": name, "streaming": is_streaming(name, fitted), "windowed": name in WINDOWED,
-             "stub": False, "extra_args": EXTRA_ARGS.get(name, "")}
+             "stub": False, "extra_args": EXTRA_ARGS.get(name, ""),
+             "flag_only": flag_only and name in FLAG_ONLY}
             for name, fitted in bundle.detectors.items()]
 
 
@@ -60,19 +62,21 @@ def vector_rows(vectors: np.ndarray) -> list[str]:
 
 
 def render(bundle: Bundle, vectors: np.ndarray | None = None,
-           stub: bool = False) -> dict[str, str]:
+           stub: bool = False, flag_only: bool = False) -> dict[str, str]:
     """File name -> text of the firmware's generated directory with these test vectors
     (None: none, the app then only serves the line protocol).
 
     stub: one more detector, "stub", that returns 0 and does nothing else; the app
     around it is the baseline the bench measures a detector's flash and RAM against.
+    flag_only: the FLAG_ONLY detectors run their flag API and report a score of 0.
     """
     vectors = np.asarray([] if vectors is None else vectors, dtype=F32)
     vectors = vectors.reshape(-1, len(bundle.channels))
     files = emit.render(bundle)
     env = emit.environment()
-    calls = _detector_calls(bundle) + ([{"name": "stub", "streaming": False,
-                                         "windowed": False, "stub": True}] if stub else [])
+    calls = _detector_calls(bundle, flag_only) + ([{"name": "stub", "streaming": False,
+                                                    "windowed": False, "stub": True}]
+                                                  if stub else [])
     context = {"model_name": bundle.name, "MODEL": bundle.name.upper(),
                "channels": bundle.channels,
                "tool_version": emit.__version__, "detectors": calls,
@@ -105,14 +109,17 @@ def write(files: dict[str, str], out: str | Path) -> Path:
     return out
 
 
-def reference(bundle: Bundle, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def reference(bundle: Bundle, vectors: np.ndarray,
+              flag_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Python reference of one firmware run: (scores, flags), each [detector, sample],
-    every streaming detector starting from a fresh state."""
+    every streaming detector starting from a fresh state (flag_only: as render's)."""
     vectors = np.asarray(vectors, dtype=F32)
     scores = np.zeros((len(bundle.detectors), len(vectors)), dtype=F32)
     flags = np.zeros((len(bundle.detectors), len(vectors)), dtype=bool)
     for d, (name, fitted) in enumerate(bundle.detectors.items()):
         scores[d], flags[d] = get(name).score(fitted, vectors)
+        if flag_only and name in FLAG_ONLY:
+            scores[d] = 0
     return scores, flags
 
 
@@ -144,8 +151,9 @@ class Target:
         self.workdir = Path(workdir)
         self.generated = self.workdir / "generated"  # one path: pio rebuilds incrementally
 
-    def build(self, bundle: Bundle, vectors: np.ndarray | None = None, stub: bool = False) -> Path:
-        write(render(bundle, vectors, stub), self.generated)
+    def build(self, bundle: Bundle, vectors: np.ndarray | None = None, stub: bool = False,
+              flag_only: bool = False) -> Path:
+        write(render(bundle, vectors, stub, flag_only), self.generated)
         try:
             return self.targets.build(self.env, generated_dir=self.generated,
                                       workspace_dir=self.workdir / "workspace")
@@ -209,9 +217,10 @@ class Verification:
 
 
 def verify(bundle: Bundle, env: str, inputs: dict[str, np.ndarray], workdir: str | Path,
-           progress=None) -> Verification:
+           progress=None, flag_only: bool = False) -> Verification:
     """Run every input on the target and compare each score bit and flag with the Python
-    reference.  Each kind's inputs are cut into chunks of what one firmware holds."""
+    reference.  Each kind's inputs are cut into chunks of what one firmware holds.
+    flag_only: the FLAG_ONLY detectors run their flag API (see render)."""
     target = Target(env, workdir)
     chunk = target.chunk_size(bundle)
     names = list(bundle.detectors)
@@ -221,8 +230,8 @@ def verify(bundle: Bundle, env: str, inputs: dict[str, np.ndarray], workdir: str
         X = np.asarray(X, dtype=F32)
         for start in range(0, len(X), chunk):
             part = X[start:start + chunk]
-            run = target.run(bundle, target.build(bundle, part))
-            want_s, want_f = reference(bundle, part)
+            run = target.run(bundle, target.build(bundle, part, flag_only=flag_only))
+            want_s, want_f = reference(bundle, part, flag_only)
             if run.scores.shape != want_s.shape:
                 raise UserError(f"{env} firmware reported {run.scores.shape[1]} samples, "
                                 f"not {len(part)}")

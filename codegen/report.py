@@ -250,7 +250,9 @@ def bench_figure(rows: list[dict]):
     for t_i, target in enumerate(targets):
         subset = [r for r in rows if str(r.get(target_key)) == target]
         for m_i, (key, _) in enumerate(metrics):
-            fig.add_trace(go.Bar(x=[str(r.get(detector_key)) for r in subset],
+            fig.add_trace(go.Bar(x=[" ".join(str(r.get(k)) for k in (detector_key, "api")
+                                             if r.get(k) not in (None, "score"))
+                                    for r in subset],
                                  y=[r.get(key) if isinstance(r.get(key), (int, float)) else None
                                     for r in subset],
                                  name=target, legendgroup=target, showlegend=m_i == 0,

@@ -20,7 +20,7 @@ import numpy as np
 
 from codegen import emit
 from codegen.bundle import Bundle
-from codegen.detectors import WINDOWED, is_streaming
+from codegen.detectors import FLAG_ONLY, WINDOWED, is_streaming
 from codegen.errors import UserError
 
 # -ffp-contract=off: no fused multiply-add, which would round differently from numpy.
@@ -37,7 +37,7 @@ def glue_source(bundle: Bundle) -> str:
     env = emit.environment()
     return env.get_template("host_glue.c.j2").render(
         model_name=bundle.name, MODEL=bundle.name.upper(), tool_version=emit.__version__,
-        detectors=list(bundle.detectors), windowed=WINDOWED,
+        detectors=list(bundle.detectors), windowed=WINDOWED, flag_only=FLAG_ONLY,
         streaming={d for d, fitted in bundle.detectors.items() if is_streaming(d, fitted)})
 
 
@@ -95,6 +95,18 @@ class HostModel:
         if is_streaming(detector, self.bundle.detectors[detector]):
             return self._batch(detector, X, None, None)
         return self._batch(detector, X)
+
+    def flags(self, detector: str, X: np.ndarray) -> np.ndarray:
+        """The flags of `<model>_<detector>_flag(x)` (a FLAG_ONLY detector) for every row."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_channels:
+            raise ValueError(f"X must have shape (n, {self.n_channels})")
+        flags = np.zeros(len(X), dtype=np.uint8)
+        fn = getattr(self.lib, f"mcua_host_{detector}_flag")
+        fn.restype = None
+        fn(X.ctypes.data_as(ctypes.c_void_p), ctypes.c_uint32(len(X)),
+           flags.ctypes.data_as(ctypes.c_void_p))
+        return flags.astype(bool)
 
     def run_with_state(self, detector: str, X: np.ndarray):
         """(scores, flags, (state floats, counters)) after every row, in the layout of

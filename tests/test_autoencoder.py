@@ -575,9 +575,10 @@ def test_version_guard_stops_a_mismatched_runtime(fitted, tmp_path):
     other = tmp_path / "other_runtime"
     other.mkdir()
     common = (RUNTIME / "mcua_common.h").read_text()
-    assert "#define MCUA_RUNTIME_VERSION 1" in common
-    (other / "mcua_common.h").write_text(common.replace("#define MCUA_RUNTIME_VERSION 1",
-                                                        "#define MCUA_RUNTIME_VERSION 2"))
+    ours = f"#define MCUA_RUNTIME_VERSION {emit.RUNTIME_VERSION}"
+    assert ours in common
+    (other / "mcua_common.h").write_text(common.replace(
+        ours, f"#define MCUA_RUNTIME_VERSION {emit.RUNTIME_VERSION + 1}"))
     cp = subprocess.run(["gcc", "-std=c99", "-fsyntax-only", "-I", str(other), "-I", str(tmp_path),
                          "-I", str(RUNTIME), str(tmp_path / "use_all.c")],
                         capture_output=True, text=True)

@@ -95,8 +95,10 @@ def test_version_guard_stops_a_mismatched_runtime(generated, tmp_path):
     for path in generated.iterdir():
         shutil.copy(path, tmp_path)
     common = tmp_path / "mcua_common.h"
-    common.write_text(common.read_text().replace("#define MCUA_RUNTIME_VERSION 1",
-                                                 "#define MCUA_RUNTIME_VERSION 2"))
+    ours = f"#define MCUA_RUNTIME_VERSION {emit.RUNTIME_VERSION}"
+    assert ours in common.read_text()
+    common.write_text(common.read_text().replace(
+        ours, f"#define MCUA_RUNTIME_VERSION {emit.RUNTIME_VERSION + 1}"))
     result = subprocess.run(["gcc", "-std=c99", "-I", str(tmp_path), "-c",
                              str(tmp_path / "use_all.c"), "-o", str(tmp_path / "x.o")],
                             capture_output=True, text=True)

@@ -17,6 +17,7 @@ from codegen import bundle as bundle_mod
 from codegen.detectors import STREAMING, is_streaming
 from codegen.detectors import isolation_forest as iforest
 from conftest import NAB, perturbed
+from test_zscore import boundary_inputs
 from host_sim import targets
 
 F32 = np.float32
@@ -102,6 +103,20 @@ def test_isolation_forest_on_target(env, forests, iot, tmp_path):
         assert result.ok, f"{parity.table(result.results)}\n{details}"
         compared = sum(r.inputs for r in result.results)
         assert compared == sum(len(x) for x in inputs.values()) >= 14_000
+
+
+@pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
+def test_zscore_flag_api_on_target(env, iot_bundle, tmp_path):
+    """<model>_zscore_flag on target: the reference's flag for random, extreme and real
+    inputs and at both ends of every channel's accepted interval (and a score of 0)."""
+    require(env)
+    only = dataclasses.replace(iot_bundle, detectors={"zscore": iot_bundle.detectors["zscore"]})
+    inputs = parity.battery(only, 2_000, NAB)
+    inputs["boundary"] = boundary_inputs(only.detectors["zscore"], len(only.channels))
+    result = firmware.verify(only, env, inputs, tmp_path, flag_only=True)
+    details = "\n".join(firmware.describe(m) for m in result.mismatches)
+    assert result.ok, f"{parity.table(result.results)}\n{details}"
+    assert sum(r.inputs for r in result.results) == sum(len(x) for x in inputs.values())
 
 
 def test_the_autoencoder_runs_on_target(on_target):
@@ -283,6 +298,10 @@ def test_bench_measures_every_detector_on_every_target(tmp_path, capsys):
     detectors += ["autoencoder"] if HAVE_AUTOENCODER else []
     assert {(r["detector"], r["target"]) for r in rows if r["detector"] != "isolation_forest"} \
         == {(d, env) for d in detectors for env in targets.OFFLINE_ENVS}
+    # the zscore flag API has its own row on every target, every other row is a score API's
+    assert {(r["detector"], r["target"]) for r in rows if r["api"] == "flag"} \
+        == {("zscore", env) for env in targets.OFFLINE_ENVS}
+    assert {r["api"] for r in rows} == {"score", "flag"}
     # the Uno's forest everywhere, the default and the rolling one on the 32-bit targets
     assert {(r["bundle"], r["target"]) for r in rows if r["detector"] == "isolation_forest"} \
         == {(name, env) for name, _, envs in bench.FORESTS

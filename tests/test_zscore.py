@@ -17,6 +17,57 @@ def test_parity_fails_when_a_mean_moves_one_ulp(iot_bundle):
     assert count_mismatches(iot_bundle, host, inputs, "zscore") > 0
 
 
+def boundary_inputs(fitted, n_channels):
+    """Rows at the mean with one channel set to each accepted interval's ends and the
+    floats just outside them."""
+    lo, hi = zscore.flag_bounds(fitted)
+    rows = []
+    for c in range(n_channels):
+        for key in (lo[c] - 1, lo[c], hi[c], hi[c] + 1):
+            row = fitted.arrays["mean"].copy()
+            row[c] = zscore.from_order_key(key)
+            rows.append(row)
+    return np.array(rows, dtype=np.float32)
+
+
+def test_flag_alone_equals_the_reference_flag(iot_bundle, iot_host, battery):
+    """<model>_zscore_flag: integer comparisons only, the reference's flag on every input
+    of the battery and at both ends of every channel's accepted interval."""
+    fitted = iot_bundle.detectors["zscore"]
+    edges = boundary_inputs(fitted, len(iot_bundle.channels))
+    assert zscore.score(fitted, edges)[1].tolist() == [True, False, False, True] * 3
+    n = 0
+    for X in [*battery.values(), edges]:
+        assert np.array_equal(iot_host.flags("zscore", X), zscore.score(fitted, X)[1])
+        n += len(X)
+    assert n >= 100_000
+
+
+def test_flag_alone_fails_when_a_bound_moves_one_ulp(iot_bundle, monkeypatch):
+    fitted = iot_bundle.detectors["zscore"]
+    edges = boundary_inputs(fitted, len(iot_bundle.channels))
+    lo, hi = zscore.flag_bounds(fitted)
+    monkeypatch.setattr(zscore, "flag_bounds", lambda f: (lo, hi + np.int32(1)))
+    host = HostModel(iot_bundle)
+    # each channel's first float beyond hi is now accepted
+    assert (host.flags("zscore", edges) != zscore.score(fitted, edges)[1]).sum() == 3
+
+
+def test_flag_alone_on_degenerate_thresholds(iot_bundle):
+    """A negative threshold accepts nothing; a huge one every finite reading whose z stays
+    finite.  NaN and +-Inf flag either way."""
+    import dataclasses
+
+    fitted = iot_bundle.detectors["zscore"]
+    special = np.array([[np.nan, 0, 0], [0, np.inf, 0], [0, 0, -np.inf],
+                        [3e38, 0, 0], [-3e38, 0, 0], fitted.arrays["mean"]], dtype=np.float32)
+    for threshold in (-1.0, 0.0, 3.0e38):
+        changed = dataclasses.replace(fitted, scalars={**fitted.scalars, "threshold": threshold})
+        bundle = dataclasses.replace(iot_bundle, detectors={"zscore": changed})
+        X = np.concatenate([special, boundary_inputs(changed, 3)])
+        assert np.array_equal(HostModel(bundle).flags("zscore", X), zscore.score(changed, X)[1])
+
+
 def test_flags_a_channel_beyond_k_sigma(iot, iot_bundle):
     fitted = iot_bundle.detectors["zscore"]
     mean = fitted.arrays["mean"].astype(np.float64)

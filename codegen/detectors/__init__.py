@@ -16,6 +16,8 @@ DETECTORS: dict[str, ModuleType] = {
 STREAMING = {"streaming_zscore", "moving_average"}
 # Detectors that score the last `window` samples of one channel: score(window, &flag).
 WINDOWED = {"autoencoder"}
+# Detectors whose header also offers `<model>_<detector>_flag(x)`: the flag without the score.
+FLAG_ONLY = {"zscore"}
 
 
 def is_streaming(name: str, fitted) -> bool:

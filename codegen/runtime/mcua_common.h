@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MCUA_RUNTIME_VERSION 1
+#define MCUA_RUNTIME_VERSION 2
 
 #if defined(__AVR__)
 #include <avr/pgmspace.h>
@@ -97,20 +97,25 @@ static inline int mcua_nonneg_greater(float a, float b)
     return ia > ib;
 }
 
-/* a <= b, for a and b not NaN.  Floats order like sign and magnitude: the
- * key -magnitude (sign set) or +magnitude (sign clear) orders them as
- * integers, both zeros as 0 (so -0 <= +0 and +0 <= -0, as IEEE says).
- * Where floats are software (AVR, rv32imc) far cheaper than a float
- * comparison; on a Cortex-M4F a few instructions more than vcmp. */
+/* A key that orders floats as numbers when compared as integers: +bits for
+ * a clear sign bit, -(bits without the sign) for a set one.  Both zeros get
+ * 0, -Inf and +Inf the extreme keys of the numbers, and NaNs keys beyond
+ * them.  Where floats are software (AVR, rv32imc) a key comparison is far
+ * cheaper than a float comparison; on a Cortex-M4F a few instructions more
+ * than vcmp. */
+static inline int32_t mcua_order_key(float x)
+{
+    uint32_t bits;
+    int32_t magnitude;
+    memcpy(&bits, &x, sizeof bits);
+    magnitude = (int32_t)(bits & 0x7FFFFFFFUL);
+    return (bits & 0x80000000UL) ? -magnitude : magnitude;
+}
+
+/* a <= b, for a and b not NaN (so -0 <= +0 and +0 <= -0, as IEEE says). */
 static inline int mcua_less_equal(float a, float b)
 {
-    uint32_t ia, ib;
-    int32_t ka, kb;
-    memcpy(&ia, &a, sizeof ia);
-    memcpy(&ib, &b, sizeof ib);
-    ka = (int32_t)(ia & 0x7FFFFFFFUL);
-    kb = (int32_t)(ib & 0x7FFFFFFFUL);
-    return (ia & 0x80000000UL ? -ka : ka) <= (ib & 0x80000000UL ? -kb : kb);
+    return mcua_order_key(a) <= mcua_order_key(b);
 }
 
 /* x > 0 for x not NaN, from the bits. */

@@ -25,3 +25,19 @@ float mcua_zscore_score(const mcua_zscore_model *model, const float *x,
     *flag = (uint8_t)mcua_nonneg_greater(score, mcua_read_f32(&model->threshold));
     return score;
 }
+
+uint8_t mcua_zscore_flag(const mcua_zscore_model *model, const float *x)
+{
+    const uint16_t n = mcua_read_u16(&model->n_channels);
+    const int32_t *lo = (const int32_t *)mcua_read_ptr(&model->flag_lo);
+    const int32_t *hi = (const int32_t *)mcua_read_ptr(&model->flag_hi);
+    uint16_t c;
+
+    for (c = 0; c < n; ++c) {
+        const int32_t key = mcua_order_key(x[c]);
+        if (key < mcua_read_i32(lo + c) || key > mcua_read_i32(hi + c)) {
+            return 1;
+        }
+    }
+    return 0;
+}
