@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import Bundle
-from .detectors import get, is_streaming
+from .detectors import FLAG_ONLY, get, is_streaming
 
 F32 = np.float32
 DEFAULT_NAB = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nab"
@@ -126,6 +126,9 @@ def compare(bundle: Bundle, host, inputs: dict[str, np.ndarray]) -> list[Result]
                 state = None
             results.append(Result(detector, kind, len(X), int((_bits(py_s) != _bits(c_s)).sum()),
                                   int((py_f != c_f).sum()), state))
+            if detector in FLAG_ONLY:  # its flag API gives the same flags without the score
+                results.append(Result(f"{detector} flag", kind, len(X), 0,
+                                      int((py_f != host.flags(detector, X)).sum()), None))
     return results
 
 

@@ -29,7 +29,7 @@ for _module in ("tensorflow", "tflite_micro"):
         pytest.skip(f"the autoencoder needs {_module} (pip install tensorflow-cpu tflite-micro)",
                     allow_module_level=True)
 
-from codegen import emit, tflm_arena  # noqa: E402
+from codegen import emit, floatkeys, tflm_arena  # noqa: E402
 from codegen.detectors import autoencoder as ae  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -431,6 +431,42 @@ def test_real_windows(fitted, lib):
     assert lib.h_quantize_input(windows.reshape(-1), windows.shape[0], q.reshape(-1)) == len(q)
     assert np.array_equal(q, q_ref)
     assert np.array_equal(c_invoke(lib, q), ae.network_int8(fitted, q))
+
+
+def step_windows(fitted):
+    """Every input step's reading and the float just below it, W per window."""
+    steps = np.array(ae.template_context(fitted)["input_steps"], dtype=np.int64)
+    x = floatkeys.from_order_key(np.concatenate([steps, steps - 1]))
+    W = fitted.scalars["window"]
+    return np.resize(x, (-(-x.size // W), W)).astype(np.float32)
+
+
+def c_quantize_input(lib, windows):
+    q = np.empty(windows.shape, np.int8)
+    assert lib.h_quantize_input(windows.reshape(-1), len(windows), q.reshape(-1)) == len(q)
+    return q
+
+
+def test_input_steps_quantise_like_the_float_pipeline(fitted, lib):
+    """The C quantises through the steps (integer comparisons); on each step's reading and
+    the float below it, that equals standardising and quantising in float32."""
+    windows = step_windows(fitted)
+    net = ae.network_of(fitted)
+    z = ae.standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
+    ref = ae.quantize(z, net.input_scale, net.input_zero_point)
+    assert np.array_equal(c_quantize_input(lib, windows), ref)
+    assert len(np.unique(ref)) == 256  # every level, reached at its step and not before
+
+
+def test_a_step_moved_one_float_is_caught(fitted, tmp_path):
+    def mutate(ctx):
+        ctx["input_steps"][100] += 1
+    bad = compile_shared(tmp_path / "perturbed", render(fitted, mutate))
+    windows = step_windows(fitted)
+    net = ae.network_of(fitted)
+    z = ae.standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
+    ref = ae.quantize(z, net.input_scale, net.input_zero_point)
+    assert (c_quantize_input(bad, windows) != ref).sum() == 1
 
 
 def test_saturating_windows(fitted, lib):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from codegen import parity
+from codegen import floatkeys, parity
 from codegen.detectors import zscore
 from host_sim.hostlib import HostModel
 
@@ -25,7 +25,7 @@ def boundary_inputs(fitted, n_channels):
     for c in range(n_channels):
         for key in (lo[c] - 1, lo[c], hi[c], hi[c] + 1):
             row = fitted.arrays["mean"].copy()
-            row[c] = zscore.from_order_key(key)
+            row[c] = floatkeys.from_order_key(key)
             rows.append(row)
     return np.array(rows, dtype=np.float32)
 

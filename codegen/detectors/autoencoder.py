@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import thresholds, tflm_arena
+from .. import floatkeys, thresholds, tflm_arena
 from ..literals import c_float
 from ..errors import UserError
 from .base import Fitted
@@ -274,6 +274,22 @@ def reconstruction_error(z, y, out_scale, out_zero_point) -> np.ndarray:
         for i in range(z.shape[1]):          # fixed order, float32 adds
             acc = acc + sq[:, i]
         return acc / np.float32(z.shape[1])
+
+
+def input_steps(mean, std, scale, zero_point) -> np.ndarray:
+    """The 255 order keys (codegen/floatkeys.py) where quantize(standardise(x)) steps up:
+    step j is the smallest finite reading whose int8 input is >= -127 + j, so a finite x
+    quantises to -128 + #{steps <= key(x)}.  Exact because standardising and quantising
+    are monotone in x (std and scale are positive)."""
+    levels = np.arange(-127, 128)
+    top = floatkeys.MAX_FINITE + 1
+
+    def reached(keys):  # one key per level
+        z = standardise(floatkeys.from_order_key(keys), mean, std)
+        return quantize(z, scale, zero_point).astype(np.int32) >= levels
+
+    return floatkeys.first_true(reached, np.full(levels.shape, -top),
+                                np.full(levels.shape, top)).astype(np.int32)
 
 
 def sliding_windows(x: np.ndarray, window: int) -> np.ndarray:
@@ -1007,6 +1023,8 @@ def template_context(fitted: Fitted) -> dict:
         "output_zero_point": c_int(net.output_zero_point),
         "threshold": c_float(s["threshold"]),
         "threshold_spec": str(fitted.params.get("threshold", "")),
+        "input_steps": [int(k) for k in input_steps(s["mean"], s["std"], net.input_scale,
+                                                    net.input_zero_point)],
         "model_len": len(blob),
         "model_rows": _rows(blob, 12, lambda v: f"0x{v:02x}"),
         "tflite_sha256": hashlib.sha256(blob).hexdigest(),

@@ -7,15 +7,15 @@ Reference arithmetic (float32, the order of mcua_zscore.c):
 
 The flag alone needs no float arithmetic: z[c] is a monotone function of x[c] on either
 side of mean[c], so the readings a channel accepts (z finite and <= threshold) are one
-interval of floats.  flag_bounds finds its exact ends, as order keys (see order_key), and
-mcua_zscore_flag compares each reading's key with them.
+interval of floats.  flag_bounds finds its exact ends, as order keys (codegen/floatkeys.py),
+and mcua_zscore_flag compares each reading's key with them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import thresholds
+from .. import floatkeys, thresholds
 from .base import F32, Fitted, channel_std, inverse_f32, merge_params, scalar
 
 NAME = "zscore"
@@ -48,53 +48,25 @@ def score(fitted: Fitted, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return best, best > F32(fitted.scalars["threshold"])
 
 
-def order_key(x) -> np.ndarray:
-    """int64 keys that order float32 values as numbers (both zeros 0, NaNs beyond the
-    infinities): +bits for a clear sign bit, -(bits without sign) for a set one.  The
-    runtime's mcua_order_key."""
-    bits = np.asarray(x, dtype=F32).view(np.uint32).astype(np.int64)
-    magnitude = bits & 0x7FFFFFFF
-    return np.where(bits & 0x80000000, -magnitude, magnitude)
-
-
-def from_order_key(keys) -> np.ndarray:
-    keys = np.asarray(keys, dtype=np.int64)
-    bits = np.where(keys < 0, 0x80000000 | -keys, keys).astype(np.uint32)
-    return bits.view(F32)
-
-
-MAX_FINITE_KEY = int(order_key(np.finfo(F32).max))
-
-
 def flag_bounds(fitted: Fitted) -> tuple[np.ndarray, np.ndarray]:
     """Per channel, the order keys (lo, hi) of the smallest and largest reading that the
     reference accepts (z finite and not above the threshold); every other float, NaN and
-    +-Inf included, flags.  Found by bisection on the keys, where acceptance is an
-    interval around mean[c].  A channel that accepts nothing gets (1, 0)."""
+    +-Inf included, flags.  Acceptance is an interval around mean[c], found by bisection
+    on the keys.  A channel that accepts nothing gets (1, 0)."""
     mean, inv_std = fitted.arrays["mean"], fitted.arrays["inv_std"]
     threshold = F32(fitted.scalars["threshold"])
-    lo = np.ones(len(mean), dtype=np.int64)
-    hi = np.zeros(len(mean), dtype=np.int64)
-    for c in range(len(mean)):
-        def accepts(keys):
-            with np.errstate(over="ignore", invalid="ignore"):
-                z = np.abs(from_order_key(keys) - mean[c]) * inv_std[c]
-            return np.isfinite(z) & (z <= threshold)
 
-        centre = int(order_key(mean[c]))
-        if not accepts([centre])[0]:
-            continue
-        # accepts: False ... True on [-max, centre], True ... False on [centre, max]
-        inside, outside = [centre, centre], [-MAX_FINITE_KEY - 1, MAX_FINITE_KEY + 1]
-        while any(abs(o - i) > 1 for i, o in zip(inside, outside)):
-            mid = [(i + o) // 2 for i, o in zip(inside, outside)]
-            ok = accepts(mid)
-            for side in (0, 1):
-                if ok[side]:
-                    inside[side] = mid[side]
-                else:
-                    outside[side] = mid[side]
-        lo[c], hi[c] = inside
+    def accepts(keys):  # one key per channel
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = np.abs(floatkeys.from_order_key(keys) - mean) * inv_std
+        return np.isfinite(z) & (z <= threshold)
+
+    centre = floatkeys.order_key(mean)
+    top = floatkeys.MAX_FINITE + 1
+    lo = floatkeys.first_true(accepts, np.full_like(centre, -top), centre)
+    hi = floatkeys.first_true(lambda k: ~accepts(k), centre, np.full_like(centre, top)) - 1
+    empty = ~accepts(centre)
+    lo[empty], hi[empty] = 1, 0
     return lo.astype(np.int32), hi.astype(np.int32)
 
 

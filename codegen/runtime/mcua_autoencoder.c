@@ -170,10 +170,7 @@ int mcua_autoencoder_quantize_input(const mcua_autoencoder_model *m,
                                     const float *window, int8_t *q_out)
 {
     const uint16_t w = mcua_read_u16(&m->window);
-    const float mean = mcua_read_f32(&m->mean);
-    const float sd = mcua_read_f32(&m->std);
-    const float scale = mcua_read_f32(&m->input_scale);
-    const int32_t zp = mcua_read_i32(&m->input_zero_point);
+    const int32_t *steps = (const int32_t *)mcua_read_ptr(&m->input_steps);
     uint16_t i;
     for (i = 0; i < w; ++i) {
         if (!mcua_is_finite(window[i])) {
@@ -181,8 +178,16 @@ int mcua_autoencoder_quantize_input(const mcua_autoencoder_model *m,
         }
     }
     for (i = 0; i < w; ++i) {
-        const float z = (window[i] - mean) / sd;
-        q_out[i] = mcua_autoencoder_quantize(z, scale, zp);
+        /* binary search: level = #{steps <= key}; the strides add up to 255 */
+        const int32_t key = mcua_order_key(window[i]);
+        uint8_t level = 0;
+        uint8_t stride;
+        for (stride = 128; stride != 0; stride >>= 1) {
+            if (key >= mcua_read_i32(steps + level + stride - 1)) {
+                level = (uint8_t)(level + stride);
+            }
+        }
+        q_out[i] = (int8_t)((int16_t)level - 128);
     }
     return 1;
 }

@@ -61,6 +61,10 @@ typedef struct mcua_autoencoder_layer {
 
 typedef struct mcua_autoencoder_model {
     const mcua_autoencoder_layer *layers; /* n_layers layers, flash */
+    /* 255 ascending order keys, flash: a raw reading x quantises to q[i] =
+     * -128 + #{steps <= mcua_order_key(x)}, equal to the float32 pipeline
+     * below; no division on the device. */
+    const int32_t *input_steps;
     int8_t *scratch_a;   /* RAM: >= window and odd layers' outputs */
     int8_t *scratch_b;   /* RAM: >= even layers' outputs */
     uint16_t window;     /* W: network input and output width */
@@ -83,8 +87,10 @@ int8_t mcua_autoencoder_quantize(float z, float scale, int32_t zero_point);
 float mcua_autoencoder_dequantize(int8_t q, float scale, int32_t zero_point);
 
 /* Standardise and quantise a raw window (W floats, oldest first) into the
- * int8 input of the network.  Returns 1, or 0 (and writes nothing) when a
- * value is NaN or +-Inf.  Use it to feed TFLite Micro's input tensor. */
+ * int8 input of the network, through the model's input steps (the result of
+ * z[i] and q[i] above, with integer comparisons only).  Returns 1, or 0 (and
+ * writes nothing) when a value is NaN or +-Inf.  Use it to feed TFLite
+ * Micro's input tensor. */
 int mcua_autoencoder_quantize_input(const mcua_autoencoder_model *m,
                                     const float *window, int8_t *q_out);
 
