@@ -155,7 +155,8 @@ def cmd_nab(args) -> None:
     from . import nab
 
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
-    print(nab.main(args.folder, detectors, engine=args.engine))
+    print(nab.main(args.folder, detectors, engine=args.engine,
+                   cross_validation=args.cross_validate))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     nab_cmd.add_argument("--detectors", default="streaming_zscore,moving_average")
     nab_cmd.add_argument("--engine", choices=("c", "python"), default="c",
                          help="run the generated C on the host (default) or the Python reference")
+    nab_cmd.add_argument("--cross-validate", action="store_true",
+                         help="also score each half of the files with the settings (nab.CV_GRID) "
+                              "that do best on the other half: an out-of-sample figure")
     nab_cmd.set_defaults(func=cmd_nab)
     return parser
 

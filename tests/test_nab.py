@@ -105,6 +105,24 @@ def test_our_streaming_zscore_on_all_58_files(corpus):
         assert s.min() >= 0 and s.max() <= 1
 
 
+def test_cross_validation_chooses_each_setting_without_the_files_it_scores(corpus):
+    small = nab.subset(corpus, {f.name for f in sorted(corpus.files,
+                                                       key=lambda f: len(f.values))[:6]})
+    grid = nab.settings("streaming_zscore")[:3]
+    folds, whole = nab.cross_validate(small, "streaming_zscore", grid, progress=False)
+    held = [set(fold.held_out) for fold in folds]
+    assert held[0].isdisjoint(held[1]) and held[0] | held[1] == {f.name for f in small.files}
+    scores = [nab.run_detector(small, "streaming_zscore", g, progress=False) for g in grid]
+    cost = small.profiles["standard"]
+    chosen = {}
+    for fold, files in zip(folds, held):
+        train = nab.subset(small, {f.name for f in small.files} - files)
+        tuned = [nab.normalise(nab.optimise(train, s, cost)[1], train, cost) for s in scores]
+        assert fold.tuned == max(tuned) and fold.setting == grid[tuned.index(max(tuned))]
+        chosen.update({n: scores[grid.index(fold.setting)][n] for n in files})
+    assert whole == {p: r.normalised for p, r in nab.score_corpus(small, chosen).items()}
+
+
 def test_c_and_python_engines_agree_bit_for_bit(corpus):
     small = sorted(corpus.files, key=lambda f: len(f.values))[:2]
     for detector in ("streaming_zscore", "moving_average"):
