@@ -94,18 +94,29 @@ def cmd_verify(args) -> int:
 
 
 def _verify_target(loaded, target: str, inputs) -> int:
+    """Every detector's score API on the target, then the flag API of the FLAG_ONLY ones."""
+    import dataclasses
     import tempfile
 
     from . import firmware
+    from .detectors import FLAG_ONLY
 
+    def progress(message):
+        print(message, file=sys.stderr, flush=True)
+
+    flagging = {d: f for d, f in loaded.detectors.items() if d in FLAG_ONLY}
     with tempfile.TemporaryDirectory(prefix="mcua-verify-") as tmp:
-        result = firmware.verify(loaded, target, inputs, tmp,
-                                 progress=lambda m: print(m, file=sys.stderr, flush=True))
+        runs = [firmware.verify(loaded, target, inputs, Path(tmp) / "score", progress)]
+        if flagging:
+            runs.append(firmware.verify(dataclasses.replace(loaded, detectors=flagging), target,
+                                        inputs, Path(tmp) / "flag", progress, flag_only=True))
+    results = runs[0].results + [dataclasses.replace(r, detector=f"{r.detector} flag")
+                                 for run in runs[1:] for r in run.results]
     print(f"{target}: firmware in the simulator against the Python reference")
-    print(parity.table(result.results))
-    for mismatch in result.mismatches:
+    print(parity.table(results))
+    for mismatch in [m for run in runs for m in run.mismatches]:
         print("  " + firmware.describe(mismatch))
-    return 0 if result.ok else 1
+    return 0 if all(run.ok for run in runs) else 1
 
 
 def cmd_bench(args) -> None:
