@@ -78,16 +78,21 @@ class HostModel:
         self.lib = ctypes.CDLL(str(self.path))
         self.n_channels = len(bundle.channels)
 
-    def _batch(self, detector: str, X: np.ndarray, *extra):
+    def _call(self, function: str, X: np.ndarray, outputs: list[np.dtype], *extra):
+        """Call glue `function(X, n, out..., extra...)` on the rows of X; the outputs, one
+        value per row each."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_channels:
             raise ValueError(f"X must have shape (n, {self.n_channels})")
-        scores = np.zeros(len(X), dtype=np.float32)
-        flags = np.zeros(len(X), dtype=np.uint8)
-        fn = getattr(self.lib, f"mcua_host_{detector}")
+        out = [np.zeros(len(X), dtype=dtype) for dtype in outputs]
+        fn = getattr(self.lib, function)
         fn.restype = None
         fn(X.ctypes.data_as(ctypes.c_void_p), ctypes.c_uint32(len(X)),
-           scores.ctypes.data_as(ctypes.c_void_p), flags.ctypes.data_as(ctypes.c_void_p), *extra)
+           *(o.ctypes.data_as(ctypes.c_void_p) for o in out), *extra)
+        return out
+
+    def _batch(self, detector: str, X: np.ndarray, *extra):
+        scores, flags = self._call(f"mcua_host_{detector}", X, [np.float32, np.uint8], *extra)
         return scores, flags.astype(bool)
 
     def score(self, detector: str, X: np.ndarray):
@@ -98,14 +103,7 @@ class HostModel:
 
     def flags(self, detector: str, X: np.ndarray) -> np.ndarray:
         """The flags of `<model>_<detector>_flag(x)` (a FLAG_ONLY detector) for every row."""
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.n_channels:
-            raise ValueError(f"X must have shape (n, {self.n_channels})")
-        flags = np.zeros(len(X), dtype=np.uint8)
-        fn = getattr(self.lib, f"mcua_host_{detector}_flag")
-        fn.restype = None
-        fn(X.ctypes.data_as(ctypes.c_void_p), ctypes.c_uint32(len(X)),
-           flags.ctypes.data_as(ctypes.c_void_p))
+        (flags,) = self._call(f"mcua_host_{detector}_flag", X, [np.uint8])
         return flags.astype(bool)
 
     def run_with_state(self, detector: str, X: np.ndarray):
