@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .cnames import check_channel_names, check_model_name
-from .detectors import get
-from .detectors.base import Fitted
-from .errors import UserError
-from .files import swap_in
+from codegen import __version__
+from codegen.emit.cnames import check_channel_names, check_model_name
+from codegen.detectors import get
+from codegen.detectors.base import Fitted
+from codegen.errors import UserError
+from codegen.files import swap_in
 
 FORMAT = "mcu-anomaly-bundle"
 FORMAT_VERSION = 1

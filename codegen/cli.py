@@ -7,9 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__, bundle, data, emit, parity, training
-from .detectors import DETECTORS, get
-from .errors import UserError
+from codegen import __version__, bundle
+from codegen.data import dataset as data
+from codegen.emit import render as emit
+from codegen.verify import compare as parity
+from codegen.training import train as training
+from codegen.detectors import DETECTORS, get
+from codegen.errors import UserError
 
 DEFAULT_DETECTORS = "zscore,streaming_zscore,moving_average,kmeans"
 
@@ -69,7 +73,7 @@ def cmd_train(args) -> None:
 def cmd_generate(args) -> None:
     loaded = bundle.load(args.bundle)
     if args.firmware:
-        from . import firmware
+        from codegen.firmware import sources as firmware
 
         out = firmware.write(firmware.render(loaded), args.out)
         print(f"firmware sources written to {out}; build with "
@@ -98,8 +102,8 @@ def _verify_target(loaded, target: str, inputs) -> int:
     import dataclasses
     import tempfile
 
-    from . import firmware
-    from .detectors import FLAG_ONLY
+    from codegen.firmware import sources as firmware
+    from codegen.detectors import FLAG_ONLY
 
     def progress(message):
         print(message, file=sys.stderr, flush=True)
@@ -120,7 +124,7 @@ def _verify_target(loaded, target: str, inputs) -> int:
 
 
 def cmd_bench(args) -> None:
-    from . import bench
+    from codegen.bench import firmware as bench
 
     envs = [e.strip() for e in args.targets.split(",") if e.strip()]
     if args.bundle:
@@ -149,7 +153,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_evaluate(args) -> None:
-    from . import evaluate, report
+    from codegen.evaluate import evaluation as evaluate
+    from codegen.evaluate import report
 
     loaded = bundle.load(args.bundle)
     dataset = evaluate.load_labelled(args.csv, loaded, args.label_column, args.time_column)
@@ -163,7 +168,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_nab(args) -> None:
-    from . import nab
+    from codegen.nab import benchmark as nab
 
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
     print(nab.main(args.folder, detectors, engine=args.engine,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen import emit
+from codegen.emit import render as emit
 from codegen.bundle import Bundle
 from codegen.detectors import FLAG_ONLY, WINDOWED, is_streaming
 from codegen.errors import UserError

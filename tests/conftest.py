@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen import data, parity, training
+from codegen.data import dataset as data
+from codegen.verify import compare as parity
+from codegen.training import train as training
 from host_sim.hostlib import HostModel
 
 ROOT = Path(__file__).resolve().parent.parent

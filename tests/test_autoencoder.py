@@ -29,7 +29,9 @@ for _module in ("tensorflow", "tflite_micro"):
         pytest.skip(f"the autoencoder needs {_module} (pip install tensorflow-cpu tflite-micro)",
                     allow_module_level=True)
 
-from codegen import emit, floatkeys, tflm_arena  # noqa: E402
+from codegen.tflite import arena as tflm_arena  # noqa: E402
+from codegen.emit import render as emit  # noqa: E402
+from codegen.emit import floatkeys  # noqa: E402
 from codegen.detectors import autoencoder as ae  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from codegen import data
+from codegen.data import dataset as data
 from codegen.errors import UserError
 
 

@@ -8,7 +8,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from codegen import emit, training
+from codegen.emit import render as emit
+from codegen.training import train as training
 
 WARN = ["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-ffp-contract=off", "-Os"]
 AVR = ["-mmcu=atmega328p"]

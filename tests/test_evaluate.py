@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from codegen import bundle as bundle_mod
-from codegen import evaluate
+from codegen.evaluate import evaluation as evaluate
 from codegen.cli import main
 from codegen.errors import UserError
 from conftest import write_csv, write_labelled
@@ -130,7 +130,7 @@ def test_columns_that_differ_from_the_bundle_are_refused(tmp_path, iot_bundle, i
 # ---------------------------------------------------------------- host-side cost
 
 def test_host_table(tmp_path, iot_bundle):
-    from codegen.bench_host import host_table
+    from codegen.bench.host import host_table
 
     model = bundle_mod.save(iot_bundle, tmp_path / "model")
     rows, text = host_table(model, samples=5_000)

@@ -12,7 +12,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from codegen import bench, cli, firmware, parity, training
+from codegen import cli
+from codegen.bench import firmware as bench
+from codegen.firmware import sources as firmware
+from codegen.verify import compare as parity
+from codegen.training import train as training
 from codegen import bundle as bundle_mod
 from codegen.detectors import STREAMING, is_streaming
 from codegen.detectors import isolation_forest as iforest

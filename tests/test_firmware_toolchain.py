@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from codegen import firmware
+from codegen.firmware import sources as firmware
 from host_sim import targets
 
 VECTORS = np.array(

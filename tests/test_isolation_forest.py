@@ -9,7 +9,9 @@ from scipy.stats import kendalltau, spearmanr
 from sklearn.ensemble import IsolationForest
 
 from codegen import bundle as bundle_mod
-from codegen import emit, parity, training
+from codegen.emit import render as emit
+from codegen.verify import compare as parity
+from codegen.training import train as training
 from codegen.detectors import isolation_forest as iforest
 from codegen.errors import UserError
 from host_sim.hostlib import HostModel
@@ -138,7 +140,7 @@ def test_wide_leaf_indices_compile_and_agree(forests, inputs, iot):
 
 def test_trees_that_are_a_single_leaf(iot):
     """Mostly repeated readings: many trees see only equal samples and are a single leaf."""
-    from codegen.data import Dataset
+    from codegen.data.dataset import Dataset
 
     rng = np.random.default_rng(3)
     values = np.tile(np.float32([[1.0, 2.0]]), (400, 1))

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from codegen import data, parity
+from codegen.data import dataset as data
+from codegen.verify import compare as parity
 from codegen.detectors import kmeans
 from codegen.errors import UserError
 from host_sim.hostlib import HostModel

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from codegen import nab
+from codegen.nab import benchmark as nab
 from codegen.cli import main
 from codegen.errors import UserError
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from codegen import bundle as bundle_mod
-from codegen import evaluate, report
+from codegen.evaluate import evaluation as evaluate
+from codegen.evaluate import report
 from codegen.cli import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,6 +1,6 @@
 import numpy as np
 
-from codegen import parity
+from codegen.verify import compare as parity
 from codegen.detectors import streaming_zscore
 from host_sim.hostlib import HostModel
 

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from codegen import bundle as bundle_mod
-from codegen import emit, parity, thresholds, training
+from codegen.emit import render as emit
+from codegen.verify import compare as parity
+from codegen.training import thresholds
+from codegen.training import train as training
 from codegen.cli import main
 from codegen.detectors import get
 from codegen.errors import UserError

@@ -1,6 +1,7 @@
 import numpy as np
 
-from codegen import floatkeys, parity
+from codegen.emit import floatkeys
+from codegen.verify import compare as parity
 from codegen.detectors import zscore
 from host_sim.hostlib import HostModel
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ..errors import UserError
-from . import autoencoder, isolation_forest, kmeans, moving_average, streaming_zscore, zscore
+from codegen.errors import UserError
+from codegen.detectors import autoencoder, isolation_forest, kmeans, moving_average, streaming_zscore, zscore
 
 DETECTORS: dict[str, ModuleType] = {
     m.NAME: m

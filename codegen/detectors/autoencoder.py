@@ -45,10 +45,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import floatkeys, thresholds, tflm_arena
-from ..literals import c_float
-from ..errors import UserError
-from .base import Fitted
+from codegen.emit import floatkeys
+from codegen.training import thresholds
+from codegen.tflite import arena as tflm_arena
+from codegen.emit.literals import c_float
+from codegen.errors import UserError
+from codegen.detectors.base import Fitted
 
 NAME = "autoencoder"
 

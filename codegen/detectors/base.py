@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import UserError
+from codegen.errors import UserError
 
 F32 = np.float32
 

@@ -58,11 +58,11 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from .. import thresholds
-from ..errors import UserError
-from . import window
-from .base import F32, Fitted, channel_std, merge_params, positive_int, scalar
-from .window import Window
+from codegen.training import thresholds
+from codegen.errors import UserError
+from codegen.detectors import window
+from codegen.detectors.base import F32, Fitted, channel_std, merge_params, positive_int, scalar
+from codegen.detectors.window import Window
 
 NAME = "isolation_forest"
 LEAF = 0x8000  # MCUA_IFOREST_LEAF: node codes at or above it are leaves

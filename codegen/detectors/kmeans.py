@@ -15,9 +15,9 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
-from .. import thresholds
-from ..errors import UserError
-from .base import F32, Fitted, channel_std, inverse_f32, merge_params, scalar
+from codegen.training import thresholds
+from codegen.errors import UserError
+from codegen.detectors.base import F32, Fitted, channel_std, inverse_f32, merge_params, scalar
 
 NAME = "kmeans"
 DEFAULTS = {"k": "auto", "k_max": 8, "threshold": "percentile:99", "n_init": 10}

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import thresholds
-from ..errors import UserError
-from .base import F32, Fitted, channel_std, merge_params, positive_int, scalar
-from . import window
-from .window import Window
+from codegen.training import thresholds
+from codegen.errors import UserError
+from codegen.detectors.base import F32, Fitted, channel_std, merge_params, positive_int, scalar
+from codegen.detectors import window
+from codegen.detectors.window import Window
 
 NAME = "streaming_zscore"
 DEFAULTS = {"window": 50, "min_count": 10, "threshold": "value:5", "floor": 0.1}

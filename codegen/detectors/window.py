@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import F32
+from codegen.detectors.base import F32
 
 MAX_DEVIATION = F32(1e15)  # MCUA_WINDOW_MAX_DEVIATION
 STATE_FLOATS = ("anchor", "sum", "sumsq", "fresh_anchor", "fresh_sum", "fresh_sumsq")

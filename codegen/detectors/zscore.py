@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import floatkeys, thresholds
-from .base import F32, Fitted, channel_std, inverse_f32, merge_params, scalar
+from codegen.emit import floatkeys
+from codegen.training import thresholds
+from codegen.detectors.base import F32, Fitted, channel_std, inverse_f32, merge_params, scalar
 
 NAME = "zscore"
 DEFAULTS = {"threshold": "value:3"}

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle as bundle_mod
-from . import data as data_mod
-from . import emit, parity
-from .detectors import get
+from codegen import bundle as bundle_mod
+from codegen.data import dataset as data_mod
+from codegen.emit import render as emit
+from codegen.verify import compare as parity
+from codegen.detectors import get
 
 
 def _timed(fn, *args, repeat: int = 1):

@@ -7,12 +7,12 @@ import sys
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
-from .bundle import Bundle
-from .cnames import check_channel_names, check_model_name
-from .data import Dataset
-from .detectors import get
-from .errors import UserError
-from . import thresholds
+from codegen.bundle import Bundle
+from codegen.emit.cnames import check_channel_names, check_model_name
+from codegen.data.dataset import Dataset
+from codegen.detectors import get
+from codegen.errors import UserError
+from codegen.training import thresholds
 
 
 def evaluate(flags: np.ndarray, labels: np.ndarray) -> dict:

@@ -13,15 +13,15 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from . import __version__
-from .bundle import Bundle
-from .cnames import check_model_name
-from .detectors import get
-from .errors import UserError
-from .literals import c_float
+from codegen import __version__
+from codegen.bundle import Bundle
+from codegen.emit.cnames import check_model_name
+from codegen.detectors import get
+from codegen.errors import UserError
+from codegen.emit.literals import c_float
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-RUNTIME = Path(__file__).resolve().parent / "runtime"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
 RUNTIME_VERSION = 2  # must equal MCUA_RUNTIME_VERSION in runtime/mcua_common.h
 FLOATS_PER_ROW = 6
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .evaluate import Evaluation
+from codegen.errors import UserError
+from codegen.evaluate.evaluation import Evaluation
 
 MAX_POINTS = 20_000  # per line trace; longer series are thinned (flags always kept)
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -305,7 +305,7 @@ def render(ev: Evaluation, bench: list[dict] | None = None, title: str | None = 
     import plotly.io as pio
     from plotly.offline import get_plotlyjs
 
-    from .emit import environment
+    from codegen.emit.render import environment
 
     figures = [("signals", "Signals and flags", signals(ev)),
                ("scores", "Scores against thresholds", scores(ev)),

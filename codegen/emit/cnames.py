@@ -2,7 +2,7 @@
 
 import re
 
-from .errors import UserError
+from codegen.errors import UserError
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 MAX_LENGTH = 40

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import emit, parity
-from .bundle import Bundle
-from .detectors import FLAG_ONLY, WINDOWED, get, is_streaming
-from .errors import UserError
-from .files import swap_in
+from codegen.emit import render as emit
+from codegen.verify import compare as parity
+from codegen.bundle import Bundle
+from codegen.detectors import FLAG_ONLY, WINDOWED, get, is_streaming
+from codegen.errors import UserError
+from codegen.files import swap_in
 
 F32 = np.float32
 FIRMWARE_HEADER = "mcua_firmware.h"  # marks a directory as generated firmware sources

@@ -62,7 +62,7 @@ PROBE_TIMEOUT_S = 60.0
 
 
 try:  # imported as codegen.tflm_arena: errors the CLI reports cleanly
-    from .errors import UserError as _ErrorBase
+    from codegen.errors import UserError as _ErrorBase
 except ImportError:  # run as a script (the probe child)
     _ErrorBase = ValueError
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from codegen.errors import UserError
 
 PROFILES_FILE = "config/profiles.json"
 WINDOWS_FILE = "labels/combined_windows.json"
@@ -369,8 +369,8 @@ def fitted_for(detector: str, f: NabFile, params: dict):
     series whose window variance collapses on every plateau).
     moving_average: the deviation unit is the same floor's square root or the deviation of
     the probation rows from their moving average, whichever is larger."""
-    from .detectors import get
-    from .detectors.base import Fitted, scalar
+    from codegen.detectors import get
+    from codegen.detectors.base import Fitted, scalar
 
     x = learning_rows(f).astype(np.float64)
     noise = np.diff(x).std() / np.sqrt(2) if len(x) > 1 else 0.0
@@ -393,12 +393,12 @@ def fitted_for(detector: str, f: NabFile, params: dict):
     else:
         raise UserError(f"nab runs the streaming detectors (streaming_zscore, moving_average), "
                         f"not {detector}")
-    from . import thresholds
+    from codegen.training import thresholds
     return thresholds.apply(module, fitted, scalar(params["threshold"]))
 
 
 def _bundle(detector: str, fitted):
-    from .bundle import Bundle
+    from codegen.bundle import Bundle
     return Bundle("nab", ["value"], [0.0], [1.0], {detector: fitted}, {})
 
 
@@ -406,7 +406,7 @@ def raw_scores(detector: str, f: NabFile, params: dict, engine: str = "c") -> np
     """The detector's own score for every row of the file, fed one sample at a time from a
     fresh state.  engine "c" runs the generated C (host build, the code the device runs),
     "python" the reference; they agree bit for bit (tests/test_nab.py)."""
-    from .detectors import get
+    from codegen.detectors import get
 
     fitted = fitted_for(detector, f, params)
     X = f.values.astype(F32)[:, None]

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import Bundle
-from .detectors import FLAG_ONLY, get, is_streaming
+from codegen.bundle import Bundle
+from codegen.detectors import FLAG_ONLY, get, is_streaming
 
 F32 = np.float32
-DEFAULT_NAB = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nab"
+DEFAULT_NAB = Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
 
 
 def _random(bundle: Bundle, rng: np.random.Generator, n: int) -> np.ndarray:

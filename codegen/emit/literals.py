@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .errors import UserError
+from codegen.errors import UserError
 
 
 def c_float(value) -> str:

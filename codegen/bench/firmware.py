@@ -32,11 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, firmware, training
-from .bundle import Bundle
-from .data import Dataset
-from .detectors import FLAG_ONLY, WINDOWED, is_streaming
-from .errors import UserError
+from codegen import __version__
+from codegen.firmware import sources as firmware
+from codegen.training import train as training
+from codegen.bundle import Bundle
+from codegen.data.dataset import Dataset
+from codegen.detectors import FLAG_ONLY, WINDOWED, is_streaming
+from codegen.errors import UserError
 
 F32 = np.float32
 SAMPLES = 200

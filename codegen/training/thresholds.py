@@ -28,7 +28,7 @@ from dataclasses import replace
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
-from .errors import UserError
+from codegen.errors import UserError
 
 HELP = ("value:K (a fixed threshold), percentile:P (of normal scores), sigma:K (mean + K*std), "
         "max-f1, recall:R or precision:P (on labelled validation data, R and P in (0, 1])")
@@ -133,7 +133,7 @@ def objective(spec: str, precision: float, recall: float, threshold: float) -> t
 
 def apply(module, fitted, value):
     """A copy of fitted with this threshold and everything derived from it."""
-    from .detectors.base import scalar
+    from codegen.detectors.base import scalar
 
     hook = getattr(module, "with_threshold", None)
     if hook is not None:

@@ -23,10 +23,10 @@ from sklearn.metrics import (average_precision_score, confusion_matrix,
                              precision_recall_curve, precision_recall_fscore_support,
                              roc_auc_score, roc_curve)
 
-from .bundle import Bundle
-from .data import LABEL_COLUMNS, TIME_COLUMNS, Dataset, load_csv
-from .detectors import get
-from .errors import UserError
+from codegen.bundle import Bundle
+from codegen.data.dataset import LABEL_COLUMNS, TIME_COLUMNS, Dataset, load_csv
+from codegen.detectors import get
+from codegen.errors import UserError
 
 BASELINE = "sklearn_iforest"
 SWEEP_POINTS = 60

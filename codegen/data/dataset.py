@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cnames import check_channel_names
-from .errors import UserError
+from codegen.emit.cnames import check_channel_names
+from codegen.errors import UserError
 
 LABEL_COLUMNS = ("is_anomaly", "anomaly", "label")
 TIME_COLUMNS = ("time", "timestamp", "datetime", "date", "t")
