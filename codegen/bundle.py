@@ -108,8 +108,8 @@ def load(path: str | Path) -> Bundle:
         arrays = {key: np.load(path / "arrays" / f"{name}.{key}.npy", allow_pickle=False)
                   for key in entry["arrays"]}
         blobs = {f: (path / "blobs" / f).read_bytes() for f in entry.get("blobs", [])}
-        if hasattr(module, "load"):  # a detector that checks its stored parts agree
-            fitted = module.load(entry["params"], entry["scalars"], arrays, blobs)
+        if module.SPEC.load is not None:  # a detector that checks its stored parts agree
+            fitted = module.SPEC.load(entry["params"], entry["scalars"], arrays, blobs)
             fitted.report = {**fitted.report, **entry.get("report", {})}
         else:
             fitted = Fitted(entry["params"], entry["scalars"], arrays, blobs,

@@ -1,4 +1,8 @@
-"""The mcu-anomaly command line: train, generate, verify, demo."""
+"""The mcu-anomaly command line: train, generate, verify, demo.
+
+This is where the engines meet: the C engines (host_sim) are built here and handed to
+the stages that compare or measure them; the rest of codegen never imports host_sim.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,10 @@ from pathlib import Path
 from codegen import __version__, bundle
 from codegen.data import dataset as data
 from codegen.emit import render as emit
-from codegen.verify import compare as parity
 from codegen.training import train as training
-from codegen.detectors import DETECTORS, get
+from codegen.detectors import DEFAULT, DETECTORS, get
 from codegen.errors import UserError
-
-DEFAULT_DETECTORS = "zscore,streaming_zscore,moving_average,kmeans"
+from codegen.verify import battery, compare
 
 
 def _value(text: str):
@@ -83,48 +85,37 @@ def cmd_generate(args) -> None:
     print(f"{len(written)} files written to {args.out}")
 
 
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def cmd_verify(args) -> int:
     loaded = bundle.load(args.bundle)
     samples = args.samples or (10_000 if args.target else 100_000)
-    inputs = parity.battery(loaded, samples, Path(args.nab) if args.nab else None)
-    if args.target:
-        return _verify_target(loaded, args.target, inputs)
-    from host_sim.hostlib import HostModel
+    inputs = battery.battery(loaded, samples, Path(args.nab) if args.nab else None)
+    if not args.target:
+        from host_sim.hostlib import HostModel
 
-    host = HostModel(loaded)
-    results = parity.compare(loaded, host, inputs)
-    print(parity.table(results))
-    return 0 if all(r.ok for r in results) else 1
-
-
-def _verify_target(loaded, target: str, inputs) -> int:
-    """Every detector's score API on the target, then the flag API of the FLAG_ONLY ones."""
-    import dataclasses
+        result = compare.compare(loaded, HostModel(loaded), inputs)
+        print(result.table())
+        return 0 if result.ok else 1
     import tempfile
 
-    from codegen.firmware import sources as firmware
-    from codegen.detectors import FLAG_ONLY
+    from host_sim.firmware_target import Target, TargetEngine
 
-    def progress(message):
-        print(message, file=sys.stderr, flush=True)
-
-    flagging = {d: f for d, f in loaded.detectors.items() if d in FLAG_ONLY}
     with tempfile.TemporaryDirectory(prefix="mcua-verify-") as tmp:
-        runs = [firmware.verify(loaded, target, inputs, Path(tmp) / "score", progress)]
-        if flagging:
-            runs.append(firmware.verify(dataclasses.replace(loaded, detectors=flagging), target,
-                                        inputs, Path(tmp) / "flag", progress, flag_only=True))
-    results = runs[0].results + [dataclasses.replace(r, detector=f"{r.detector} flag")
-                                 for run in runs[1:] for r in run.results]
-    print(f"{target}: firmware in the simulator against the Python reference")
-    print(parity.table(results))
-    for mismatch in [m for run in runs for m in run.mismatches]:
-        print("  " + firmware.describe(mismatch))
-    return 0 if all(run.ok for run in runs) else 1
+        engine = TargetEngine(loaded, Target(args.target, tmp))
+        result = compare.compare(loaded, engine, inputs, progress=_progress)
+    print(f"{args.target}: firmware in the simulator against the Python reference")
+    print(result.table())
+    for mismatch in result.mismatches:
+        print("  " + mismatch.describe())
+    return 0 if result.ok else 1
 
 
 def cmd_bench(args) -> None:
     from codegen.bench import firmware as bench
+    from host_sim.firmware_target import Target
 
     envs = [e.strip() for e in args.targets.split(",") if e.strip()]
     if args.bundle:
@@ -133,8 +124,7 @@ def cmd_bench(args) -> None:
         print("no bundle given: training the shapes of issue 4's goals and issue 6's forests "
               "on synthetic data", file=sys.stderr)
         bundles, judge = bench.reference_bundles(), True
-    rows = bench.run(bundles, envs, args.json, args.samples, judge,
-                     progress=lambda m: print(m, file=sys.stderr, flush=True))
+    rows = bench.run(bundles, envs, Target, args.json, args.samples, judge, progress=_progress)
     print(bench.table(rows))
     print(bench.memory_table(bench.autoencoder_memory(bundles, rows)))
     print(f"written to {args.json}")
@@ -170,9 +160,12 @@ def cmd_evaluate(args) -> None:
 def cmd_nab(args) -> None:
     from codegen.nab import benchmark as nab
 
+    if args.engine == "c":
+        from host_sim.hostlib import HostModel as engine
+    else:
+        from codegen.verify.engines import PythonEngine as engine
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
-    print(nab.main(args.folder, detectors, engine=args.engine,
-                   cross_validation=args.cross_validate))
+    print(nab.main(args.folder, detectors, engine=engine, cross_validation=args.cross_validate))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("csv", nargs="?", help="CSV with a header row; omit for built-in data")
     train.add_argument("--builtin", default="iot", choices=sorted(data.BUILTIN),
                        help="built-in data when no CSV is given (default: iot)")
-    train.add_argument("--detectors", default=DEFAULT_DETECTORS,
+    train.add_argument("--detectors", default=",".join(DEFAULT),
                        help=f"comma-separated, from: {', '.join(DETECTORS)}")
     train.add_argument("--out", default="build/model", help="bundle directory")
     train.add_argument("--name", default="model", help="model name, a C identifier")

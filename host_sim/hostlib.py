@@ -20,7 +20,8 @@ import numpy as np
 
 from codegen.emit import render as emit
 from codegen.bundle import Bundle
-from codegen.detectors import FLAG_ONLY, WINDOWED, is_streaming
+from codegen.detectors import get
+from codegen.detectors.base import Scored
 from codegen.errors import UserError
 
 # -ffp-contract=off: no fused multiply-add, which would round differently from numpy.
@@ -37,8 +38,7 @@ def glue_source(bundle: Bundle) -> str:
     env = emit.environment()
     return env.get_template("host_glue.c.j2").render(
         model_name=bundle.name, MODEL=bundle.name.upper(), tool_version=emit.__version__,
-        detectors=list(bundle.detectors), windowed=WINDOWED, flag_only=FLAG_ONLY,
-        streaming={d for d, fitted in bundle.detectors.items() if is_streaming(d, fitted)})
+        detectors=emit.detector_calls(bundle))
 
 
 def compile_library(files: dict[str, str], compiler: str | None = None) -> Path:
@@ -68,7 +68,12 @@ def compile_library(files: dict[str, str], compiler: str | None = None) -> Path:
 
 
 class HostModel:
-    """The bundle's detectors compiled for this machine, callable on numpy arrays."""
+    """The bundle's detectors compiled for this machine, callable on numpy arrays; an
+    engine (codegen/verify/engines.py) named "host"."""
+
+    name = "host"
+    state = True
+    chunk = None
 
     def __init__(self, bundle: Bundle, compiler: str | None = None):
         files = emit.render(bundle)
@@ -95,24 +100,42 @@ class HostModel:
         scores, flags = self._call(f"mcua_host_{detector}", X, [np.float32, np.uint8], *extra)
         return scores, flags.astype(bool)
 
-    def score(self, detector: str, X: np.ndarray):
-        """(scores, flags) for every row of X; a streaming detector starts from a fresh state."""
-        if is_streaming(detector, self.bundle.detectors[detector]):
-            return self._batch(detector, X, None, None)
-        return self._batch(detector, X)
+    def _streaming(self, detector: str) -> bool:
+        return get(detector).SPEC.streaming(self.bundle.detectors[detector])
+
+    def score(self, detector: str, X: np.ndarray) -> Scored:
+        """Scores and flags for every row of X; a streaming detector starts from a fresh
+        state."""
+        if self._streaming(detector):
+            return Scored(*self._batch(detector, X, None, None))
+        return Scored(*self._batch(detector, X))
+
+    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False) -> dict[str, Scored]:
+        """The engine's call: see codegen.verify.engines.Engine."""
+        out = {}
+        for detector in detectors:
+            if flag_api:
+                out[detector] = Scored(np.zeros(len(X), dtype=np.float32),
+                                       self.flags(detector, X))
+            elif self._streaming(detector):
+                out[detector] = self.run_with_state(detector, X)
+            else:
+                out[detector] = self.score(detector, X)
+        return out
 
     def flags(self, detector: str, X: np.ndarray) -> np.ndarray:
-        """The flags of `<model>_<detector>_flag(x)` (a FLAG_ONLY detector) for every row."""
+        """The flags of `<model>_<detector>_flag(x)` (a detector with a flag API) for every
+        row."""
         (flags,) = self._call(f"mcua_host_{detector}_flag", X, [np.uint8])
         return flags.astype(bool)
 
-    def run_with_state(self, detector: str, X: np.ndarray):
-        """(scores, flags, (state floats, counters)) after every row, in the layout of
-        codegen.detectors.window.Window.snapshot."""
-        window = self.bundle.detectors[detector].params["window"]
+    def run_with_state(self, detector: str, X: np.ndarray) -> Scored:
+        """Scores, flags and the state (floats, counters) after every row, in the layout
+        of codegen.detectors.window.Window.snapshot."""
+        window = get(detector).SPEC.window(self.bundle.detectors[detector])
         per_row = self.n_channels * (6 + window)
         state_f = np.zeros((len(X), per_row), dtype=np.float32)
         state_i = np.zeros((len(X), 3), dtype=np.uint16)
         scores, flags = self._batch(detector, X, state_f.ctypes.data_as(ctypes.c_void_p),
                                     state_i.ctypes.data_as(ctypes.c_void_p))
-        return scores, flags, (state_f, state_i)
+        return Scored(scores, flags, (state_f, state_i))

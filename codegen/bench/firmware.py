@@ -7,7 +7,7 @@ Per detector and target:
   flash, RAM    what the detector adds to the firmware: the size of the app running only
                 this detector minus the size of the same app running a stub that returns 0
                 (text + data, data + bss; stack use such as the kmeans scratch is not in it).
-A FLAG_ONLY detector (zscore) gets a second row, api "flag": the same measures for its
+A detector with a flag API (zscore) gets a second row, api "flag": the same measures for its
 flag-only call, which compares the readings' order keys with precomputed bounds.
 Counts are taken over normal readings: held-out synthetic rows for the reference shapes,
 Gaussian readings with the training data's per-channel mean and deviation for a user's
@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from codegen import __version__
-from codegen.firmware import sources as firmware
 from codegen.training import train as training
 from codegen.bundle import Bundle
 from codegen.data.dataset import Dataset
-from codegen.detectors import FLAG_ONLY, WINDOWED, is_streaming
+from codegen.detectors import get
 from codegen.errors import UserError
+from codegen.verify.engines import PythonEngine
 
 F32 = np.float32
 SAMPLES = 200
@@ -92,17 +92,8 @@ def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | N
 def shape(bundle: Bundle, detector: str) -> str:
     n = len(bundle.channels)
     text = f"{n} channel{'s' if n > 1 else ''}"
-    fitted = bundle.detectors[detector]
-    if detector == "kmeans":
-        text += f", K={fitted.params['k_chosen']}"
-    if detector == "isolation_forest":
-        text += f", {fitted.params['n_trees_used']}x{fitted.params['max_samples_used']}"
-    if is_streaming(detector, fitted):
-        text += f", W={fitted.params['window']}"
-    if detector in WINDOWED:
-        window = fitted.scalars["window"]
-        text += ", " + "-".join(str(n) for n in [window, *fitted.params["hidden"], window])
-    return text
+    describe = get(detector).SPEC.describe
+    return text + (f", {describe(bundle.detectors[detector])}" if describe else "")
 
 
 def readings(bundle: Bundle, n: int, normal: np.ndarray | None = None,
@@ -120,38 +111,42 @@ def _only(bundle: Bundle, detectors: list[str]) -> Bundle:
     return dataclasses.replace(bundle, detectors={d: bundle.detectors[d] for d in detectors})
 
 
-def _counts(target: firmware.Target, bundle: Bundle, elf: Path, vectors: np.ndarray,
+def _counts(target, bundle: Bundle, elf: Path, vectors: np.ndarray,
             flag_only: bool) -> list[int]:
     run = target.run(bundle, elf)
-    want_s, want_f = firmware.reference(bundle, vectors, flag_only)
-    if (run.scores.view(np.uint32) != want_s.view(np.uint32)).any() or (run.flags != want_f).any():
-        raise UserError(f"{target.env}: the firmware's scores differ from the Python reference; "
-                        f"run `mcu-anomaly verify BUNDLE --target {target.env}`")
+    want = PythonEngine(bundle).run(vectors, list(bundle.detectors), flag_api=flag_only)
+    for d, name in enumerate(bundle.detectors):
+        if ((run.scores[d].view(np.uint32) != want[name].scores.view(np.uint32)).any()
+                or (run.flags[d] != want[name].flags).any()):
+            raise UserError(f"{target.env}: the firmware's scores differ from the Python "
+                            f"reference; run `mcu-anomaly verify BUNDLE --target {target.env}`")
     if target.env == "uno":
         counts = run.cycles
     else:
-        counts = target.targets.instruction_count(target.env, elf)
+        counts = target.instruction_count(elf)
     if len(counts) != len(vectors):
         raise UserError(f"{target.env}: {len(counts)} measurements for {len(vectors)} samples")
     return counts
 
 
-def measure(bundle: Bundle, envs: list[str], workdir: Path, samples: int = SAMPLES,
-            normal: np.ndarray | None = None, judge: bool = False,
+def measure(bundle: Bundle, envs: list[str], make_target, workdir: Path,
+            samples: int = SAMPLES, normal: np.ndarray | None = None, judge: bool = False,
             progress=None) -> list[dict]:
     """One row per detector and target, measured on `normal` rows (see readings), and one
-    more for the flag API of a FLAG_ONLY detector (api "flag"); judge: compare with issue
-    4's targets (for the reference_bundles shapes)."""
+    more for a detector's flag API (api "flag"); judge: compare with issue 4's targets (for
+    the reference_bundles shapes).  make_target(env, workdir) gives the firmware target
+    (host_sim.firmware_target.Target)."""
     rows = []
     for env in envs:
-        target = firmware.Target(env, workdir / env)
+        target = make_target(env, workdir / env)
         for detector in bundle.detectors:
-            # Each detector on its own, once warmed up (firmware.warm_up).
-            warm = firmware.warm_up(bundle, detector)
+            spec = get(detector).SPEC
+            # Each detector on its own, once warmed up.
+            warm = spec.warm_up(bundle.detectors[detector])
             vectors = readings(bundle, warm + samples, normal)
             base = target.size(target.build(_only(bundle, []), vectors, stub=True))
             single = _only(bundle, [detector])
-            for api in ("score", "flag") if detector in FLAG_ONLY else ("score",):
+            for api in ("score", "flag") if spec.flag_api else ("score",):
                 flag_only = api == "flag"
                 elf = target.build(single, vectors, flag_only=flag_only)
                 flash, ram = target.size(elf)
@@ -201,18 +196,19 @@ def table(rows: list[dict]) -> str:
 
 
 def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: list[str],
-        json_out: str | Path, samples: int = SAMPLES, judge: bool = False,
+        make_target, json_out: str | Path, samples: int = SAMPLES, judge: bool = False,
         progress=None) -> list[dict]:
     """Measure each (bundle, normal rows or None, the envs it runs on or None for all) on
-    those of envs, write the JSON (atomically) and return the rows."""
+    those of envs (make_target: see measure), write the JSON (atomically) and return the
+    rows."""
     if samples < 1:
         raise UserError(f"--samples must be at least 1, not {samples}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="mcua-bench-") as tmp:
         for bundle, normal, only in bundles:
             runs_on = [env for env in envs if only is None or env in only]
-            rows += measure(bundle, runs_on, Path(tmp) / bundle.name, samples, normal, judge,
-                            progress)
+            rows += measure(bundle, runs_on, make_target, Path(tmp) / bundle.name, samples,
+                            normal, judge, progress)
     out = Path(json_out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.tmp")
@@ -225,23 +221,29 @@ def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: lis
 
 
 def autoencoder_memory(bundles, rows: list[dict]) -> list[dict]:
-    """Issue 3's comparison, per target: the plain-C engine's static RAM and code+weights
-    (measured above) beside TensorFlow Lite Micro's measured arena and model size.  The goal
-    is RAM <= 5% of the arena."""
+    """Issue 3's comparison, per target, for every detector with a TensorFlow Lite Micro
+    arena figure: the plain-C engine's static RAM and code+weights (measured above) beside
+    TFLM's measured arena and model size.  The goal is RAM <= 5% of the arena."""
     out = []
     for bundle, _, _ in bundles:
-        fitted = bundle.detectors.get("autoencoder")
-        if fitted is None:
-            continue
-        arena = int(fitted.scalars["arena_minimum"])
-        for r in rows:
-            if r["bundle"] == bundle.name and r["detector"] == "autoencoder":
-                out.append({"target": r["target"], "engine_ram_bytes": r["ram_bytes"],
-                            "engine_flash_bytes": r["flash_bytes"],
-                            "tflm_arena_minimum_bytes": arena,
-                            "tflm_arena_emitted_bytes": int(fitted.scalars["arena_size"]),
-                            "tflite_model_bytes": len(fitted.blobs["autoencoder.tflite"]),
-                            "ram_percent_of_arena": round(100 * r["ram_bytes"] / arena, 2)})
+        for name, fitted in bundle.detectors.items():
+            if "arena_minimum" in fitted.scalars:
+                out += _memory_rows(bundle, name, fitted, rows)
+    return out
+
+
+def _memory_rows(bundle: Bundle, name: str, fitted, rows: list[dict]) -> list[dict]:
+    out = []
+    arena = int(fitted.scalars["arena_minimum"])
+    model = next(blob for file, blob in fitted.blobs.items() if file.endswith(".tflite"))
+    for r in rows:
+        if r["bundle"] == bundle.name and r["detector"] == name:
+            out.append({"target": r["target"], "engine_ram_bytes": r["ram_bytes"],
+                        "engine_flash_bytes": r["flash_bytes"],
+                        "tflm_arena_minimum_bytes": arena,
+                        "tflm_arena_emitted_bytes": int(fitted.scalars["arena_size"]),
+                        "tflite_model_bytes": len(model),
+                        "ram_percent_of_arena": round(100 * r["ram_bytes"] / arena, 2)})
     return out
 
 

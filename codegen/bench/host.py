@@ -1,13 +1,13 @@
 """Host-side cost of a bundle: training time, Python vs C scoring throughput, file sizes.
 
-    rows, text = host_table("build/model")
+    rows, text = host_table("build/model", engine=HostModel)   # host_sim.hostlib
 
 Per detector: the time to fit it again on the bundle's training data (built-in data sets
 only; "-" for a CSV the bundle no longer knows the path of, unless data= is given), the
-Python reference's and the host C build's (ctypes, host_sim.hostlib.HostModel) throughput
-in samples per second on the same inputs (and whether their outputs agree bit for bit),
+Python reference's and the host C build's (an engine such as host_sim.hostlib.HostModel;
+none: not measured) throughput in samples per second on the same inputs (and whether their outputs agree bit for bit),
 the bytes the detector adds to the bundle, and the size of its generated header and of the
-runtime units it needs.  The firmware bench (codegen/bench.py) can call it.
+runtime units it needs.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 from codegen import bundle as bundle_mod
 from codegen.data import dataset as data_mod
 from codegen.emit import render as emit
-from codegen.verify import compare as parity
 from codegen.detectors import get
+from codegen.verify import battery
 
 
 def _timed(fn, *args, repeat: int = 1):
@@ -49,16 +49,13 @@ def _bundle_bytes(path: Path, detector: str, fitted) -> int:
 
 
 def host_rows(bundle_path: str | Path, samples: int = 20_000, data=None, seed: int = 0,
-              host: bool = True) -> list[dict]:
+              engine=None) -> list[dict]:
     path = Path(bundle_path)
     loaded = bundle_mod.load(path)
-    inputs = parity.battery(loaded, samples, seed=seed)["random"][:samples]
+    inputs = battery.battery(loaded, samples, seed=seed)["random"][:samples]
     training = _training_data(loaded, data)
     files = emit.render(loaded)
-    model = None
-    if host:
-        from host_sim.hostlib import HostModel
-        model = HostModel(loaded)
+    model = engine(loaded) if engine else None
     json_bytes = (path / "bundle.json").stat().st_size
     rows = []
     for name, fitted in loaded.detectors.items():
@@ -68,16 +65,16 @@ def host_rows(bundle_path: str | Path, samples: int = 20_000, data=None, seed: i
                "bundle_bytes": _bundle_bytes(path, name, fitted),
                "header_bytes": len(files.get(f"{loaded.name}_{name}.h", "").encode()),
                "runtime_bytes": sum(len(files[f].encode()) for unit in
-                                    emit.RUNTIME_UNITS.get(name, []) for f in
+                                    module.SPEC.units for f in
                                     (f"mcua_{unit}.h", f"mcua_{unit}.c") if f in files)}
         if training is not None:
             seconds, _ = _timed(module.fit, training.normal, _fit_params(module, fitted),
                                 loaded.training.get("seed", 0), False, loaded.channels)
             row["train_s"] = round(seconds, 4)
-        py_s, (py_scores, py_flags) = _timed(lambda X: module.score(fitted, X)[:2], inputs)
+        py_s, (py_scores, py_flags, _) = _timed(lambda X: module.score(fitted, X), inputs)
         row["python_samples_per_s"] = round(len(inputs) / py_s)
         if model is not None:
-            c_s, (c_scores, c_flags) = _timed(model.score, name, inputs, repeat=3)
+            c_s, (c_scores, c_flags, _) = _timed(model.score, name, inputs, repeat=3)
             row["c_samples_per_s"] = round(len(inputs) / c_s)
             row["speedup"] = round(py_s / c_s, 1)
             row["bit_exact"] = bool(
@@ -113,9 +110,10 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def host_table(bundle_path: str | Path, samples: int = 20_000, data=None) -> tuple[list[dict], str]:
+def host_table(bundle_path: str | Path, samples: int = 20_000, data=None,
+               engine=None) -> tuple[list[dict], str]:
     """(rows, printed table) of the host-side cost of every detector in the bundle."""
-    rows = host_rows(bundle_path, samples, data)
+    rows = host_rows(bundle_path, samples, data, engine=engine)
     text = format_table(rows)
     print(text)
     return rows, text

@@ -50,7 +50,7 @@ from codegen.training import thresholds
 from codegen.tflite import arena as tflm_arena
 from codegen.emit.literals import c_float
 from codegen.errors import UserError
-from codegen.detectors.base import Fitted
+from codegen.detectors.base import DetectorSpec, Fitted, Kind, Scored
 
 NAME = "autoencoder"
 
@@ -954,7 +954,7 @@ def load(params, scalars, arrays, blobs) -> Fitted:
                   blobs={k: bytes(v) for k, v in blobs.items()}, report=report)
 
 
-def score(fitted: Fitted, X: np.ndarray) -> tuple:
+def score(fitted: Fitted, X: np.ndarray, with_state: bool = False) -> Scored:
     """Per-row float32 scores and bool flags of a stream X [n_rows, n_channels];
     row i >= W-1 scores the window of rows i-W+1..i; earlier rows get 0, False."""
     X = np.asarray(X)
@@ -973,7 +973,7 @@ def score(fitted: Fitted, X: np.ndarray) -> tuple:
         s, f = score_windows(fitted, sliding_windows(x, W))
         scores[W - 1:] = s
         flags[W - 1:] = f
-    return scores, flags
+    return Scored(scores, flags)
 
 
 # ---------------------------------------------------------------------------
@@ -1044,3 +1044,13 @@ def template_context(fitted: Fitted) -> dict:
         "scratch_a": a,
         "scratch_b": b,
     }
+
+
+def describe(fitted: Fitted) -> str:
+    window = fitted.scalars["window"]
+    return "-".join(str(n) for n in [window, *fitted.params["hidden"], window])
+
+
+SPEC = DetectorSpec(NAME, units=("autoencoder",), kind=Kind.WINDOWED,
+                    window=lambda fitted: fitted.scalars["window"], mutable=("std",),
+                    describe=describe, load=load)

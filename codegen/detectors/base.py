@@ -1,8 +1,23 @@
-"""What every detector module provides, and the trained state they share."""
+"""What every detector module provides, and the trained state they share.
+
+A detector is a module of this package that defines
+
+    SPEC                                  a DetectorSpec: what every stage needs to know
+    DEFAULTS                              its parameters and their default values
+    fit(normal, params, seed, verbose, channels) -> Fitted
+    score(fitted, X, with_state=False) -> Scored
+    template_context(fitted) -> dict      the variables of templates/<name>.h.j2
+    load(params, scalars, arrays, blobs) -> Fitted   (optional: checks a stored bundle)
+
+and is listed once in detectors/__init__.py.  No other stage names a detector: they read
+its SPEC (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -24,6 +39,68 @@ class Fitted:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     report: dict = field(default_factory=dict)
+
+
+class Kind(enum.Enum):
+    """How the device calls a detector, and so how the host glue, the firmware app and the
+    Python reference feed it."""
+
+    STATELESS = "stateless"  # <model>_<name>_score(x, &flag SCORE_ARGS)
+    STREAMING = "streaming"  # <model>_<name>_reset(&state); _update(&state, x, &flag): the
+    #                          state is mcua_window's (sums, buffer, counters)
+    WINDOWED = "windowed"    # <model>_<name>_score(last W readings of one channel, &flag)
+
+
+class Scored(NamedTuple):
+    """What score() returns, for every detector: one score and one flag per row of X, and
+    (with_state, streaming detectors only) the state after every row as (floats, counters)
+    in the layout of window.Window.snapshot."""
+
+    scores: np.ndarray  # float32
+    flags: np.ndarray  # bool
+    state: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """What a detector is, for every stage that is not the detector itself."""
+
+    name: str  # one name across the module, template, runtime unit and tests
+    units: tuple[str, ...]  # runtime units (codegen/runtime/mcua_<unit>.{h,c}) it needs
+    kind: Kind | Callable[[Fitted], Kind]  # a callable when the trained detector decides
+    window: Callable[[Fitted], int] | None = None  # readings it keeps (streaming / windowed)
+    score_args: str = ""  # C arguments after &flag in a stateless score call
+    flag_api: bool = False  # the header also offers <model>_<name>_flag(x): the flag alone
+    mutable: tuple[str, ...] = ()  # constants (arrays or scalars) a one-ulp move must change
+    describe: Callable[[Fitted], str] | None = None  # its shape beyond the channel count
+    default: bool = False  # trained when `train --detectors` is not given
+    # The threshold is also where a flagged sample is clipped before it is learnt, so the
+    # scores depend on it (training/thresholds.py iterates a labelled choice).
+    threshold_feeds_state: bool = False
+    # fitted with another threshold and what derives from it (default: the scalar alone).
+    with_threshold: Callable[[Fitted, float], Fitted] | None = None
+    # Rebuilds a stored detector, checking that its stored parts agree (bundle.load;
+    # default: Fitted as stored).
+    load: Callable[[dict, dict, dict, dict], Fitted] | None = None
+    # Fits it to one NAB series from its probation rows x (float64) with the window
+    # settings `common` and the variance floor `floor` (the streaming detectors only).
+    fit_series: Callable[[np.ndarray, dict, float], Fitted] | None = None
+
+    def kind_of(self, fitted: Fitted) -> Kind:
+        return self.kind(fitted) if callable(self.kind) else self.kind
+
+    def streaming(self, fitted: Fitted) -> bool:
+        return self.kind_of(fitted) is Kind.STREAMING
+
+    def warm_up(self, fitted: Fitted) -> int:
+        """Samples before it runs as it does for good: a streaming detector's window fills,
+        a windowed one scores its first window."""
+        kind = self.kind_of(fitted)
+        if kind is Kind.STREAMING:
+            return self.window(fitted)
+        if kind is Kind.WINDOWED:
+            return self.window(fitted) - 1
+        return 0
 
 
 def merge_params(name: str, defaults: dict, given: dict) -> dict:

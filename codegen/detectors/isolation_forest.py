@@ -61,7 +61,8 @@ from sklearn.ensemble import IsolationForest
 from codegen.training import thresholds
 from codegen.errors import UserError
 from codegen.detectors import window
-from codegen.detectors.base import F32, Fitted, channel_std, merge_params, positive_int, scalar
+from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, channel_std,
+                                    merge_params, positive_int, scalar)
 from codegen.detectors.window import Window
 
 NAME = "isolation_forest"
@@ -99,10 +100,15 @@ def rolling(params: dict) -> bool:
     return params.get("features", "raw") == "rolling"
 
 
-def is_streaming(fitted: Fitted) -> bool:
+def kind(fitted: Fitted) -> Kind:
     """Rolling features keep a window on the device: reset(&state) / update(&state, x, &flag)
     instead of the stateless score(x, &flag)."""
-    return rolling(fitted.params)
+    return Kind.STREAMING if rolling(fitted.params) else Kind.STATELESS
+
+
+def describe(fitted: Fitted) -> str:
+    text = f"{fitted.params['n_trees_used']}x{fitted.params['max_samples_used']}"
+    return text + (f", W={fitted.params['window']}" if rolling(fitted.params) else "")
 
 
 def average_path_length(n) -> np.ndarray:
@@ -401,8 +407,8 @@ def path_score(fitted: Fitted, features: np.ndarray) -> np.ndarray:
     return result
 
 
-def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
-    """(scores, flags) of the readings X, fed in order from a fresh state with rolling
+def score(fitted: Fitted, X: np.ndarray, with_state: bool = False) -> Scored:
+    """Scores and flags of the readings X, fed in order from a fresh state with rolling
     features; with_state adds the window's state after every row (None with raw features)."""
     X = np.asarray(X, dtype=F32)
     if rolling(fitted.params):
@@ -410,8 +416,7 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
     else:
         features, states = X, None
     result = path_score(fitted, features)
-    flags = result > F32(fitted.scalars["threshold"])
-    return (result, flags, states) if with_state else (result, flags)
+    return Scored(result, result > F32(fitted.scalars["threshold"]), states)
 
 
 def template_context(fitted: Fitted) -> dict:
@@ -426,3 +431,7 @@ def template_context(fitted: Fitted) -> dict:
             "flash_bytes": flash_bytes(a, target),
             "ram_bytes": ram_bytes(fitted.params, target),
             "wide_leaves": a["leaf"].dtype == np.uint16, **a}
+
+
+SPEC = DetectorSpec(NAME, units=("window", "isolation_forest"),  # the window: rolling features
+                    kind=kind, window=window.length, mutable=("leaf_value",), describe=describe)

@@ -17,11 +17,16 @@ from threadpoolctl import threadpool_limits
 
 from codegen.training import thresholds
 from codegen.errors import UserError
-from codegen.detectors.base import F32, Fitted, channel_std, inverse_f32, merge_params, scalar
+from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, channel_std,
+                                    inverse_f32, merge_params, scalar)
 
 NAME = "kmeans"
 DEFAULTS = {"k": "auto", "k_max": 8, "threshold": "percentile:99", "n_init": 10}
 SILHOUETTE_ROWS = 2000
+SPEC = DetectorSpec(NAME, units=("kmeans",), kind=Kind.STATELESS,
+                    score_args=", NULL",  # the nearest cluster is not reported
+                    mutable=("mean", "inv_scale", "centroids"),
+                    describe=lambda fitted: f"K={fitted.params['k_chosen']}", default=True)
 
 
 def _standardise(X: np.ndarray, mean: np.ndarray, inv_scale: np.ndarray) -> np.ndarray:
@@ -66,7 +71,7 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     fitted = Fitted({**params, "k_chosen": int(k)}, {"threshold": 0.0},
                     {"mean": mean, "inv_scale": inv_scale,
                      "centroids": km.cluster_centers_.astype(F32)})
-    normal_scores, _ = score(fitted, normal)
+    normal_scores = score(fitted, normal).scores
     fitted.scalars["threshold"] = scalar(thresholds.choose(params["threshold"], normal_scores))
     return fitted
 
@@ -88,12 +93,12 @@ def nearest(fitted: Fitted, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return best, best_k
 
 
-def score(fitted: Fitted, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def score(fitted: Fitted, X: np.ndarray, with_state: bool = False) -> Scored:
     X = np.asarray(X, dtype=F32)
     d2, _ = nearest(fitted, X)
     result = np.sqrt(d2)
     result[~np.isfinite(X).all(axis=1)] = np.inf
-    return result, result > F32(fitted.scalars["threshold"])
+    return Scored(result, result > F32(fitted.scalars["threshold"]))
 
 
 def template_context(fitted: Fitted) -> dict:

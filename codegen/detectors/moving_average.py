@@ -11,7 +11,8 @@ import numpy as np
 
 from codegen.training import thresholds
 from codegen.errors import UserError
-from codegen.detectors.base import F32, Fitted, channel_std, inverse_f32, merge_params, positive_int, scalar
+from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, channel_std, inverse_f32,
+                                    merge_params, positive_int, scalar)
 from codegen.detectors import window
 from codegen.detectors.window import Window
 
@@ -38,12 +39,9 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     inv_scale = inverse_f32(scale)
     plain = Fitted(params, {"threshold": float("inf")},
                    {"inv_scale": inv_scale, "bound": np.zeros(n_channels, F32)})
-    normal_scores, _ = score(plain, normal)
+    normal_scores = score(plain, normal).scores
     threshold = thresholds.choose(params["threshold"], normal_scores[min_count:])
     return with_threshold(plain, threshold)
-
-
-THRESHOLD_FEEDS_STATE = True  # a flagged sample enters the window at mean +- bound
 
 
 def with_threshold(fitted: Fitted, value) -> Fitted:
@@ -67,29 +65,19 @@ def _deviations(fitted: Fitted, X: np.ndarray) -> np.ndarray:
 
 
 def step(fitted: Fitted):
-    threshold = F32(fitted.scalars["threshold"])
     inv_scale, bound = fitted.arrays["inv_scale"], fitted.arrays["bound"]
-    min_count = fitted.params["min_count"]
+    return window.clipping_step(fitted, lambda mean, mean_sq, d: (np.abs(d) * inv_scale, bound))
 
-    def update(w: Window, x: np.ndarray):
-        if not np.isfinite(x).all():
-            return F32(np.inf), True
-        v = x.copy()
-        score = F32(0)
-        flag = False
-        if w.count:
-            mean, _ = w.mean()
-            d = (v - w.anchor) - mean
-            dev = np.abs(d) * inv_scale
-            score = max(score, dev.max())
-            over = dev > threshold if w.count >= min_count else np.zeros(len(v), dtype=bool)
-            if over.any():
-                flag = True
-                v = np.where(over, w.anchor + np.where(d > 0, mean + bound, mean - bound), v)
-        w.push(v)
-        return score, flag
 
-    return update
+def fit_series(x: np.ndarray, common: dict, floor: float) -> Fitted:
+    """For one NAB series (DetectorSpec.fit_series): the deviation unit is the floor's square
+    root or the deviation of the rows x from their moving average, whichever is larger."""
+    unit = Fitted(common, {"threshold": float("inf")},
+                  {"inv_scale": np.ones(1, F32), "bound": np.zeros(1, F32)})
+    dev = _deviations(unit, x[:, None].astype(F32))[common["min_count"]:, 0]
+    scale = max(float(dev.astype(np.float64).std()), float(np.sqrt(floor)))
+    return Fitted(common, {"threshold": 0.0},
+                  {"inv_scale": np.array([1.0 / scale], dtype=F32), "bound": np.zeros(1, F32)})
 
 
 def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
@@ -97,3 +85,11 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
 
 
 template_context = window.template_context
+
+
+SPEC = DetectorSpec(NAME, units=("window", "moving_average"), kind=Kind.STREAMING,
+                    window=window.length, mutable=("inv_scale", "bound"),
+                    describe=lambda fitted: f"W={fitted.params['window']}", default=True,
+                    fit_series=fit_series,
+                    threshold_feeds_state=True,  # a flagged sample enters at mean +- bound
+                    with_threshold=with_threshold)

@@ -18,9 +18,9 @@ import numpy as np
 
 from codegen.training import thresholds
 from codegen.errors import UserError
-from codegen.detectors.base import F32, Fitted, channel_std, merge_params, positive_int, scalar
+from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, channel_std, merge_params,
+                                    positive_int, scalar)
 from codegen.detectors import window
-from codegen.detectors.window import Window
 
 NAME = "streaming_zscore"
 DEFAULTS = {"window": 50, "min_count": 10, "threshold": "value:5", "floor": 0.1}
@@ -43,43 +43,30 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     var_floor = np.maximum((float(params["floor"]) * noise) ** 2, MIN_VARIANCE).astype(F32)
     fitted = Fitted(params, {"threshold": float("inf")}, {"var_floor": var_floor})
     # Scores of normal data with nothing clipped (threshold +Inf) for percentile/sigma rules.
-    normal_scores, _ = score(fitted, normal)
+    normal_scores = score(fitted, normal).scores
     judged = normal_scores[params["min_count"]:]
     fitted.scalars["threshold"] = scalar(thresholds.choose(params["threshold"], judged))
     return fitted
 
 
-THRESHOLD_FEEDS_STATE = True  # k is also where a flagged sample is clipped
-
-
 def step(fitted: Fitted):
     k = F32(fitted.scalars["threshold"])
     var_floor = fitted.arrays["var_floor"]
-    min_count = fitted.params["min_count"]
 
-    def update(w: Window, x: np.ndarray):
-        if not np.isfinite(x).all():
-            return F32(np.inf), True
-        v = x.copy()
-        score = F32(0)
-        flag = False
-        if w.count:
-            mean, mean_sq = w.mean()
-            var = mean_sq - mean * mean
-            var = np.where(var >= var_floor, var, var_floor)
-            sd = np.sqrt(var)
-            d = (v - w.anchor) - mean
-            z = np.abs(d) * (F32(1) / sd)  # no subnormal quotient: see mcua_streaming_zscore.c
-            score = max(score, z.max())
-            over = z > k if w.count >= min_count else np.zeros(len(v), dtype=bool)
-            if over.any():
-                flag = True
-                bound = k * sd
-                v = np.where(over, w.anchor + np.where(d > 0, mean + bound, mean - bound), v)
-        w.push(v)
-        return score, flag
+    def measure(mean, mean_sq, d):
+        var = mean_sq - mean * mean
+        var = np.where(var >= var_floor, var, var_floor)
+        sd = np.sqrt(var)
+        z = np.abs(d) * (F32(1) / sd)  # no subnormal quotient: see mcua_streaming_zscore.c
+        return z, k * sd
 
-    return update
+    return window.clipping_step(fitted, measure)
+
+
+def fit_series(x: np.ndarray, common: dict, floor: float) -> Fitted:
+    """For one NAB series (DetectorSpec.fit_series): the window settings and the floor."""
+    return Fitted({**common, "floor": 0.1}, {"threshold": 0.0},
+                  {"var_floor": np.array([floor], dtype=F32)})
 
 
 def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
@@ -87,3 +74,10 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
 
 
 template_context = window.template_context
+
+
+SPEC = DetectorSpec(NAME, units=("window", "streaming_zscore"), kind=Kind.STREAMING,
+                    window=window.length, mutable=("var_floor",),
+                    describe=lambda fitted: f"W={fitted.params['window']}", default=True,
+                    fit_series=fit_series,
+                    threshold_feeds_state=True)  # k is also where a flagged sample is clipped

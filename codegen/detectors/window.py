@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.detectors.base import F32
+from codegen.detectors.base import F32, Scored
 
 MAX_DEVIATION = F32(1e15)  # MCUA_WINDOW_MAX_DEVIATION
 STATE_FLOATS = ("anchor", "sum", "sumsq", "fresh_anchor", "fresh_sum", "fresh_sumsq")
@@ -83,21 +83,55 @@ def replay(step, X: np.ndarray, window: Window, with_state: bool = False):
     return out, ((np.array(floats), np.array(counters)) if with_state else None)
 
 
-def run(step, X: np.ndarray, window: Window, with_state: bool = False):
+def run(step, X: np.ndarray, window: Window, with_state: bool = False) -> Scored:
     """Feed the rows of X through step(window, x) -> (score, flag); collect the results and,
     when asked, the state after every row."""
     out, states = replay(step, X, window, with_state)
     scores = np.array([s for s, _ in out], dtype=F32).reshape(len(out))
     flags = np.array([f for _, f in out], dtype=bool).reshape(len(out))
-    if with_state:
-        return scores, flags, states
-    return scores, flags
+    return Scored(scores, flags, states)
 
 
-def score(step_factory, fitted, X: np.ndarray, with_state: bool = False):
+def length(fitted) -> int:
+    """The window of a detector that keeps one (DetectorSpec.window)."""
+    return fitted.params["window"]
+
+
+def clipping_step(fitted, measure):
+    """The update of the detectors that clip what they learn (mcua_streaming_zscore.c,
+    mcua_moving_average.c): a sample holding NaN/Inf scores +Inf, flags and is not learnt.
+    Otherwise every channel's deviation d from the window mean is measured,
+    (z, bound) = measure(mean, mean_sq, d); the score is the largest z; once min_count
+    samples are in, a channel with z over the threshold flags and enters the window clipped
+    to mean +- bound, so an anomaly never poisons the statistics."""
+    threshold = F32(fitted.scalars["threshold"])
+    min_count = fitted.params["min_count"]
+
+    def update(w: Window, x: np.ndarray):
+        if not np.isfinite(x).all():
+            return F32(np.inf), True
+        v = x.copy()
+        score = F32(0)
+        flag = False
+        if w.count:
+            mean, mean_sq = w.mean()
+            d = (v - w.anchor) - mean
+            z, bound = measure(mean, mean_sq, d)
+            score = max(score, z.max())
+            over = z > threshold if w.count >= min_count else np.zeros(len(v), dtype=bool)
+            if over.any():
+                flag = True
+                v = np.where(over, w.anchor + np.where(d > 0, mean + bound, mean - bound), v)
+        w.push(v)
+        return score, flag
+
+    return update
+
+
+def score(step_factory, fitted, X: np.ndarray, with_state: bool = False) -> Scored:
     """Run a windowed detector over X from a fresh state (see run)."""
     X = np.asarray(X, dtype=F32)
-    return run(step_factory(fitted), X, Window(X.shape[1], fitted.params["window"]), with_state)
+    return run(step_factory(fitted), X, Window(X.shape[1], length(fitted)), with_state)
 
 
 def template_context(fitted) -> dict:

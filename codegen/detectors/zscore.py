@@ -17,10 +17,13 @@ import numpy as np
 
 from codegen.emit import floatkeys
 from codegen.training import thresholds
-from codegen.detectors.base import F32, Fitted, channel_std, inverse_f32, merge_params, scalar
+from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, channel_std,
+                                    inverse_f32, merge_params, scalar)
 
 NAME = "zscore"
 DEFAULTS = {"threshold": "value:3"}
+SPEC = DetectorSpec(NAME, units=("zscore",), kind=Kind.STATELESS, flag_api=True,
+                    mutable=("mean", "inv_std"), default=True)
 
 
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
@@ -32,12 +35,12 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
         "inv_std": inverse_f32(std),
     }
     fitted = Fitted(params, {"threshold": 0.0}, arrays)
-    normal_scores, _ = score(fitted, normal)
+    normal_scores = score(fitted, normal).scores
     fitted.scalars["threshold"] = scalar(thresholds.choose(params["threshold"], normal_scores))
     return fitted
 
 
-def score(fitted: Fitted, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def score(fitted: Fitted, X: np.ndarray, with_state: bool = False) -> Scored:
     X = np.asarray(X, dtype=F32)
     mean, inv_std = fitted.arrays["mean"], fitted.arrays["inv_std"]
     best = np.zeros(len(X), dtype=F32)
@@ -46,7 +49,7 @@ def score(fitted: Fitted, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             z = np.abs(X[:, c] - mean[c]) * inv_std[c]
             best = np.where(z > best, z, best)
     best[~np.isfinite(X).all(axis=1)] = np.inf
-    return best, best > F32(fitted.scalars["threshold"])
+    return Scored(best, best > F32(fitted.scalars["threshold"]))
 
 
 def flag_bounds(fitted: Fitted) -> tuple[np.ndarray, np.ndarray]:

@@ -25,15 +25,6 @@ RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
 RUNTIME_VERSION = 2  # must equal MCUA_RUNTIME_VERSION in runtime/mcua_common.h
 FLOATS_PER_ROW = 6
 
-# The runtime units (codegen/runtime/mcua_<unit>.{h,c}) each detector needs.
-RUNTIME_UNITS = {
-    "zscore": ["zscore"],
-    "streaming_zscore": ["window", "streaming_zscore"],
-    "moving_average": ["window", "moving_average"],
-    "kmeans": ["kmeans"],
-    "isolation_forest": ["window", "isolation_forest"],  # the window: rolling features
-    "autoencoder": ["autoencoder"],
-}
 
 
 def c_float_rows(values) -> list[str]:
@@ -64,7 +55,7 @@ def render(bundle: Bundle) -> dict[str, str]:
         header = f"{name}_{detector}.h"
         context = {**base, "file": header, **get(detector).template_context(fitted)}
         files[header] = env.get_template(f"{detector}.h.j2").render(context)
-        units += [u for u in RUNTIME_UNITS[detector] if u not in units]
+        units += [u for u in get(detector).SPEC.units if u not in units]
     headers = [f"{name}_channels.h"] + [f"{name}_{d}.h" for d in bundle.detectors]
     files[f"{name}.h"] = env.get_template("model.h.j2").render({**base, "headers": headers})
     for unit in units:
@@ -73,6 +64,18 @@ def render(bundle: Bundle) -> dict[str, str]:
             if source.exists():
                 files[source.name] = source.read_text()
     return files
+
+
+def detector_calls(bundle: Bundle) -> list[dict]:
+    """How code around the generated API calls each detector (the host glue and the
+    firmware app's templates): its kind, the extra arguments of a stateless score call,
+    whether it has a flag API."""
+    calls = []
+    for name, fitted in bundle.detectors.items():
+        spec = get(name).SPEC
+        calls.append({"name": name, "kind": spec.kind_of(fitted).value,
+                      "score_args": spec.score_args, "flag_api": spec.flag_api})
+    return calls
 
 
 def write(files: dict[str, str], out: str | Path) -> list[Path]:

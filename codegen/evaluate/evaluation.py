@@ -196,7 +196,7 @@ def evaluate(bundle: Bundle, dataset: Dataset, baseline: bool = True,
     for name, fitted in bundle.detectors.items():
         if verbose:
             print(f"evaluating {name} on {len(dataset.values)} rows ...", flush=True)
-        scores, flags = get(name).score(fitted, dataset.values)[:2]
+        scores, flags, _ = get(name).score(fitted, dataset.values)
         results.append(measure(name, scores, flags, fitted.scalars["threshold"], dataset.labels))
     if baseline:
         if verbose:

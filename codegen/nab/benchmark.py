@@ -31,10 +31,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from codegen.bundle import Bundle
+from codegen.detectors import DETECTORS, get
+from codegen.detectors.base import scalar
 from codegen.errors import UserError
+from codegen.training import thresholds
+from codegen.verify.engines import Engine, PythonEngine
 
 PROFILES_FILE = "config/profiles.json"
 WINDOWS_FILE = "labels/combined_windows.json"
@@ -352,6 +358,7 @@ NAB_PARAMS = {
 }
 F32 = np.float32
 TINY = float(np.finfo(np.float32).tiny)
+EngineFactory = Callable[[Bundle], Engine]  # builds the engine that runs a one-detector bundle
 
 
 def learning_rows(f: NabFile) -> np.ndarray:
@@ -361,59 +368,41 @@ def learning_rows(f: NabFile) -> np.ndarray:
 
 
 def fitted_for(detector: str, f: NabFile, params: dict):
-    """The detector's Fitted for one NAB file, with constants learnt on the probation rows.
+    """The detector's Fitted for one NAB file, with constants learnt on the probation rows
+    (its spec's fit_series, given the window settings and a variance floor).
 
-    streaming_zscore: the variance floor is the larger of (noise_floor x the sample-to-sample
-    noise)^2 and (spread_floor x the standard deviation)^2 of the probation rows, so a change
-    smaller than the normal spread never counts as many sigmas (NAB has noiseless periodic
-    series whose window variance collapses on every plateau).
-    moving_average: the deviation unit is the same floor's square root or the deviation of
-    the probation rows from their moving average, whichever is larger."""
-    from codegen.detectors import get
-    from codegen.detectors.base import Fitted, scalar
-
+    The floor is the larger of (noise_floor x the sample-to-sample noise)^2 and
+    (spread_floor x the standard deviation)^2 of the probation rows, so a change smaller
+    than the normal spread never counts as many sigmas (NAB has noiseless periodic series
+    whose window variance collapses on every plateau)."""
+    module = get(detector)
+    if module.SPEC.fit_series is None:
+        streaming = [n for n, m in DETECTORS.items() if m.SPEC.fit_series]
+        raise UserError(f"nab runs the streaming detectors ({', '.join(streaming)}), "
+                        f"not {detector}")
     x = learning_rows(f).astype(np.float64)
     noise = np.diff(x).std() / np.sqrt(2) if len(x) > 1 else 0.0
     floor = max(float(F32((params["noise_floor"] * noise) ** 2)),
                 float(F32((params["spread_floor"] * x.std()) ** 2)), TINY)
     common = {"window": params["window"], "min_count": params["min_count"],
               "threshold": f"value:{params['threshold']}"}
-    module = get(detector)
-    if detector == "streaming_zscore":
-        fitted = Fitted({**common, "floor": 0.1}, {"threshold": 0.0},
-                        {"var_floor": np.array([floor], dtype=F32)})
-    elif detector == "moving_average":
-        unit = Fitted(common, {"threshold": float("inf")},
-                      {"inv_scale": np.ones(1, F32), "bound": np.zeros(1, F32)})
-        dev = module._deviations(unit, x[:, None].astype(F32))[params["min_count"]:, 0]
-        scale = max(float(dev.astype(np.float64).std()), float(np.sqrt(floor)))
-        fitted = Fitted(common, {"threshold": 0.0},
-                        {"inv_scale": np.array([1.0 / scale], dtype=F32),
-                         "bound": np.zeros(1, F32)})
-    else:
-        raise UserError(f"nab runs the streaming detectors (streaming_zscore, moving_average), "
-                        f"not {detector}")
-    from codegen.training import thresholds
+    fitted = module.SPEC.fit_series(x, common, floor)
     return thresholds.apply(module, fitted, scalar(params["threshold"]))
 
 
 def _bundle(detector: str, fitted):
-    from codegen.bundle import Bundle
     return Bundle("nab", ["value"], [0.0], [1.0], {detector: fitted}, {})
 
 
-def raw_scores(detector: str, f: NabFile, params: dict, engine: str = "c") -> np.ndarray:
+def raw_scores(detector: str, f: NabFile, params: dict,
+               engine: EngineFactory = PythonEngine) -> np.ndarray:
     """The detector's own score for every row of the file, fed one sample at a time from a
-    fresh state.  engine "c" runs the generated C (host build, the code the device runs),
-    "python" the reference; they agree bit for bit (tests/test_nab.py)."""
-    from codegen.detectors import get
-
+    fresh state, on the engine: the reference (default) or the host C build
+    (host_sim.hostlib.HostModel, the code the device runs); they agree bit for bit
+    (tests/test_nab.py)."""
     fitted = fitted_for(detector, f, params)
     X = f.values.astype(F32)[:, None]
-    if engine == "c":
-        from host_sim.hostlib import HostModel
-        return HostModel(_bundle(detector, fitted)).score(detector, X)[0]
-    return get(detector).score(fitted, X)[0]
+    return engine(_bundle(detector, fitted)).run(X, [detector])[detector].scores
 
 
 def nab_mapping(score: np.ndarray, decay: float, k: float) -> np.ndarray:
@@ -433,7 +422,8 @@ def nab_mapping(score: np.ndarray, decay: float, k: float) -> np.ndarray:
 
 
 def run_detector(corpus: Corpus, detector: str, params: dict | None = None,
-                 engine: str = "c", progress: bool = True) -> dict[str, np.ndarray]:
+                 engine: EngineFactory = PythonEngine,
+                 progress: bool = True) -> dict[str, np.ndarray]:
     params = {**NAB_PARAMS[detector], **(params or {})}
     bar = Progress(len(corpus.files), f"nab {detector}") if progress else None
     out = {}
@@ -468,7 +458,7 @@ class Fold:
 
 
 def cross_validate(corpus: Corpus, detector: str, grid: list[dict] | None = None,
-                   folds: int = 2, engine: str = "c",
+                   folds: int = 2, engine: EngineFactory = PythonEngine,
                    progress: bool = True) -> tuple[list[Fold], dict[str, float]]:
     """Out-of-sample NAB scores for a detector whose settings are chosen on NAB itself.
     Files (sorted by name, so every category is split) go to `folds` interleaved parts; for
@@ -494,7 +484,8 @@ def cross_validate(corpus: Corpus, detector: str, grid: list[dict] | None = None
     return result, {p: r.normalised for p, r in whole.items()}
 
 
-def cross_validation_report(corpus: Corpus, detector: str, engine: str = "c") -> list[str]:
+def cross_validation_report(corpus: Corpus, detector: str,
+                            engine: EngineFactory = PythonEngine) -> list[str]:
     folds, whole = cross_validate(corpus, detector, engine=engine)
     varied = list(CV_GRID)
     lines = [f"mcu-anomaly {detector}, 2-fold cross-validation over {len(settings(detector))} "
@@ -536,7 +527,7 @@ def reproduce(root: str | Path, corpus: Corpus, detector: str = "windowedGaussia
     return out
 
 
-def main(root: str | Path, detectors: list[str], engine: str = "c",
+def main(root: str | Path, detectors: list[str], engine: EngineFactory = PythonEngine,
          cross_validation: bool = False) -> str:
     """The `mcu-anomaly nab` report: the scorer proven on windowedGaussian, then ours (and,
     with cross_validation, their out-of-sample scores)."""

@@ -15,10 +15,8 @@ labels (train's labelled CSV, or --validation); detectors pick a provisional thr
 
 Detectors whose threshold also feeds their state or other constants (streaming_zscore: a
 flagged sample enters the window clipped to mean +- k sigma; moving_average: bound =
-threshold / inv_scale) define ``with_threshold(fitted, value) -> Fitted`` and
-``THRESHOLD_FEEDS_STATE = True``; apply() uses the hook when it is there, so a new detector
-adopts the scheme by defining the two names (or neither, when the threshold is only compared
-with the score).
+threshold / inv_scale) say so in their DetectorSpec: threshold_feeds_state, and
+with_threshold(fitted, value) -> Fitted where more than the scalar changes.
 """
 
 from __future__ import annotations
@@ -135,11 +133,6 @@ def apply(module, fitted, value):
     """A copy of fitted with this threshold and everything derived from it."""
     from codegen.detectors.base import scalar
 
-    hook = getattr(module, "with_threshold", None)
-    if hook is not None:
-        return hook(fitted, value)
+    if module.SPEC.with_threshold is not None:
+        return module.SPEC.with_threshold(fitted, value)
     return replace(fitted, scalars={**fitted.scalars, "threshold": scalar(value)})
-
-
-def feeds_state(module) -> bool:
-    return bool(getattr(module, "THRESHOLD_FEEDS_STATE", False))

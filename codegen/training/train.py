@@ -39,19 +39,19 @@ def select(module, fitted, spec: str, X: np.ndarray, labels: np.ndarray, rounds:
     of the last candidate, rerun with the new one) and the candidate whose *actual* flags
     serve the strategy best is kept.  Returns (fitted, info)."""
     labels = np.asarray(labels, dtype=bool)
-    stateful = thresholds.feeds_state(module)
+    stateful = module.SPEC.threshold_feeds_state
     # Starting points: the detector as fit() left it, and (stateful) with nothing clipped.
     starts = [fitted] + ([thresholds.apply(module, fitted, np.float32(np.inf))] if stateful else [])
     tried = {}
     best = None
     for start in starts:
-        scores, _ = module.score(start, X)[:2]
+        scores = module.score(start, X).scores
         for _ in range(rounds if stateful else 1):
             t = thresholds.from_labels(spec, scores, labels)
             if float(t) in tried:
                 break
             candidate = thresholds.apply(module, fitted, t)
-            scores, flags = module.score(candidate, X)[:2]
+            scores, flags, _ = module.score(candidate, X)
             precision, recall = _metrics(flags, labels)
             tried[float(t)] = (precision, recall)
             key = thresholds.objective(spec, precision, recall, float(t))
@@ -60,14 +60,14 @@ def select(module, fitted, spec: str, X: np.ndarray, labels: np.ndarray, rounds:
     if stateful and len(tried) < rounds * 4:
         # The threshold moves the scores too: also try the score levels of the anomalous rows
         # under the best candidate so far (up to a dozen), each run for its actual flags.
-        scores, _ = module.score(best[1], X)[:2]
+        scores = module.score(best[1], X).scores
         levels = np.unique(np.asarray(scores, dtype=np.float32)[labels & np.isfinite(scores)])
         for level in levels[np.linspace(0, len(levels) - 1, min(12, len(levels))).astype(int)]:
             t = thresholds.below(level)
             if float(t) in tried or not t >= 0:
                 continue
             candidate = thresholds.apply(module, fitted, t)
-            flags = module.score(candidate, X)[1]
+            flags = module.score(candidate, X).flags
             precision, recall = _metrics(flags, labels)
             tried[float(t)] = (precision, recall)
             key = thresholds.objective(spec, precision, recall, float(t))
@@ -132,7 +132,7 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
             info["data"] = validation.name
             fitted[module.NAME].report["threshold_choice"] = info
         if dataset.labels is not None:
-            _, flags = module.score(fitted[module.NAME], dataset.values)
+            flags = module.score(fitted[module.NAME], dataset.values).flags
             fitted[module.NAME].report["evaluation"] = evaluate(flags, dataset.labels)
     stats = normal.astype(np.float64)
     return Bundle(

@@ -1,135 +1,130 @@
-"""Parity: the generated C against the Python reference, bit for bit, on many inputs.
+"""Compare: an engine against the Python reference, every score bit, flag and state.
 
-The battery holds three kinds of input, each a stream fed to every detector (a streaming
-detector starts each stream from a fresh state):
-  random   - readings around the training data at several spreads, and values of random
-             magnitude from 1e-30 to 1e30 with random signs;
-  extreme  - the float32 edge cases: zeros of both signs, denormals, the largest floats,
-             NaN and +-Inf, and long constant stretches (zero variance in a window);
-  real     - the Numenta Anomaly Benchmark series, mapped onto the training channels' scale
-             and also as they are.
+Inputs come as kinds (codegen/verify/battery.py: random, extreme, real); each kind is one
+stream.  An engine whose runs hold a limited number of rows (a firmware's flash) gets the
+stream in chunks, and the reference then starts each chunk from a fresh state too.  The
+detectors whose spec offers a flag API are compared a second time through it, as
+"<name> flag".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from codegen.bundle import Bundle
-from codegen.detectors import FLAG_ONLY, get, is_streaming
+from codegen.detectors import get
+from codegen.verify.engines import Engine, PythonEngine
 
 F32 = np.float32
-DEFAULT_NAB = Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
-
-
-def _random(bundle: Bundle, rng: np.random.Generator, n: int) -> np.ndarray:
-    mean = np.array(bundle.channel_mean)
-    std = np.array(bundle.channel_std)
-    c = len(mean)
-    spread = rng.choice([0.5, 1, 2, 4, 10], size=(n // 2, 1))
-    around = mean + std * spread * rng.standard_normal((n // 2, c))
-    magnitude = 10.0 ** rng.uniform(-30, 30, size=(n - n // 2, c))
-    wide = magnitude * rng.choice([-1, 1], size=magnitude.shape)
-    return np.vstack([around, wide]).astype(F32)
-
-
-def _extreme(bundle: Bundle, rng: np.random.Generator, n: int) -> np.ndarray:
-    c = len(bundle.channels)
-    specials = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-40, -1e-40, 1.17549435e-38, 1e-38,
-                         3.4028235e38, -3.4028235e38, 1e38, -1e38, 1e30, -1e30, 1e15, -1e15,
-                         np.nan, np.inf, -np.inf, 1.0, -1.0], dtype=F32)
-    rows = []
-    while sum(len(r) for r in rows) < n:
-        kind = rng.integers(3)
-        if kind == 0:  # isolated special values among normal readings
-            block = _random(bundle, rng, 64)[:32]
-            mask = rng.random(block.shape) < 0.3
-            block[mask] = rng.choice(specials, size=int(mask.sum()))
-        elif kind == 1:  # a constant stretch: the window's variance goes to zero
-            value = rng.choice(np.concatenate([specials[:16], np.array(bundle.channel_mean,
-                                                                       dtype=F32)]))
-            block = np.full((int(rng.integers(60, 400)), c), value, dtype=F32)
-        else:  # a jump to a far level and back
-            block = _random(bundle, rng, 200)[:100]
-            block[20:80] += F32(rng.choice([1e3, -1e3, 1e20, -1e20]))
-        rows.append(block.astype(F32))
-    return np.vstack(rows)[:n]
-
-
-def _nab_series(nab: Path) -> list[np.ndarray]:
-    series = []
-    for path in sorted((nab / "data").rglob("*.csv")):
-        values = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=1)
-        series.append(values[np.isfinite(values)])
-    return series
-
-
-def _real(bundle: Bundle, nab: Path, n: int) -> np.ndarray:
-    c = len(bundle.channels)
-    mean = np.array(bundle.channel_mean)
-    std = np.array(bundle.channel_std)
-    series = _nab_series(nab)
-    blocks, i = [], 0
-    while sum(len(b) for b in blocks) < n and series:
-        group = [series[(i + j) % len(series)] for j in range(c)]
-        length = min(len(s) for s in group)
-        raw = np.column_stack([s[:length] for s in group])
-        scaled = (raw - raw.mean(axis=0)) / np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1)
-        blocks.append(raw if i % 2 else mean + std * scaled)
-        i += 1
-    return np.vstack(blocks)[:n].astype(F32)
-
-
-def battery(bundle: Bundle, n: int = 100_000, nab: Path | None = None,
-            seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    inputs = {"random": _random(bundle, rng, n), "extreme": _extreme(bundle, rng, n // 2)}
-    nab = nab or DEFAULT_NAB
-    if (nab / "data").is_dir():
-        inputs["real"] = _real(bundle, nab, n)
-    return inputs
+SHOWN_MISMATCHES = 5
 
 
 @dataclass
 class Result:
-    detector: str
+    detector: str  # "<name>", or "<name> flag" for its flag API
     kind: str
     inputs: int
     score_mismatches: int
     flag_mismatches: int
-    state_mismatches: int | None  # rows whose state differs; None for stateless detectors
+    state_mismatches: int | None  # rows whose state differs; None where no state is compared
 
     @property
     def ok(self) -> bool:
         return not (self.score_mismatches or self.flag_mismatches or self.state_mismatches)
 
 
+@dataclass
+class Mismatch:
+    engine: str
+    detector: str
+    kind: str
+    index: int  # within the kind's inputs
+    inputs: np.ndarray
+    expected: tuple[int, bool]  # (score bits, flag)
+    got: tuple[int, bool]
+
+    def describe(self) -> str:
+        def show(bits_flag):
+            bits, flag = bits_flag
+            value = np.array([bits], dtype=np.uint32).view(F32)[0]
+            return f"{bits:08x} ({value!r}) flag {int(flag)}"
+
+        return (f"{self.detector} {self.kind}[{self.index}] x={self.inputs.tolist()}: "
+                f"reference {show(self.expected)}, {self.engine} {show(self.got)}")
+
+
+@dataclass
+class Comparison:
+    engine: str
+    results: list[Result]
+    mismatches: list[Mismatch] = field(default_factory=list)  # the first few
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def table(self) -> str:
+        return table(self.results)
+
+
 def _bits(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=F32).view(np.uint32)
 
 
-def compare(bundle: Bundle, host, inputs: dict[str, np.ndarray]) -> list[Result]:
-    results = []
-    for detector, fitted in bundle.detectors.items():
-        module = get(detector)
-        for kind, X in inputs.items():
-            if is_streaming(detector, fitted):
-                py_s, py_f, (py_sf, py_si) = module.score(fitted, X, with_state=True)
-                c_s, c_f, (c_sf, c_si) = host.run_with_state(detector, X)
-                state = int(((_bits(py_sf) != _bits(c_sf)).any(axis=1)
-                             | (py_si != c_si).any(axis=1)).sum())
-            else:
-                py_s, py_f = module.score(fitted, X)
-                c_s, c_f = host.score(detector, X)
-                state = None
-            results.append(Result(detector, kind, len(X), int((_bits(py_s) != _bits(c_s)).sum()),
-                                  int((py_f != c_f).sum()), state))
-            if detector in FLAG_ONLY:  # its flag API gives the same flags without the score
-                results.append(Result(f"{detector} flag", kind, len(X), 0,
-                                      int((py_f != host.flags(detector, X)).sum()), None))
-    return results
+def _state_mismatches(want, got) -> int:
+    (want_f, want_i), (got_f, got_i) = want, got
+    return int(((_bits(want_f) != _bits(got_f)).any(axis=1) | (want_i != got_i).any(axis=1)).sum())
+
+
+def compare(bundle: Bundle, engine: Engine, inputs: dict[str, np.ndarray],
+            detectors: list[str] | None = None, flag_api: bool = True,
+            progress=None) -> Comparison:
+    """Run `detectors` (default: all of the bundle's) on `engine` and on the reference over
+    every kind of input and count what differs; flag_api: also compare the flag APIs."""
+    names = list(bundle.detectors) if detectors is None else list(detectors)
+    flagging = [d for d in names if get(d).SPEC.flag_api] if flag_api else []
+    reference = PythonEngine(bundle)
+    counts: dict[tuple[str, str], list] = {}
+    for name in names:  # the table's order: detector, kind, then its flag API
+        for kind in inputs:
+            counts[(name, kind)] = [0, 0, 0, None]
+            if name in flagging:
+                counts[(f"{name} flag", kind)] = [0, 0, 0, None]
+    mismatches: list[Mismatch] = []
+    for kind, X in inputs.items():
+        X = np.asarray(X, dtype=F32)
+        chunk = engine.chunk or max(len(X), 1)
+        for start in range(0, len(X), chunk):
+            part = X[start:start + chunk]
+            runs = [("", names, False)] + ([(" flag", flagging, True)] if flagging else [])
+            for suffix, which, api in runs:
+                want = reference.run(part, which, flag_api=api)
+                got = engine.run(part, which, flag_api=api)
+                for name in which:
+                    w, g = want[name], got[name]
+                    if len(g.scores) != len(part):
+                        raise ValueError(f"{engine.name} reported {len(g.scores)} rows of "
+                                         f"{name}, not {len(part)}")
+                    bad_s = _bits(w.scores) != _bits(g.scores)
+                    bad_f = np.asarray(w.flags, bool) != np.asarray(g.flags, bool)
+                    c = counts[(name + suffix, kind)]
+                    c[0] += len(part)
+                    c[1] += int(bad_s.sum())
+                    c[2] += int(bad_f.sum())
+                    if w.state is not None and g.state is not None:
+                        c[3] = (c[3] or 0) + _state_mismatches(w.state, g.state)
+                    for i in np.flatnonzero(bad_s | bad_f)[:SHOWN_MISMATCHES - len(mismatches)]:
+                        mismatches.append(Mismatch(
+                            engine.name, name + suffix, kind, start + int(i), part[i],
+                            (int(_bits(w.scores)[i]), bool(w.flags[i])),
+                            (int(_bits(g.scores)[i]), bool(g.flags[i]))))
+            if progress:
+                progress(f"{engine.name}: {kind} samples {start}..{start + len(part) - 1} "
+                         f"compared")
+    results = [Result(d, k, n, s, f, st) for (d, k), (n, s, f, st) in counts.items()]
+    return Comparison(engine.name, results, mismatches)
 
 
 def table(results: list[Result]) -> str:

@@ -1,0 +1,55 @@
+"""Engines: what runs a bundle's detectors on inputs and reports scores, flags and state.
+
+Three engines answer the same question, "run these rows and give me what the detectors say":
+  PythonEngine   the float32 Python reference (codegen/detectors), here;
+  HostEngine     the generated C built for this machine (host_sim/hostlib.py);
+  TargetEngine   the firmware built with PlatformIO, run in simavr or qemu
+                 (host_sim/firmware_target.py).
+codegen/verify/compare.py compares any engine with any other.  codegen never imports
+host_sim: the CLI builds the C engines and hands them in.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from codegen.bundle import Bundle
+from codegen.detectors import get
+from codegen.detectors.base import Scored
+
+F32 = np.float32
+
+
+class Engine(Protocol):
+    name: str  # in reports: "python", "host", "uno", ...
+    state: bool  # reports a streaming detector's state after every row
+    chunk: int | None  # rows one run holds, each run from a fresh state (None: no limit)
+
+    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False) -> dict[str, Scored]:
+        """Every detector named, from a fresh state, over the rows of X.  flag_api: the
+        detectors whose spec has flag_api, through <model>_<name>_flag (scores are 0)."""
+        ...
+
+
+class PythonEngine:
+    """The reference: each detector module's score()."""
+
+    name = "python"
+    state = True
+    chunk = None
+
+    def __init__(self, bundle: Bundle):
+        self.bundle = bundle
+
+    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False) -> dict[str, Scored]:
+        out = {}
+        for name in detectors:
+            fitted = self.bundle.detectors[name]
+            module = get(name)
+            result = module.score(fitted, X, with_state=module.SPEC.streaming(fitted))
+            if flag_api:
+                result = Scored(np.zeros(len(X), dtype=F32), result.flags)
+            out[name] = result
+        return out

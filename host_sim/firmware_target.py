@@ -1,0 +1,121 @@
+"""The firmware as an engine: generated sources built with PlatformIO for one offline
+environment and run in its simulator (simavr or qemu), read back as scores and flags.
+
+    target = Target("uno", workdir)            # builds, sizes, runs, counts
+    engine = TargetEngine(bundle, target)      # codegen.verify.engines.Engine
+
+Test vectors live in the firmware's flash: a stream longer than one firmware holds
+(chunk) is run in chunks, each from a fresh detector state (codegen/verify/compare.py
+starts the reference afresh at the same rows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from codegen.bundle import Bundle
+from codegen.detectors.base import Scored
+from codegen.errors import UserError
+from codegen.firmware import sources
+from host_sim import targets
+
+F32 = np.float32
+UNO_FLASH_MARGIN = 256  # flash the Uno's test vectors leave free (bytes)
+MAX_CHUNK = 20_000  # samples per run on the qemu targets (keeps headers and runs small)
+
+
+@dataclass
+class Run:
+    """One firmware run on a target: what it printed, as arrays [detector, sample]."""
+
+    scores: np.ndarray  # float32
+    flags: np.ndarray  # bool
+    cycles: list[int] | None  # uno: per measured call, sample-major
+    answers: list[str]  # lines after DONE
+
+
+class Target:
+    """One offline PlatformIO environment, built and run from a private workspace."""
+
+    def __init__(self, env: str, workdir: str | Path):
+        if env not in targets.OFFLINE_ENVS:
+            raise UserError(f"no simulator for {env!r}; choose from "
+                            f"{', '.join(targets.OFFLINE_ENVS)}")
+        missing = targets.missing_tools(env)
+        if missing:
+            raise UserError(f"{env} needs {', '.join(missing)}: install host_sim/targets.py "
+                            f"APT_PACKAGES (apt) and PIP_PACKAGES (pip)")
+        self.env = env
+        self.workdir = Path(workdir)
+        self.generated = self.workdir / "generated"  # one path: pio rebuilds incrementally
+
+    def build(self, bundle: Bundle, vectors: np.ndarray | None = None, stub: bool = False,
+              flag_only: bool = False) -> Path:
+        sources.write(sources.render(bundle, vectors, stub, flag_only), self.generated)
+        try:
+            return targets.build(self.env, generated_dir=self.generated,
+                                 workspace_dir=self.workdir / "workspace")
+        except targets.FirmwareError as error:
+            raise UserError(str(error)) from None
+
+    def size(self, elf: Path) -> tuple[int, int]:
+        return targets.size(self.env, elf)
+
+    def instruction_count(self, elf: Path) -> list[int]:
+        return targets.instruction_count(self.env, elf)
+
+    def run(self, bundle: Bundle, elf: Path, input_lines: list[str] | None = None) -> Run:
+        result = targets.run(self.env, elf, input_lines)
+        if result.exit_code != 0:
+            tail = "\n".join(result.stdout_lines[-5:])
+            raise UserError(f"{self.env} firmware exited with {result.exit_code}:\n{tail}")
+        out = targets.parse_output(result.stdout_lines)
+        if out.detectors != list(bundle.detectors) or out.n_channels != len(bundle.channels):
+            raise UserError(f"{self.env} firmware runs {out.detectors}, not the bundle's "
+                            f"{list(bundle.detectors)}")
+        n_det = len(out.detectors)
+        n = len(out.results) // n_det if n_det else 0
+        bits = np.array([r.score_bits for r in out.results], dtype=np.uint32)
+        flags = np.array([r.flag for r in out.results], dtype=bool)
+        return Run(bits.view(F32).reshape(n, n_det).T, flags.reshape(n, n_det).T,
+                   result.cycles, out.answers)
+
+    def chunk_size(self, bundle: Bundle) -> int:
+        """Samples one firmware run holds: on the Uno what flash leaves room for."""
+        if self.env != "uno":
+            return MAX_CHUNK
+        one = np.zeros((1, len(bundle.channels)), dtype=F32)
+        flash, _ = self.size(self.build(bundle, one))
+        limit = sources.UNO_FLASH_LIMIT
+        room = limit - UNO_FLASH_MARGIN - flash
+        per_sample = 4 * len(bundle.channels)
+        if room < 100 * per_sample:
+            raise UserError(f"the Uno firmware for this bundle takes {flash} of {limit} bytes "
+                            f"of flash, leaving no room for test vectors")
+        return min(MAX_CHUNK, room // per_sample)
+
+
+class TargetEngine:
+    """A bundle's detectors on a target (codegen.verify.engines.Engine): every run builds
+    the firmware with the rows as its test vectors and reads back what it printed."""
+
+    state = False  # the firmware reports scores and flags, not the state
+
+    def __init__(self, bundle: Bundle, target: Target):
+        self.bundle = bundle
+        self.target = target
+        self.name = target.env
+        self.chunk = target.chunk_size(bundle)
+
+    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False) -> dict[str, Scored]:
+        only = dataclasses.replace(self.bundle,
+                                   detectors={d: self.bundle.detectors[d] for d in detectors})
+        run = self.target.run(only, self.target.build(only, X, flag_only=flag_api))
+        if run.scores.shape[1] != len(X):
+            raise UserError(f"{self.name} firmware reported {run.scores.shape[1]} samples, "
+                            f"not {len(X)}")
+        return {d: Scored(run.scores[i], run.flags[i]) for i, d in enumerate(detectors)}
