@@ -14,6 +14,7 @@ from codegen.verify import compare as parity
 from codegen.training import train as training
 from codegen.detectors import DETECTORS, get
 from codegen.errors import UserError
+from codegen.firmware import OFFLINE_ENVS
 
 DEFAULT_DETECTORS = "zscore,streaming_zscore,moving_average,kmeans"
 
@@ -221,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="random and real inputs per detector (extreme: half as many); "
                              "default 100000, with --target 10000")
     verify.add_argument("--nab", help="NAB folder for real data (default: ../shared/data/nab)")
-    verify.add_argument("--target", choices=("uno", "cortex_m4f", "rv32imc"),
+    verify.add_argument("--target", choices=OFFLINE_ENVS,
                         help="build the firmware with PlatformIO and compare in simavr / qemu")
     verify.set_defaults(func=cmd_verify)
 
@@ -229,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "per firmware target")
     bench_cmd.add_argument("bundle", nargs="?",
                            help="bundle to measure (default: issue 4's shapes, trained here)")
-    bench_cmd.add_argument("--targets", default="uno,cortex_m4f,rv32imc")
+    bench_cmd.add_argument("--targets", default=",".join(OFFLINE_ENVS))
     bench_cmd.add_argument("--samples", type=int, default=200, help="measured samples per detector")
     bench_cmd.add_argument("--json", default="build/bench.json", help="where to write the table")
     bench_cmd.set_defaults(func=cmd_bench)

@@ -31,7 +31,6 @@ F32 = np.float32
 FIRMWARE_HEADER = "mcua_firmware.h"  # marks a directory as generated firmware sources
 # Extra arguments of a stateless detector's `<model>_<detector>_score(x, &flag, ...)`.
 EXTRA_ARGS = {"kmeans": ", NULL"}  # the nearest cluster is not reported
-UNO_FLASH_LIMIT = 32256  # ATmega328P flash minus the Optiboot boot loader (boards/uno.json)
 UNO_FLASH_MARGIN = 256  # flash the Uno's test vectors leave free (bytes)
 MAX_CHUNK = 20_000  # samples per run on the qemu targets (keeps headers and runs small)
 
@@ -186,11 +185,12 @@ class Target:
             return MAX_CHUNK
         one = np.zeros((1, len(bundle.channels)), dtype=F32)
         flash, _ = self.size(self.build(bundle, one))
-        room = UNO_FLASH_LIMIT - UNO_FLASH_MARGIN - flash
+        limit = self.targets.flash_limit("uno")
+        room = limit - UNO_FLASH_MARGIN - flash
         per_sample = 4 * len(bundle.channels)
         if room < 100 * per_sample:
             raise UserError(f"the Uno firmware for this bundle takes {flash} of "
-                            f"{UNO_FLASH_LIMIT} bytes of flash, leaving no room for "
+                            f"{limit} bytes of flash, leaving no room for "
                             f"test vectors")
         return min(MAX_CHUNK, room // per_sample)
 
