@@ -17,6 +17,7 @@ from codegen.emit import render as emit
 from codegen.training import train as training
 from codegen.detectors import DEFAULT, DETECTORS, get
 from codegen.errors import UserError
+from codegen.firmware import OFFLINE_ENVS
 from codegen.verify import battery, compare
 
 
@@ -214,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="random and real inputs per detector (extreme: half as many); "
                              "default 100000, with --target 10000")
     verify.add_argument("--nab", help="NAB folder for real data (default: ../shared/data/nab)")
-    verify.add_argument("--target", choices=("uno", "cortex_m4f", "rv32imc"),
+    verify.add_argument("--target", choices=OFFLINE_ENVS,
                         help="build the firmware with PlatformIO and compare in simavr / qemu")
     verify.set_defaults(func=cmd_verify)
 
@@ -222,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "per firmware target")
     bench_cmd.add_argument("bundle", nargs="?",
                            help="bundle to measure (default: issue 4's shapes, trained here)")
-    bench_cmd.add_argument("--targets", default="uno,cortex_m4f,rv32imc")
+    bench_cmd.add_argument("--targets", default=",".join(OFFLINE_ENVS))
     bench_cmd.add_argument("--samples", type=int, default=200, help="measured samples per detector")
     bench_cmd.add_argument("--json", default="build/bench.json", help="where to write the table")
     bench_cmd.set_defaults(func=cmd_bench)

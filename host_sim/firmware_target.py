@@ -90,7 +90,7 @@ class Target:
             return MAX_CHUNK
         one = np.zeros((1, len(bundle.channels)), dtype=F32)
         flash, _ = self.size(self.build(bundle, one))
-        limit = sources.UNO_FLASH_LIMIT
+        limit = targets.flash_limit("uno")
         room = limit - UNO_FLASH_MARGIN - flash
         per_sample = 4 * len(bundle.channels)
         if room < 100 * per_sample:

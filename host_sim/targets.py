@@ -22,6 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from codegen.firmware import OFFLINE_ENVS  # noqa: F401  (re-exported)
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 CORE_DIR = PROJECT_DIR / ".pio-core"  # [platformio] core_dir
 RUNNER_CACHE_DIR = PROJECT_DIR / ".pio" / "host_sim"
@@ -43,14 +45,13 @@ APT_PACKAGES = [
     "qemu-system-arm",
     "qemu-system-misc",
 ]
-# PyPI packages, installed into the Python that runs this module.
-PIP_PACKAGES = ["platformio==6.2.0", "scons==4.11.1"]
-
-OFFLINE_ENVS = ("uno", "cortex_m4f", "rv32imc")
 # PlatformIO 6.2.0 asks for core package tool-scons ~4.41101.0, its name for
 # SCons 4.11.1; install_offline_platformio() makes it from PyPI's scons.
 SCONS_VERSION = "4.11.1"
 TOOL_SCONS_VERSION = "4.41101.0"
+# PyPI packages, installed into the Python that runs this module.
+PIP_PACKAGES = ["platformio==6.2.0", f"scons=={SCONS_VERSION}"]
+BOARDS_DIR = PROJECT_DIR / "firmware_targets" / "platforms" / "mcua_offline" / "boards"
 
 _BINUTILS_PREFIX = {"uno": "avr", "cortex_m4f": "arm-none-eabi", "rv32imc": "riscv64-unknown-elf"}
 _QEMU = {
@@ -212,6 +213,11 @@ def install_offline_platformio(core_dir: Path = CORE_DIR) -> Path:
     shutil.rmtree(package, ignore_errors=True)
     staging.rename(package)
     return package
+
+
+def flash_limit(board: str) -> int:
+    """Flash a firmware may take on an offline board: its upload.maximum_size."""
+    return json.loads((BOARDS_DIR / f"{board}.json").read_text())["upload"]["maximum_size"]
 
 
 def pio_command() -> list[str]:

@@ -23,7 +23,6 @@ from codegen.files import swap_in
 
 F32 = np.float32
 FIRMWARE_HEADER = "mcua_firmware.h"  # marks a directory as generated firmware sources
-UNO_FLASH_LIMIT = 32256  # ATmega328P flash minus the Optiboot boot loader (boards/uno.json)
 STUB = {"name": "stub", "kind": "stub", "score_args": "", "flag_api": False}
 
 
