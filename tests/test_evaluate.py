@@ -8,7 +8,7 @@ from codegen import bundle as bundle_mod
 from codegen.evaluate import evaluation as evaluate
 from codegen.cli import main
 from codegen.errors import UserError
-from conftest import write_csv, write_labelled
+from support import write_csv, write_labelled
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +131,10 @@ def test_columns_that_differ_from_the_bundle_are_refused(tmp_path, iot_bundle, i
 
 def test_host_table(tmp_path, iot_bundle):
     from codegen.bench.host import host_table
+    from host_sim.hostlib import HostModel
 
     model = bundle_mod.save(iot_bundle, tmp_path / "model")
-    rows, text = host_table(model, samples=5_000)
+    rows, text = host_table(model, samples=5_000, engine=HostModel)
     by_name = {r["detector"]: r for r in rows}
     for name in iot_bundle.detectors:
         r = by_name[name]

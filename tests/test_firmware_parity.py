@@ -12,17 +12,21 @@ import subprocess
 import numpy as np
 import pytest
 
+from codegen import bundle as bundle_mod
 from codegen import cli
 from codegen.bench import firmware as bench
-from codegen.firmware import sources as firmware
-from codegen.verify import compare as parity
-from codegen.training import train as training
-from codegen import bundle as bundle_mod
-from codegen.detectors import STREAMING, is_streaming
+from codegen.detectors import get
 from codegen.detectors import isolation_forest as iforest
-from conftest import NAB, perturbed
-from test_zscore import boundary_inputs
+from codegen.firmware import OFFLINE_ENVS
+from codegen.training import train as training
+from codegen.verify.battery import battery
+from codegen.verify.compare import compare
 from host_sim import targets
+from host_sim.firmware_target import Target, TargetEngine
+from support import NAB, only, perturbed, reference, require, require_env
+from test_zscore import boundary_inputs
+
+pytestmark = pytest.mark.firmware
 
 F32 = np.float32
 # Random and real inputs per detector (extreme: half as many); every sample goes through
@@ -41,10 +45,13 @@ def on_target(iot, iot_bundle):
     return dataclasses.replace(iot_bundle, detectors={**iot_bundle.detectors, **ae.detectors})
 
 
-def require(env):
-    missing = targets.missing_tools(env)
-    if missing:
-        pytest.skip(f"{env}: missing {', '.join(missing)}")
+def on(bundle, env, workdir):
+    require_env(env)
+    return TargetEngine(bundle, Target(env, workdir))
+
+
+def streaming(bundle, name):
+    return get(name).SPEC.streaming(bundle.detectors[name])
 
 
 def subnormal_stream(n, seed=1):
@@ -61,14 +68,18 @@ def subnormal_stream(n, seed=1):
     return np.vstack(blocks)[:n]
 
 
-@pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
+def assert_same(result):
+    details = "\n".join(m.describe() for m in result.mismatches)
+    assert result.ok, f"{result.table()}\n{details}"
+
+
+@pytest.mark.parametrize("env", OFFLINE_ENVS)
 def test_every_score_bit_and_flag_match_on_target(env, on_target, tmp_path):
-    require(env)
-    inputs = parity.battery(on_target, SAMPLES[env], NAB)
+    engine = on(on_target, env, tmp_path)
+    inputs = battery(on_target, SAMPLES[env], NAB)
     inputs["subnormal"] = subnormal_stream(2_000)
-    result = firmware.verify(on_target, env, inputs, tmp_path)
-    details = "\n".join(firmware.describe(m) for m in result.mismatches)
-    assert result.ok, f"{parity.table(result.results)}\n{details}"
+    result = compare(on_target, engine, inputs, flag_api=False)
+    assert_same(result)
     for detector in on_target.detectors:
         compared = sum(r.inputs for r in result.results if r.detector == detector)
         assert compared >= 10_000, (detector, compared)
@@ -89,85 +100,81 @@ def forests(iot):
     return {"uno": [forest(target="uno")], "32-bit": [forest(), forest(features="rolling")]}
 
 
-@pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
+@pytest.mark.parametrize("env", OFFLINE_ENVS)
 def test_isolation_forest_on_target(env, forests, iot, tmp_path):
     """Every score bit and flag of the forests on target, with the rows that sit exactly on
     every split value and one ulp above it (raw channels), or that cross every root split on
     a raw channel within a stream (rolling features)."""
-    require(env)
+    require_env(env)
     for i, b in enumerate(forests["uno" if env == "uno" else "32-bit"]):
         fitted = b.detectors["isolation_forest"]
-        inputs = parity.battery(b, FOREST_SAMPLES[env], NAB)
-        if is_streaming("isolation_forest", fitted):
+        inputs = battery(b, FOREST_SAMPLES[env], NAB)
+        if streaming(b, "isolation_forest"):
             inputs["boundary"], _ = iforest.root_crossings(fitted, iot.normal)
         else:
             inputs["boundary"], _ = iforest.boundary_inputs(fitted, np.median(iot.normal, axis=0))
-        result = firmware.verify(b, env, inputs, tmp_path / str(i))
-        details = "\n".join(firmware.describe(m) for m in result.mismatches)
-        assert result.ok, f"{parity.table(result.results)}\n{details}"
+        result = compare(b, on(b, env, tmp_path / str(i)), inputs)
+        assert_same(result)
         compared = sum(r.inputs for r in result.results)
         assert compared == sum(len(x) for x in inputs.values()) >= 14_000
 
 
-@pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
+@pytest.mark.parametrize("env", OFFLINE_ENVS)
 def test_zscore_flag_api_on_target(env, iot_bundle, tmp_path):
     """<model>_zscore_flag on target: the reference's flag for random, extreme and real
     inputs and at both ends of every channel's accepted interval (and a score of 0)."""
-    require(env)
-    only = dataclasses.replace(iot_bundle, detectors={"zscore": iot_bundle.detectors["zscore"]})
-    inputs = parity.battery(only, 2_000, NAB)
-    inputs["boundary"] = boundary_inputs(only.detectors["zscore"], len(only.channels))
-    result = firmware.verify(only, env, inputs, tmp_path, flag_only=True)
-    details = "\n".join(firmware.describe(m) for m in result.mismatches)
-    assert result.ok, f"{parity.table(result.results)}\n{details}"
-    assert sum(r.inputs for r in result.results) == sum(len(x) for x in inputs.values())
+    zscore = only(iot_bundle, "zscore")
+    inputs = battery(zscore, 2_000, NAB)
+    inputs["boundary"] = boundary_inputs(zscore.detectors["zscore"], len(zscore.channels))
+    result = compare(zscore, on(zscore, env, tmp_path), inputs)
+    assert_same(result)
+    flag_api = [r for r in result.results if r.detector == "zscore flag"]
+    assert sum(r.inputs for r in flag_api) == sum(len(x) for x in inputs.values())
 
 
+@pytest.mark.tensorflow
 def test_the_autoencoder_runs_on_target(on_target):
-    if not HAVE_AUTOENCODER:
-        pytest.skip("the autoencoder needs the [autoencoder] extra (tensorflow-cpu, tflite-micro)")
+    require(HAVE_AUTOENCODER, "the [autoencoder] extra (tensorflow-cpu, tflite-micro)")
     assert "autoencoder" in on_target.detectors  # so the parity test above covers it
 
 
-def test_verify_reports_a_one_ulp_difference(iot_bundle, tmp_path, monkeypatch):
-    require("rv32imc")
-    other = perturbed(iot_bundle, "zscore", "mean", 1)
-    reference = firmware.reference
-    monkeypatch.setattr(firmware, "reference",
-                        lambda _, vectors, *flag_only: reference(other, vectors, *flag_only))
-    inputs = {"random": parity.battery(iot_bundle, 500)["random"]}
-    result = firmware.verify(iot_bundle, "rv32imc", inputs, tmp_path)
+def test_verify_reports_a_one_ulp_difference(iot_bundle, tmp_path):
+    """The firmware of a bundle whose zscore mean moved one ulp, against the reference of
+    the bundle itself."""
+    engine = on(perturbed(iot_bundle, "zscore", "mean", 1), "rv32imc", tmp_path)
+    inputs = {"random": battery(iot_bundle, 500)["random"]}
+    result = compare(iot_bundle, engine, inputs)
     assert not result.ok
     assert {r.detector for r in result.results if not r.ok} == {"zscore"}
     assert result.mismatches and result.mismatches[0].detector == "zscore"
+    assert "rv32imc" in result.mismatches[0].describe()
 
 
 def _normal_rows(bundle, n, seed=0):
     return bench.readings(bundle, n, seed=seed)
 
 
-@pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
+@pytest.mark.parametrize("env", OFFLINE_ENVS)
 def test_bad_samples_leave_the_state_alone(env, on_target, tmp_path):
     """NaN/Inf samples score +Inf, are flagged and leave every streaming detector as if they
     had never come; before min_count no finite sample is flagged, not even a huge outlier."""
-    require(env)
+    require_env(env)
     rows = _normal_rows(on_target, 120)
     rows[3] = [1e6, -1e6, 1e6]  # before min_count
     bad = [25, 26, 60, 61, 62, 90]
     for i, value in zip(bad, [np.nan, np.inf, -np.inf, np.nan, -np.inf, np.nan]):
         rows[i, :] = value
-    target = firmware.Target(env, tmp_path)
+    target = Target(env, tmp_path)
     run = target.run(on_target, target.build(on_target, rows))
 
-    want_scores, want_flags = firmware.reference(on_target, rows)
+    want_scores, want_flags = reference(on_target, rows)
     good = np.setdiff1d(np.arange(len(rows)), bad)
-    clean_scores, clean_flags = firmware.reference(on_target, rows[good])
+    clean_scores, clean_flags = reference(on_target, rows[good])
     assert (run.scores.view(np.uint32) == want_scores.view(np.uint32)).all()
     assert (run.flags == want_flags).all()
     for d, name in enumerate(on_target.detectors):
-        if name != "autoencoder":  # its windows that hold a bad sample score +Inf too
-            assert (run.scores[d, bad] == np.inf).all() and run.flags[d, bad].all(), name
-        if name in STREAMING:
+        assert (run.scores[d, bad] == np.inf).all() and run.flags[d, bad].all(), name
+        if streaming(on_target, name):
             assert (run.scores[d, good].view(np.uint32) == clean_scores[d].view(np.uint32)).all()
             assert (run.flags[d, good] == clean_flags[d]).all(), name
             min_count = on_target.detectors[name].params["min_count"]
@@ -197,7 +204,7 @@ def test_serial_protocol_on_the_uno(on_target, tmp_path):
     """The line protocol in simavr: valid samples (exact bits, decimals, NaN/Inf) get one R
     line per detector equal to the reference; every malformed line gets one E line and
     changes nothing; Z restarts learning."""
-    require("uno")
+    require_env("uno")
     rows = _normal_rows(on_target, 40, seed=3)
     rows[2] = [1e6, -1e6, 1e6]  # before min_count
     lines, segments = [], [[]]  # segments: the valid samples between resets
@@ -218,13 +225,13 @@ def test_serial_protocol_on_the_uno(on_target, tmp_path):
         segments[-1].append(np.array(row, dtype=F32))
     lines += [m[0] for m in MALFORMED]
 
-    target = firmware.Target("uno", tmp_path)
+    target = Target("uno", tmp_path)
     run = target.run(on_target, target.build(on_target), lines)
 
     n_det = len(on_target.detectors)
     answers_per_sample = []  # the R lines expected for each valid S line, in order
     for segment in segments:
-        scores, flags = firmware.reference(on_target, np.array(segment, dtype=F32))
+        scores, flags = reference(on_target, segment)
         answers_per_sample += [[f"R {d} {s} {int(scores[d, s].view(np.uint32)):08x} "
                                 f"{int(flags[d, s])}" for d in range(n_det)]
                                for s in range(len(segment))]
@@ -246,7 +253,7 @@ def test_avr_libc_operations_the_runtime_relies_on(tmp_path):
     rounded everywhere, division whenever the quotient is not subnormal.  A subnormal
     quotient comes out 1 ulp low in ~1 % of cases, so the runtime never divides where the
     quotient can be subnormal (mcua_window.h, mcua_streaming_zscore.c)."""
-    require("uno")
+    require_env("uno")
     rng = np.random.default_rng(7)
     n = 600
     a = np.concatenate([
@@ -293,30 +300,32 @@ def test_avr_libc_operations_the_runtime_relies_on(tmp_path):
     assert [row[5] for row in fields] == want_cmp
 
 
+@pytest.mark.slow
 def test_bench_measures_every_detector_on_every_target(tmp_path, capsys):
-    for env in targets.OFFLINE_ENVS:
-        require(env)
+    for env in OFFLINE_ENVS:
+        require_env(env)
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--samples", "5", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     detectors = ["zscore", "streaming_zscore", "moving_average", "kmeans"]
     detectors += ["autoencoder"] if HAVE_AUTOENCODER else []
     assert {(r["detector"], r["target"]) for r in rows if r["detector"] != "isolation_forest"} \
-        == {(d, env) for d in detectors for env in targets.OFFLINE_ENVS}
+        == {(d, env) for d in detectors for env in OFFLINE_ENVS}
     # the zscore flag API has its own row on every target, every other row is a score API's
     assert {(r["detector"], r["target"]) for r in rows if r["api"] == "flag"} \
-        == {("zscore", env) for env in targets.OFFLINE_ENVS}
+        == {("zscore", env) for env in OFFLINE_ENVS}
     assert {r["api"] for r in rows} == {"score", "flag"}
     # the Uno's forest everywhere, the default and the rolling one on the 32-bit targets
     assert {(r["bundle"], r["target"]) for r in rows if r["detector"] == "isolation_forest"} \
         == {(name, env) for name, _, envs in bench.FORESTS
-            for env in (envs or targets.OFFLINE_ENVS)}
+            for env in (envs or OFFLINE_ENVS)}
     for r in rows:
         counter = bench.COUNTER[r["target"]]
         assert r[counter] > 0 and r[counter + "_max"] >= r[counter] and r["samples"] == 5
         assert r["flash_bytes"] > 0
-        streaming = r["detector"] in STREAMING or r["bundle"] == "forest_rolling"
-        assert r["ram_bytes"] >= (50 * 4 if streaming else 0)
+        learns = r["detector"] in ("streaming_zscore", "moving_average") \
+            or r["bundle"] == "forest_rolling"
+        assert r["ram_bytes"] >= (50 * 4 if learns else 0)
         assert ("issue4_goal" in r) == (r["target"] == "uno" and r["detector"] in bench.GOALS)
     uno_forest = next(r for r in rows if r["bundle"] == "forest_uno" and r["target"] == "uno")
     assert uno_forest["ram_bytes"] == 0  # issue 6: RAM <= 64 B on the Uno; the scorer keeps none
@@ -325,14 +334,14 @@ def test_bench_measures_every_detector_on_every_target(tmp_path, capsys):
     assert "3 channels, 100x256, W=50" in printed
     if HAVE_AUTOENCODER:  # issue 3: the plain-C engine's RAM against TFLite Micro's arena
         memory = json.loads(out.read_text())["autoencoder_memory"]
-        assert {m["target"] for m in memory} == set(targets.OFFLINE_ENVS)
+        assert {m["target"] for m in memory} == set(OFFLINE_ENVS)
         uno = next(m for m in memory if m["target"] == "uno")
         assert uno["ram_percent_of_arena"] <= 5 and uno["tflm_arena_minimum_bytes"] > 1000
         assert "plain-C engine vs TensorFlow Lite Micro" in printed
 
 
 def test_verify_target_cli(iot_bundle, tmp_path, capsys):
-    require("rv32imc")
+    require_env("rv32imc")
     path = bundle_mod.save(iot_bundle, tmp_path / "model")
     assert cli.main(["verify", str(path), "--target", "rv32imc", "--samples", "300"]) == 0
     printed = capsys.readouterr().out

@@ -1,8 +1,8 @@
 """Offline firmware path: pio builds uno, cortex_m4f and rv32imc from generated sources,
 the simulators run them and measure them, and building makes no network attempt.
 
-Needs host_sim.targets.APT_PACKAGES and PIP_PACKAGES; skips an environment only
-when one of its tools is absent.  On-target parity at scale: test_firmware_parity.py.
+Needs host_sim.targets.APT_PACKAGES and PIP_PACKAGES (support.require_env: a missing tool
+skips, or fails under `make test`).  On-target parity at scale: test_firmware_parity.py.
 """
 
 import shutil
@@ -13,8 +13,12 @@ import textwrap
 import numpy as np
 import pytest
 
+from codegen.firmware import OFFLINE_ENVS
 from codegen.firmware import sources as firmware
 from host_sim import targets
+from support import reference, require_env
+
+pytestmark = pytest.mark.firmware
 
 VECTORS = np.array(
     [
@@ -28,12 +32,6 @@ VECTORS = np.array(
 )
 
 
-def require(env):
-    missing = targets.missing_tools(env)
-    if missing:
-        pytest.skip(f"{env}: missing {', '.join(missing)}")
-
-
 @pytest.fixture(scope="module")
 def built(iot_bundle, tmp_path_factory):
     """env -> ELF of the app with the iot bundle's four detectors and VECTORS."""
@@ -43,7 +41,7 @@ def built(iot_bundle, tmp_path_factory):
     elves = {}
 
     def build(env):
-        require(env)
+        require_env(env)
         if env not in elves:
             elves[env] = targets.build(env, generated_dir=generated, workspace_dir=workspace)
         return elves[env]
@@ -51,13 +49,13 @@ def built(iot_bundle, tmp_path_factory):
     return build
 
 
-@pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
+@pytest.mark.parametrize("env", OFFLINE_ENVS)
 def test_firmware_prints_the_reference_bits(env, built, iot_bundle):
     result = targets.run(env, built(env))
     assert result.exit_code == 0, result.stdout_lines
     out = targets.parse_output(result.stdout_lines)
     assert (out.model, out.n_channels, out.detectors) == ("sensors", 3, list(iot_bundle.detectors))
-    scores, flags = firmware.reference(iot_bundle, VECTORS)
+    scores, flags = reference(iot_bundle, VECTORS)
     expected = [(d, s, int(scores[d, s].view(np.uint32)), int(flags[d, s]))
                 for s in range(len(VECTORS)) for d in range(len(iot_bundle.detectors))]
     assert [(r.detector, r.sample, r.score_bits, r.flag) for r in out.results] == expected
@@ -79,7 +77,7 @@ def test_qemu_instruction_counts(env, built, iot_bundle):
     assert all(5 < c < 100_000 for c in counts), counts
 
 
-@pytest.mark.parametrize("env", targets.OFFLINE_ENVS)
+@pytest.mark.parametrize("env", OFFLINE_ENVS)
 def test_size(env, built):
     flash, ram = targets.size(env, built(env))
     assert 0 < flash and 0 < ram
@@ -88,7 +86,7 @@ def test_size(env, built):
 
 
 def test_build_without_generated_sources_says_how_to_make_them(tmp_path):
-    require("uno")
+    require_env("uno")
     with pytest.raises(targets.FirmwareError, match="mcu-anomaly generate BUNDLE --firmware"):
         targets.build("uno", generated_dir=tmp_path, workspace_dir=tmp_path / "workspace")
 
@@ -123,8 +121,8 @@ def _no_network_prefix():
 
 
 def test_offline_build_makes_no_network_attempt(tmp_path, iot_bundle):
-    for env in targets.OFFLINE_ENVS:
-        require(env)
+    for env in OFFLINE_ENVS:
+        require_env(env)
     hook_dir = tmp_path / "hook"
     hook_dir.mkdir()
     (hook_dir / "sitecustomize.py").write_text(_AUDIT_HOOK)
@@ -144,7 +142,7 @@ def test_offline_build_makes_no_network_attempt(tmp_path, iot_bundle):
     assert "socket.getaddrinfo" in log.read_text()
     log.unlink()
 
-    env_args = [arg for env in targets.OFFLINE_ENVS for arg in ("-e", env)]
+    env_args = [arg for env in OFFLINE_ENVS for arg in ("-e", env)]
     proc = subprocess.run(
         _no_network_prefix()
         + targets.pio_command()
@@ -158,5 +156,5 @@ def test_offline_build_makes_no_network_attempt(tmp_path, iot_bundle):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert not log.exists(), log.read_text()
-    for env in targets.OFFLINE_ENVS:
+    for env in OFFLINE_ENVS:
         assert (tmp_path / "workspace" / "build" / env / "firmware.elf").is_file()

@@ -1,6 +1,8 @@
+"""isolation_forest: scikit-learn's forest exported exactly, boundary rows, sizes (the
+detector contract: test_contract.py)."""
+
 import copy
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -10,13 +12,15 @@ from sklearn.ensemble import IsolationForest
 
 from codegen import bundle as bundle_mod
 from codegen.emit import render as emit
-from codegen.verify import compare as parity
-from codegen.training import train as training
 from codegen.detectors import isolation_forest as iforest
+from codegen.detectors.base import Kind
 from codegen.errors import UserError
+from codegen.training import train as training
+from codegen.verify.battery import battery
 from host_sim.hostlib import HostModel
 
-from conftest import NAB, assert_parity, count_mismatches, perturbed
+from support import (COMPILERS, NAB, assert_parity, compile_objects, count_mismatches,
+                     perturbed, require)
 
 NAME = "isolation_forest"
 
@@ -41,9 +45,9 @@ def forests(iot):
 
 @pytest.fixture(scope="module")
 def inputs(forests):
-    assert (NAB / "data").is_dir(), f"real data missing: {NAB}"
+    require((NAB / "data").is_dir(), f"the real data {NAB}")
     b, _ = forests["esp32"]
-    return parity.battery(b, 100_000, NAB)
+    return battery(b, 100_000, NAB)
 
 
 def sklearn_forest(fitted, normal, seed=0):
@@ -63,25 +67,16 @@ def boundary(fitted, iot):
 def test_parity_on_random_extreme_real_and_boundary_inputs(forests, inputs, iot, target):
     b, host = forests[target]
     rows, _ = boundary(b.detectors[NAME], iot)
-    battery = {**inputs, "boundary": rows}
-    assert assert_parity(b, host, battery, NAME) >= 250_000
-
-
-def test_rolling_parity_with_state_after_every_sample(forests, inputs, iot):
-    """Every score, flag and the window's whole state after every sample (parity.compare
-    asks for the state of a streaming detector)."""
-    b, host = forests["rolling"]
-    assert iforest.is_streaming(b.detectors[NAME])
-    rows, _ = iforest.root_crossings(b.detectors[NAME], iot.normal)
     assert assert_parity(b, host, {**inputs, "boundary": rows}, NAME) >= 250_000
 
 
-def test_non_finite_input_scores_infinity_and_is_flagged(forests):
-    b, host = forests["uno"]
-    X = np.array([[np.nan, 0, 0], [0, np.inf, 0], [0, 0, -np.inf], [0, 0, 0]], np.float32)
-    for scores, flags in (host.score(NAME, X), iforest.score(b.detectors[NAME], X)):
-        assert np.isposinf(scores[:3]).all() and flags[:3].all()
-        assert np.isfinite(scores[3]) and scores[3] < 0
+def test_rolling_parity_with_state_after_every_sample(forests, inputs, iot):
+    """Every score, flag and the window's whole state after every sample (compare asks
+    for the state of a streaming detector)."""
+    b, host = forests["rolling"]
+    assert iforest.kind(b.detectors[NAME]) is Kind.STREAMING
+    rows, _ = iforest.root_crossings(b.detectors[NAME], iot.normal)
+    assert assert_parity(b, host, {**inputs, "boundary": rows}, NAME) >= 250_000
 
 
 def test_rolling_non_finite_samples_leave_the_window_alone(forests, iot):
@@ -90,7 +85,7 @@ def test_rolling_non_finite_samples_leave_the_window_alone(forests, iot):
     bad = [0, 30, 31, 65]
     X[bad[0], 0], X[bad[1], 1], X[bad[2], 2], X[bad[3], 0] = np.nan, np.inf, -np.inf, np.nan
     good = np.setdiff1d(np.arange(len(X)), bad)
-    clean_scores, _ = iforest.score(b.detectors[NAME], X[good])
+    clean_scores, _, _ = iforest.score(b.detectors[NAME], X[good])
     for scores, flags, (state_f, state_i) in (
             iforest.score(b.detectors[NAME], X, with_state=True), host.run_with_state(NAME, X)):
         assert np.isposinf(scores[bad]).all() and flags[bad].all()
@@ -150,7 +145,7 @@ def test_trees_that_are_a_single_leaf(iot):
                        verbose=False)
     roots = b.detectors[NAME].arrays["root"]
     assert (roots >= iforest.LEAF).any() and (roots < iforest.LEAF).any()
-    assert assert_parity(b, HostModel(b), parity.battery(b, 20_000), NAME)
+    assert assert_parity(b, HostModel(b), battery(b, 20_000), NAME)
 
 
 @pytest.mark.parametrize("kind", ["uno", "rolling"])
@@ -159,17 +154,16 @@ def test_parity_fails_when_a_split_value_moves_one_ulp(forests, iot, kind):
     fitted = b.detectors[NAME]
     rows, nodes = (iforest.root_crossings(fitted, iot.normal) if kind == "rolling"
                    else boundary(fitted, iot))
-    reference, _ = iforest.score(fitted, rows)
+    reference, _, _ = iforest.score(fitted, rows)
     # a split whose one-ulp move changes the score of the boundary rows (a split between two
     # leaves of equal path length changes no score)
     index = next(s for s in np.unique(nodes[nodes >= 0])
                  if (iforest.score(perturbed(b, NAME, "split", s).detectors[NAME], rows)[0]
                      != reference).any())
     host = HostModel(perturbed(b, NAME, "split", index))
-    battery = parity.battery(b, 20_000)
     assert count_mismatches(b, host, {"boundary": rows}, NAME) > 0
     # only the rows on that split's boundary tell: random readings do not hit it exactly
-    assert count_mismatches(b, host, battery, NAME) == 0
+    assert count_mismatches(b, host, battery(b, 20_000), NAME) == 0
 
 
 def test_boundary_rows_reach_their_split_and_part_there(forests, iot):
@@ -225,7 +219,7 @@ def test_ranking_agrees_with_scikit_learns_decision_function(forests, inputs, io
     forest = sklearn_forest(fitted, iot.normal)
     c = iforest.average_path_length([fitted.params["max_samples_used"]])[0]
     for X in [iot.values] + [x[np.isfinite(x).all(axis=1)] for x in inputs.values()]:
-        ours, _ = iforest.score(fitted, X)
+        ours, _, _ = iforest.score(fitted, X)
         decision = forest.decision_function(X)  # lower = more anomalous
         assert spearmanr(ours, -decision).statistic > 0.99999
         top_ours = set(np.argsort(-ours, kind="stable")[:50])
@@ -234,7 +228,7 @@ def test_ranking_agrees_with_scikit_learns_decision_function(forests, inputs, io
         # the same mean path length, but for float32 rounding
         mean_path = -np.log2(-forest.score_samples(X)) * c
         assert np.abs(-ours.astype(np.float64) - mean_path).max() < 1e-4
-    ours, _ = iforest.score(fitted, iot.values)
+    ours, _, _ = iforest.score(fitted, iot.values)
     tau = kendalltau(ours, -forest.decision_function(iot.values)).statistic
     assert tau > 0.9999
     # the 50 injected spikes are exactly the 50 samples both rank first
@@ -259,14 +253,14 @@ def test_leaf_values_are_scikit_learns_path_lengths(forests, iot):
 
 def test_default_threshold_is_the_99th_percentile_of_normal_scores(forests, iot):
     fitted = forests["esp32"][0].detectors[NAME]
-    scores, _ = iforest.score(fitted, iot.normal)
+    scores, _, _ = iforest.score(fitted, iot.normal)
     assert fitted.scalars["threshold"] == float(np.float32(np.percentile(scores, 99)))
 
 
 def test_value_threshold_is_the_papers_anomaly_score(iot):
     fitted = train(iot, threshold="value:0.6").detectors[NAME]
     forest = sklearn_forest(fitted, iot.normal)
-    _, flags = iforest.score(fitted, iot.values)
+    _, flags, _ = iforest.score(fitted, iot.values)
     theirs = -forest.score_samples(iot.values) > 0.6
     assert (flags != theirs).sum() <= 2  # rounding at the bound only
     assert flags.sum() >= 50
@@ -277,7 +271,7 @@ def test_quality_on_the_notebooks_data(forests, iot):
 
     for target in ("esp32", "uno"):
         fitted = forests[target][0].detectors[NAME]
-        scores, _ = iforest.score(fitted, iot.values)
+        scores, _, _ = iforest.score(fitted, iot.values)
         assert average_precision_score(iot.labels, scores) > 0.99
         assert fitted.report["evaluation"]["recall"] == 1.0
 
@@ -289,7 +283,7 @@ def test_rolling_false_alarms_follow_the_spikes(forests, iot):
     from sklearn.metrics import average_precision_score
 
     fitted = forests["rolling"][0].detectors[NAME]
-    scores, flags = iforest.score(fitted, iot.values)
+    scores, flags, _ = iforest.score(fitted, iot.values)
     assert average_precision_score(iot.labels, scores) > 0.95
     assert fitted.report["evaluation"]["recall"] == 1.0
     spikes = np.flatnonzero(iot.labels)
@@ -404,33 +398,12 @@ def test_esp32_flash_figure_bounds_a_32_bit_build(forests, generated, tmp_path):
     assert rodata <= fitted.report["flash_bytes"] <= rodata + 8 * 3
 
 
-# --- generated C --------------------------------------------------------------------------
+# --- generated C (every compiler for the contract's forests: test_contract.py) -----------
 
-COMPILERS = {
-    "gcc": ["gcc", "-std=c99"],
-    "clang": ["clang", "-std=c99"],
-    "g++": ["g++", "-x", "c++", "-std=c++11"],
-    "avr-gcc": ["avr-gcc", "-std=c99", "-mmcu=atmega328p"],
-    "avr-g++": ["avr-g++", "-x", "c++", "-std=c++11", "-mmcu=atmega328p"],
-    "arm-none-eabi-gcc": ["arm-none-eabi-gcc", "-std=c99", "-mcpu=cortex-m4", "-mthumb",
-                          "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
-}
-
-
-@pytest.mark.parametrize("compiler", COMPILERS)
-def test_compiles_warning_free(generated, compiler, tmp_path):
-    command = COMPILERS[compiler]
-    assert shutil.which(command[0]), f"{command[0]} is not installed (make setup installs it)"
-    for target, path in generated.items():
-        if compiler.startswith("avr") and target != "uno":
-            continue  # refused with #error: test_esp32_forest_stops_an_avr_build
-        for source in ("use.c", "mcua_isolation_forest.c"):
-            result = subprocess.run([*command, "-Wall", "-Wextra", "-Wpedantic", "-Werror",
-                                     "-ffp-contract=off", "-Os", "-I", str(path), "-c",
-                                     str(path / source), "-o", str(tmp_path / "x.o")],
-                                    capture_output=True, text=True)
-            assert result.returncode == 0 and not result.stderr, f"{target} {source}:\n" \
-                                                                 f"{result.stderr}"
+@pytest.mark.parametrize("compiler", [c for c in COMPILERS if not c.startswith("avr")])
+@pytest.mark.parametrize("kind", ["esp32", "rolling"])
+def test_forests_beyond_the_uno_compile_warning_free(generated, kind, compiler, tmp_path):
+    compile_objects(compiler, generated[kind], tmp_path)
 
 
 def test_esp32_forest_stops_an_avr_build(generated, tmp_path):
@@ -438,15 +411,6 @@ def test_esp32_forest_stops_an_avr_build(generated, tmp_path):
                              str(generated["esp32"] / "use.c"), "-o", str(tmp_path / "x.o")],
                             capture_output=True, text=True)
     assert result.returncode and "retrain with --set isolation_forest.target=uno" in result.stderr
-
-
-def test_every_float_literal_has_an_f_suffix(generated):
-    number = re.compile(r"(?<![\w.])(\d+\.\d*(?:e[+-]?\d+)?|\d+e[+-]?\d+)(\w?)", re.I)
-    for path in generated["esp32"].iterdir():
-        if path.suffix in (".c", ".h"):
-            code = re.sub(r"/\*.*?\*/|//[^\n]*|\"[^\"\n]*\"", "", path.read_text(), flags=re.S)
-            bare = [m.group(0) for m in number.finditer(code) if m.group(2).lower() != "f"]
-            assert not bare, f"{path.name}: {bare}"
 
 
 def test_bundle_round_trip_generates_the_same_files(forests, tmp_path):

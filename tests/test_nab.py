@@ -11,8 +11,10 @@ import pytest
 from codegen.nab import benchmark as nab
 from codegen.cli import main
 from codegen.errors import UserError
+from codegen.verify.engines import PythonEngine
+from host_sim.hostlib import HostModel
 
-from conftest import NAB
+from support import NAB
 
 PUBLISHED = {"standard": 39.6, "reward_low_FP_rate": 20.9, "reward_low_FN_rate": 47.4}
 
@@ -95,7 +97,7 @@ def test_windowed_gaussian_is_reproduced(corpus):
 def test_our_streaming_zscore_on_all_58_files(corpus):
     """Strictly online, the generated C: beats Windowed Gaussian on every profile and
     reaches Twitter ADVec (47.1) on the standard one."""
-    scores = nab.run_detector(corpus, "streaming_zscore", progress=False)
+    scores = nab.run_detector(corpus, "streaming_zscore", engine=HostModel, progress=False)
     result = nab.score_corpus(corpus, scores)
     got = {p: round(r.normalised, 1) for p, r in result.items()}
     assert got["standard"] >= 47.1, got
@@ -109,10 +111,10 @@ def test_cross_validation_chooses_each_setting_without_the_files_it_scores(corpu
     small = nab.subset(corpus, {f.name for f in sorted(corpus.files,
                                                        key=lambda f: len(f.values))[:6]})
     grid = nab.settings("streaming_zscore")[:3]
-    folds, whole = nab.cross_validate(small, "streaming_zscore", grid, progress=False)
+    folds, whole = nab.cross_validate(small, "streaming_zscore", grid, engine=HostModel, progress=False)
     held = [set(fold.held_out) for fold in folds]
     assert held[0].isdisjoint(held[1]) and held[0] | held[1] == {f.name for f in small.files}
-    scores = [nab.run_detector(small, "streaming_zscore", g, progress=False) for g in grid]
+    scores = [nab.run_detector(small, "streaming_zscore", g, HostModel, progress=False) for g in grid]
     cost = small.profiles["standard"]
     chosen = {}
     for fold, files in zip(folds, held):
@@ -128,8 +130,8 @@ def test_c_and_python_engines_agree_bit_for_bit(corpus):
     for detector in ("streaming_zscore", "moving_average"):
         params = nab.NAB_PARAMS[detector]
         for f in small:
-            c = nab.raw_scores(detector, f, params, "c")
-            py = nab.raw_scores(detector, f, params, "python")
+            c = nab.raw_scores(detector, f, params, HostModel)
+            py = nab.raw_scores(detector, f, params, PythonEngine)
             assert np.array_equal(c.view(np.uint32), py.view(np.uint32)), (detector, f.name)
 
 
@@ -141,8 +143,8 @@ def test_no_look_ahead(corpus):
     other.values[m:] = np.random.default_rng(1).normal(0, 1e3, len(f.values) - m)
     other.__post_init__()
     params = nab.NAB_PARAMS["streaming_zscore"]
-    a = nab.nab_mapping(nab.raw_scores("streaming_zscore", f, params), params["decay"], 5.0)
-    b = nab.nab_mapping(nab.raw_scores("streaming_zscore", other, params), params["decay"], 5.0)
+    a = nab.nab_mapping(nab.raw_scores("streaming_zscore", f, params, HostModel), params["decay"], 5.0)
+    b = nab.nab_mapping(nab.raw_scores("streaming_zscore", other, params, HostModel), params["decay"], 5.0)
     assert np.array_equal(a[:m], b[:m]) and not np.array_equal(a[m:], b[m:])
 
 

@@ -1,10 +1,9 @@
+"""streaming_zscore's behaviour: drift followed, spikes caught, sums that stay sound (the
+detector contract: test_contract.py)."""
+
 import numpy as np
 
-from codegen.verify import compare as parity
 from codegen.detectors import streaming_zscore
-from host_sim.hostlib import HostModel
-
-from conftest import assert_parity, count_mismatches, perturbed
 
 
 def lab_literal(x, window=50, threshold=2.5, min_count=10):
@@ -45,17 +44,6 @@ def drifting_stream(n=100_000, seed=1):
     return x.astype(np.float32)[:, None], labels
 
 
-def test_parity_with_state_after_every_sample(iot_bundle, iot_host, battery):
-    assert assert_parity(iot_bundle, iot_host, battery, "streaming_zscore") >= 100_000
-
-
-def test_parity_fails_when_the_threshold_moves_one_ulp(iot_bundle):
-    # k also sets where a flagged sample enters the window, so the state must differ
-    host = HostModel(perturbed(iot_bundle, "streaming_zscore", "threshold"))
-    inputs = parity.battery(iot_bundle, 20_000)
-    assert count_mismatches(iot_bundle, host, inputs, "streaming_zscore") > 0
-
-
 def test_notebook_data_f1_per_channel_or_across_channels(iot_bundle):
     evaluation = iot_bundle.detectors["streaming_zscore"].report["evaluation"]
     assert evaluation["f1"] >= 0.95, evaluation
@@ -66,7 +54,7 @@ def test_follows_drift_where_the_lab_rule_locks_out():
     lab = lab_literal(x[:, 0])
     assert longest_run(lab) > 1000  # the lab's rule: stuck flagging once the sine moved on
     fitted = streaming_zscore.fit(x[~labels][:20_000], {}, 0, False, ["x"])
-    _, flags = streaming_zscore.score(fitted, x)
+    _, flags, _ = streaming_zscore.score(fitted, x)
     # the 30-sigma level shift is flagged for a few samples, then followed
     assert longest_run(flags) <= 10
     assert flags[labels].mean() >= 0.95  # spikes are caught
@@ -115,23 +103,9 @@ def test_long_run_statistics_stay_exact_on_a_large_offset():
     assert abs(naive_var - buffer.var()) / buffer.var() > 1  # the naive way is off by > 100%
 
 
-def test_non_finite_samples_are_flagged_and_leave_the_state_alone(iot_bundle, iot_host):
-    rng = np.random.default_rng(4)
-    X = rng.standard_normal((100, 3)).astype(np.float32)
-    X[50] = [np.nan, 0, 0]
-    X[70] = [0, np.inf, 0]
-    fitted = iot_bundle.detectors["streaming_zscore"]
-    for scores, flags, (state_f, state_i) in (
-            streaming_zscore.score(fitted, X, with_state=True),
-            iot_host.run_with_state("streaming_zscore", X)):
-        assert flags[50] and flags[70] and np.isposinf(scores[[50, 70]]).all()
-        assert np.array_equal(state_f[49], state_f[50]) and np.array_equal(state_i[49], state_i[50])
-        assert np.isfinite(state_f).all()
-
-
 def test_no_flag_before_the_minimum_count(iot):
     fitted = streaming_zscore.fit(iot.normal, {"min_count": 20}, 0, False, iot.channels)
     X = iot.normal[:40].copy()
     X[5] += 100
-    _, flags = streaming_zscore.score(fitted, X)
+    _, flags, _ = streaming_zscore.score(fitted, X)
     assert not flags[:20].any()

@@ -8,15 +8,15 @@ import pytest
 
 from codegen import bundle as bundle_mod
 from codegen.emit import render as emit
-from codegen.verify import compare as parity
 from codegen.training import thresholds
 from codegen.training import train as training
 from codegen.cli import main
-from codegen.detectors import get
+from codegen.detectors import DEFAULT, get
 from codegen.errors import UserError
+from codegen.verify.battery import battery
 from host_sim.hostlib import HostModel
 
-from conftest import ALL, assert_parity, write_csv
+from support import assert_parity, write_csv
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -82,7 +82,7 @@ def test_percentile_and_sigma_on_normal_scores():
 @pytest.mark.parametrize("detector", ["streaming_zscore", "moving_average"])
 def test_with_threshold_rederives_what_the_threshold_feeds(iot, detector):
     module = get(detector)
-    assert thresholds.feeds_state(module)
+    assert module.SPEC.threshold_feeds_state
     fitted = module.fit(iot.normal, {}, 0, False, iot.channels)
     moved = thresholds.apply(module, fitted, np.float32(7.5))
     assert moved.scalars["threshold"] == 7.5 and fitted.scalars["threshold"] != 7.5
@@ -97,7 +97,7 @@ def test_with_threshold_rederives_what_the_threshold_feeds(iot, detector):
 
 @pytest.fixture(scope="module")
 def strategy_bundles(iot):
-    return {spec: training.train(iot, ALL, {}, 0, "sensors", verbose=False, threshold=spec)
+    return {spec: training.train(iot, DEFAULT, {}, 0, "sensors", verbose=False, threshold=spec)
             for spec in ("max-f1", "recall:0.95", "precision:0.95", "sigma:4", "percentile:99.5")}
 
 
@@ -125,7 +125,7 @@ def test_headers_carry_the_chosen_threshold_and_parity_holds(strategy_bundles):
         literal = emit.c_float(fitted.scalars["threshold"])
         assert f"_THRESHOLD {literal}" in files[f"sensors_{name}.h"], name
     host = HostModel(trained)
-    inputs = parity.battery(trained, 20_000)
+    inputs = battery(trained, 20_000)
     for name in trained.detectors:
         assert_parity(trained, host, inputs, name)
 

@@ -77,7 +77,7 @@ template_context = window.template_context
 
 
 SPEC = DetectorSpec(NAME, units=("window", "streaming_zscore"), kind=Kind.STREAMING,
-                    window=window.length, mutable=("var_floor",),
+                    window=window.length, mutable=("var_floor", "threshold"),
                     describe=lambda fitted: f"W={fitted.params['window']}", default=True,
                     fit_series=fit_series,
                     threshold_feeds_state=True)  # k is also where a flagged sample is clipped

@@ -1,0 +1,146 @@
+"""Helpers every test module imports from one place: the skip policy, the compiler matrix,
+one-ulp mutations, parity on one engine, CSV writers."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codegen.verify import compare
+from codegen.verify.engines import PythonEngine
+
+ROOT = Path(__file__).resolve().parent.parent
+NAB = ROOT.parent / "shared" / "data" / "nab"
+# Set by `make test` (and so by CI), which installs everything: a missing tool is then a
+# failure, not a silent skip.
+STRICT = os.environ.get("MCUA_TESTS_STRICT") == "1"
+
+
+def require(available: bool, what: str) -> None:
+    """Skip the test when `what` is missing, or fail it under MCUA_TESTS_STRICT=1."""
+    if not available:
+        message = f"{what} is missing (`make setup` installs it)"
+        if STRICT:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def require_tool(command: str) -> None:
+    require(shutil.which(command) is not None, command)
+
+
+def require_env(env: str) -> None:
+    """The tools of one offline firmware environment (host_sim.targets)."""
+    from host_sim import targets
+
+    missing = targets.missing_tools(env)
+    require(not missing, f"{env}: {', '.join(missing)}")
+
+
+def reference(bundle, rows, flag_api=False):
+    """The reference's (scores, flags) of a firmware run over rows, each [detector, sample]."""
+    out = PythonEngine(bundle).run(np.asarray(rows, dtype=np.float32), list(bundle.detectors),
+                                   flag_api)
+    return (np.array([s.scores for s in out.values()]),
+            np.array([s.flags for s in out.values()]))
+
+
+# The generated C compiles without a warning under each of these.
+WARN = ["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-ffp-contract=off", "-Os"]
+AVR = ["-mmcu=atmega328p"]
+M4F = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
+RV32 = ["--specs=picolibc.specs", "-march=rv32imc", "-mabi=ilp32"]
+COMPILERS = {
+    "gcc": ["gcc", "-std=c99"],
+    "gcc-c11": ["gcc", "-std=c11"],
+    "clang": ["clang", "-std=c99"],
+    "g++": ["g++", "-x", "c++", "-std=c++11"],
+    "clang++": ["clang++", "-x", "c++", "-std=c++11"],
+    "avr-gcc": ["avr-gcc", "-std=c99", *AVR],
+    "avr-g++": ["avr-g++", "-x", "c++", "-std=c++11", *AVR],
+    "arm-none-eabi-gcc": ["arm-none-eabi-gcc", "-std=c99", *M4F],
+    "arm-none-eabi-g++": ["arm-none-eabi-gcc", "-x", "c++", "-std=c++11", *M4F],
+    "riscv64-unknown-elf-gcc": ["riscv64-unknown-elf-gcc", "-std=c99", *RV32],
+}
+
+
+def compile_objects(compiler: str, directory: Path, out: Path) -> list[Path]:
+    """Compile every .c file of directory with one of COMPILERS and WARN; the objects."""
+    command = COMPILERS[compiler]
+    require_tool(command[0])
+    objects = []
+    for source in sorted(directory.glob("*.c")):
+        obj = out / (source.stem + ".o")
+        result = subprocess.run([*command, *WARN, "-I", str(directory), "-c", str(source),
+                                 "-o", str(obj)], capture_output=True, text=True)
+        assert result.returncode == 0 and not result.stderr, f"{source.name}:\n{result.stderr}"
+        objects.append(obj)
+    return objects
+
+
+_NUMBER = re.compile(r"(?<![\w.])(\d+\.\d*(?:e[+-]?\d+)?|\d+e[+-]?\d+)(\w?)", re.I)
+
+
+def bare_float_literals(code: str) -> list[str]:
+    """Float literals of C code (comments and strings left out) without an f suffix."""
+    code = re.sub(r"/\*.*?\*/|//[^\n]*|\"[^\"\n]*\"", "", code, flags=re.S)
+    return [m.group(0) for m in _NUMBER.finditer(code) if m.group(2).lower() != "f"]
+
+
+def perturbed(bundle, detector, constant, index=0):
+    """A copy of bundle with one constant (an array element, every element for index None,
+    or a scalar such as the threshold) moved by one ulp towards +inf."""
+    other = copy.deepcopy(bundle)
+    fitted = other.detectors[detector]
+    if constant in fitted.scalars:
+        value = np.float32(fitted.scalars[constant])
+        fitted.scalars[constant] = float(np.nextafter(value, np.float32(np.inf)))
+    else:
+        flat = fitted.arrays[constant].reshape(-1)
+        at = slice(None) if index is None else index
+        flat[at] = np.nextafter(flat[at], np.float32(np.inf))
+    return other
+
+
+def only(bundle, *detectors):
+    """The bundle with just these detectors."""
+    return dataclasses.replace(bundle, detectors={d: bundle.detectors[d] for d in detectors})
+
+
+def assert_parity(bundle, engine, inputs, detector) -> int:
+    """Every score bit, flag and state of `detector` on the engine equals the reference's;
+    the number of inputs compared."""
+    result = compare.compare(bundle, engine, inputs, detectors=[detector])
+    assert result.results and result.ok, result.table()
+    return sum(r.inputs for r in result.results if r.detector == detector)
+
+
+def count_mismatches(bundle, engine, inputs, detector) -> int:
+    result = compare.compare(bundle, engine, inputs, detectors=[detector])
+    return sum(r.score_mismatches + r.flag_mismatches + (r.state_mismatches or 0)
+               for r in result.results)
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_labelled(path, dataset, label="is_anomaly", columns=None):
+    columns = columns or dataset.channels
+    index = [dataset.channels.index(c) for c in columns]
+    rows = [[t] + [repr(float(row[i])) for i in index] + [int(l)]
+            for t, row, l in zip(dataset.time, dataset.values, dataset.labels)]
+    return write_csv(path, ["time"] + list(columns) + [label], rows)
