@@ -11,9 +11,8 @@ never leaves half a bundle behind.
 
 from __future__ import annotations
 
+import io
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from codegen.emit.cnames import check_channel_names, check_model_name
 from codegen.detectors import get
 from codegen.detectors.base import Fitted
 from codegen.errors import UserError
-from codegen.files import swap_in
+from codegen.files import read_json, write_tree
 
 FORMAT = "mcu-anomaly-bundle"
 FORMAT_VERSION = 1
@@ -40,46 +39,44 @@ class Bundle:
     training: dict
 
 
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
 def save(bundle: Bundle, out: str | Path) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        (tmp / "arrays").mkdir()
-        detectors = {}
-        for name, fitted in bundle.detectors.items():
-            for key, array in fitted.arrays.items():
-                np.save(tmp / "arrays" / f"{name}.{key}.npy", array, allow_pickle=False)
-            for filename, data in fitted.blobs.items():
-                (tmp / "blobs").mkdir(exist_ok=True)
-                (tmp / "blobs" / filename).write_bytes(data)
-            detectors[name] = {
-                "params": fitted.params,
-                "scalars": fitted.scalars,
-                "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape)}
-                           for k, v in fitted.arrays.items()},
-                "blobs": sorted(fitted.blobs),
-                "report": fitted.report,
-            }
-        doc = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "tool_version": __version__,
-            "name": bundle.name,
-            "channels": bundle.channels,
-            "channel_mean": bundle.channel_mean,
-            "channel_std": bundle.channel_std,
-            "training": bundle.training,
-            "detectors": detectors,
+    files: dict[str, str | bytes] = {}
+    detectors = {}
+    for name, fitted in bundle.detectors.items():
+        for key, array in fitted.arrays.items():
+            files[f"arrays/{name}.{key}.npy"] = _npy(array)
+        for filename, data in fitted.blobs.items():
+            files[f"blobs/{filename}"] = data
+        detectors[name] = {
+            "params": fitted.params,
+            "scalars": fitted.scalars,
+            "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape)}
+                       for k, v in fitted.arrays.items()},
+            "blobs": sorted(fitted.blobs),
+            "report": fitted.report,
         }
-        text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        (tmp / "bundle.json").write_text(text)
-        if out.exists() and not (out / "bundle.json").is_file():
-            raise UserError(f"{out} exists and is not a bundle; choose another --out")
-        swap_in(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "name": bundle.name,
+        "channels": bundle.channels,
+        "channel_mean": bundle.channel_mean,
+        "channel_std": bundle.channel_std,
+        "training": bundle.training,
+        "detectors": detectors,
+    }
+    files["bundle.json"] = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    if out.exists() and not (out / "bundle.json").is_file():
+        raise UserError(f"{out} exists and is not a bundle; choose another --out")
+    return write_tree(out, files, dirs=("arrays",))
 
 
 def load(path: str | Path) -> Bundle:
@@ -88,10 +85,7 @@ def load(path: str | Path) -> Bundle:
     if not meta.is_file():
         raise UserError(f"{path} is not a bundle (no bundle.json); create one with "
                         f"`mcu-anomaly train ... --out {path}`")
-    try:
-        doc = json.loads(meta.read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{meta} is not valid JSON ({error}); retrain the bundle") from None
+    doc = read_json(meta, "retrain the bundle")
     if doc.get("format") != FORMAT:
         raise UserError(f"{meta} is not an mcu-anomaly bundle; retrain with `mcu-anomaly train`")
     if doc.get("format_version") != FORMAT_VERSION:

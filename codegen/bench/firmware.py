@@ -38,6 +38,7 @@ from codegen.bundle import Bundle
 from codegen.data.dataset import Dataset
 from codegen.detectors import get
 from codegen.errors import UserError
+from codegen.files import write_file
 from codegen.verify.engines import PythonEngine
 
 F32 = np.float32
@@ -209,14 +210,10 @@ def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: lis
             runs_on = [env for env in envs if only is None or env in only]
             rows += measure(bundle, runs_on, make_target, Path(tmp) / bundle.name, samples,
                             normal, judge, progress)
-    out = Path(json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.tmp")
-    staging.write_text(json.dumps({"tool_version": __version__, "samples": samples,
-                                   "rows": rows,
-                                   "autoencoder_memory": autoencoder_memory(bundles, rows)},
-                                  indent=2) + "\n")
-    staging.replace(out)
+    write_file(json_out, json.dumps({"tool_version": __version__, "samples": samples,
+                                     "rows": rows,
+                                     "autoencoder_memory": autoencoder_memory(bundles, rows)},
+                                    indent=2) + "\n")
     return rows
 
 

@@ -6,8 +6,6 @@ file and a rename, so a failure leaves no half-written header behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import jinja2
@@ -18,6 +16,7 @@ from codegen.bundle import Bundle
 from codegen.emit.cnames import check_model_name
 from codegen.detectors import get
 from codegen.errors import UserError
+from codegen.files import write_file
 from codegen.emit.literals import c_float
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -79,15 +78,8 @@ def detector_calls(bundle: Bundle) -> list[dict]:
 
 
 def write(files: dict[str, str], out: str | Path) -> list[Path]:
+    """Write each file into directory out (made if needed), each one whole or not at all."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a directory; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for filename, text in sorted(files.items()):
-        fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", dir=out)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, out / filename)
-        written.append(out / filename)
-    return written
+    return [write_file(out / filename, text) for filename, text in sorted(files.items())]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from codegen.errors import UserError
+from codegen.files import read_json, write_file
 from codegen.evaluate.evaluation import Evaluation
 
 MAX_POINTS = 20_000  # per line trace; longer series are thinned (flags always kept)
@@ -216,11 +215,7 @@ def load_bench(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise UserError(f"bench file {path} does not exist; run `mcu-anomaly bench` first or "
                         f"leave out --bench")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path} is not valid JSON ({error})") from None
-    return bench_rows(doc)
+    return bench_rows(read_json(path, "run `mcu-anomaly bench` again"))
 
 
 def _find(row: dict, *words) -> str | None:
@@ -338,19 +333,6 @@ def render(ev: Evaluation, bench: list[dict] | None = None, title: str | None = 
 
 def write(text: str, out: str | Path) -> Path:
     """Write atomically: a temporary file beside the target, then a rename."""
-    out = Path(out)
-    if out.exists() and out.is_dir():
+    if Path(out).is_dir():
         raise UserError(f"{out} is a directory; give a file name such as build/report.html")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    return write_file(out, text)

@@ -10,8 +10,6 @@ sample and detector; host_sim builds it with PlatformIO and runs it in simavr or
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ import numpy as np
 from codegen.emit import render as emit
 from codegen.bundle import Bundle
 from codegen.errors import UserError
-from codegen.files import swap_in
+from codegen.files import write_tree
 
 F32 = np.float32
 FIRMWARE_HEADER = "mcua_firmware.h"  # marks a directory as generated firmware sources
@@ -73,12 +71,4 @@ def write(files: dict[str, str], out: str | Path) -> Path:
                                                or (out / FIRMWARE_HEADER).is_file())):
         raise UserError(f"{out} is not empty and holds no generated firmware sources "
                         f"({FIRMWARE_HEADER}); choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for name, text in files.items():
-            (staging / name).write_text(text)
-        swap_in(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out
+    return write_tree(out, files)
