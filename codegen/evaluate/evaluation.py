@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import (average_precision_score, confusion_matrix,
-                             precision_recall_curve, precision_recall_fscore_support,
-                             roc_auc_score, roc_curve)
+from sklearn.metrics import (average_precision_score, precision_recall_curve, roc_auc_score,
+                             roc_curve)
 
 from codegen.bundle import Bundle
 from codegen.data.dataset import LABEL_COLUMNS, TIME_COLUMNS, Dataset, load_csv
 from codegen.detectors import get
 from codegen.errors import UserError
+from codegen.evaluate.metrics import events, point_metrics
 
 BASELINE = "sklearn_iforest"
 SWEEP_POINTS = 60
@@ -102,17 +102,6 @@ def load_labelled(path: str | Path, bundle: Bundle, label_column: str | None = N
     return load_csv(path, list(bundle.channels), label, time)
 
 
-def _events(labels: np.ndarray, flags: np.ndarray) -> list[dict]:
-    edges = np.diff(np.r_[0, labels.astype(np.int8), 0])
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-    out = []
-    for start, end in zip(starts, ends):
-        hits = np.flatnonzero(flags[start:end + 1])
-        out.append({"start": int(start), "end": int(end), "caught": bool(len(hits)),
-                    "delay": int(hits[0]) if len(hits) else None})
-    return out
-
-
 def _finite(scores: np.ndarray) -> np.ndarray:
     """Scores for the curves: +Inf (a NaN/Inf sample) becomes just above the largest finite."""
     s = np.asarray(scores, dtype=np.float64)
@@ -126,22 +115,21 @@ def measure(name: str, scores: np.ndarray, flags: np.ndarray, threshold: float,
     labels = np.asarray(labels, dtype=bool)
     flags = np.asarray(flags, dtype=bool)
     s = _finite(scores)
-    p, r, f1, _ = precision_recall_fscore_support(labels, flags, average="binary",
-                                                  zero_division=0)
-    (tn, fp), (fn, tp) = confusion_matrix(labels, flags, labels=[False, True])
+    point = point_metrics(flags, labels)
+    tn, fp, fn, tp = (point[k] for k in ("tn", "fp", "fn", "tp"))
     both = labels.any() and not labels.all()
     precision, recall, pr_thresholds = precision_recall_curve(labels, s)
     fpr, tpr, _ = roc_curve(labels, s) if both else (np.array([0, 1]), np.array([0, 1]), None)
-    events = _events(labels, flags)
-    delays = [e["delay"] for e in events if e["caught"]]
+    spans = events(labels, flags)
+    delays = [e["delay"] for e in spans if e["caught"]]
     metrics = {
-        "precision": float(p), "recall": float(r), "f1": float(f1),
+        "precision": point["precision"], "recall": point["recall"], "f1": point["f1"],
         "false_alarm_rate": float(fp / (fp + tn)) if fp + tn else 0.0,
         "missed_alarm_rate": float(fn / (fn + tp)) if fn + tp else 0.0,
         "pr_auc": float(average_precision_score(labels, s)),
         "roc_auc": float(roc_auc_score(labels, s)) if both else float("nan"),
-        "events": len(events), "events_caught": sum(e["caught"] for e in events),
-        "event_recall": (sum(e["caught"] for e in events) / len(events)) if events else 0.0,
+        "events": len(spans), "events_caught": sum(e["caught"] for e in spans),
+        "event_recall": (sum(e["caught"] for e in spans) / len(spans)) if spans else 0.0,
         "mean_delay": float(np.mean(delays)) if delays else None,
         "max_delay": int(max(delays)) if delays else None,
     }
@@ -156,7 +144,7 @@ def measure(name: str, scores: np.ndarray, flags: np.ndarray, threshold: float,
              "recall": recall[:-1][keep], "f1": f1_curve[:-1][keep]}
     return DetectorResult(name, float(threshold), np.asarray(scores, dtype=np.float64), flags,
                           host_only, metrics, [[int(tn), int(fp)], [int(fn), int(tp)]],
-                          (recall, precision), (fpr, tpr), sweep, events)
+                          (recall, precision), (fpr, tpr), sweep, spans)
 
 
 def iforest_baseline(X: np.ndarray, window: int = 50, seed: int = 42):

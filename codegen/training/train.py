@@ -5,31 +5,26 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from sklearn.metrics import precision_recall_fscore_support
 
 from codegen.bundle import Bundle
 from codegen.emit.cnames import check_channel_names, check_model_name
 from codegen.data.dataset import Dataset
 from codegen.detectors import get
 from codegen.errors import UserError
+from codegen.evaluate.metrics import point_metrics
 from codegen.training import thresholds
 
 
 def evaluate(flags: np.ndarray, labels: np.ndarray) -> dict:
-    """Point-wise precision, recall, F1 and the confusion counts of flags against labels."""
-    p, r, f1, _ = precision_recall_fscore_support(labels, flags, average="binary",
-                                                  zero_division=0)
-    return {"precision": round(float(p), 6), "recall": round(float(r), 6),
-            "f1": round(float(f1), 6),
-            "tp": int((flags & labels).sum()), "fp": int((flags & ~labels).sum()),
-            "fn": int((~flags & labels).sum()), "tn": int((~flags & ~labels).sum())}
+    """Point-wise precision, recall, F1 (to 6 decimals, for the bundle's report) and the
+    confusion counts of flags against labels."""
+    m = point_metrics(flags, labels)
+    return {**m, **{k: round(m[k], 6) for k in ("precision", "recall", "f1")}}
 
 
 def _metrics(flags: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    tp = int((flags & labels).sum())
-    fp = int((flags & ~labels).sum())
-    fn = int((~flags & labels).sum())
-    return (tp / (tp + fp) if tp + fp else 0.0), (tp / (tp + fn) if tp + fn else 0.0)
+    m = point_metrics(flags, labels)
+    return m["precision"], m["recall"]
 
 
 def select(module, fitted, spec: str, X: np.ndarray, labels: np.ndarray, rounds: int = 6):
