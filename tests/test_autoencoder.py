@@ -30,9 +30,22 @@ for _module in ("tensorflow", "tflite_micro"):
                     allow_module_level=True)
 
 from codegen.tflite import arena as tflm_arena  # noqa: E402
+from codegen.tflite.errors import NotInt8ModelError  # noqa: E402
+from codegen.tflite.flatbuffer import extract_network  # noqa: E402
+from codegen.tflite.quantize import quantize, quantize_multiplier  # noqa: E402
+from codegen.tflite.quiet import quiet  # noqa: E402
+from codegen.tflite.runners import numpy_int8_network  # noqa: E402
 from codegen.emit import render as emit  # noqa: E402
 from codegen.emit import floatkeys  # noqa: E402
+from codegen.emit.literals import c_float  # noqa: E402
 from codegen.detectors import autoencoder as ae  # noqa: E402
+from codegen.detectors.autoencoder import training  # noqa: E402
+from codegen.detectors.autoencoder.params import (  # noqa: E402
+    AutoencoderConfigError, BundleMismatchError, ConstantChannelError, InsufficientDataError,
+    NonFiniteInputError, UnsupportedLayerError, check_params)
+from codegen.detectors.autoencoder.pipeline import (  # noqa: E402
+    network_int8, score_windows, sliding_windows, standardise)
+from codegen.detectors.autoencoder.stored import BLOB_ARENA, BLOB_MODEL, network_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "codegen" / "runtime"
@@ -219,7 +232,7 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 def mismatches(lib, fitted, windows) -> int:
     """Windows whose C score bits or flag differ from the Python/TFLite Micro reference."""
-    ref_s, ref_f = ae.score_windows(fitted, windows)
+    ref_s, ref_f = score_windows(fitted, windows)
     s, f = c_score(lib, windows)
     return int(np.count_nonzero((ref_s.view(np.uint32) != s.view(np.uint32)) | (ref_f != f)))
 
@@ -228,7 +241,7 @@ def real_windows(window: int) -> np.ndarray:
     """Sliding windows of every realKnownCause series (raw values)."""
     out = []
     for path in sorted((NAB / "realKnownCause").glob("*.csv")):
-        out.append(ae.sliding_windows(load_series(path), window))
+        out.append(sliding_windows(load_series(path), window))
     return np.concatenate(out)
 
 
@@ -277,7 +290,7 @@ def lib(fitted, tmp_path_factory):
 # training, conversion, arena
 
 def test_defaults_are_the_lab_architecture():
-    p = ae.check_params({})
+    p = check_params({})
     assert p["window"] == 20 and p["hidden"] == [8, 4, 8] and p["activation"] == "relu"
     assert p["threshold"] == "percentile:99" and p["channel"] == 0
     assert ae.NAME == "autoencoder" and set(ae.DEFAULTS) == set(p)
@@ -294,13 +307,13 @@ def test_fit_report(fitted):
     assert fitted.scalars["arena_size"] == a["emitted"]
     lt = r["litert_vs_tflm"]
     assert "error" not in lt, lt
-    assert lt["random_int8_windows"]["values"] == ae.LITERT_RANDOM_WINDOWS * 20
+    assert lt["random_int8_windows"]["values"] == training.LITERT_RANDOM_WINDOWS * 20
     # JSON-able, float32 scalars exact
     json.dumps(fitted.params), json.dumps(fitted.scalars), json.dumps(r)
     for k in ("mean", "std", "input_scale", "output_scale", "threshold"):
         v = fitted.scalars[k]
         assert isinstance(v, float) and float(np.float32(v)) == v
-    assert set(fitted.blobs) == {ae.BLOB_MODEL, ae.BLOB_ARENA}
+    assert set(fitted.blobs) == {BLOB_MODEL, BLOB_ARENA}
     assert fitted.arrays["validation_scores"].dtype == np.float32
 
 
@@ -312,17 +325,17 @@ def test_threshold_is_the_percentile_of_validation_scores(fitted):
 
 def test_sigma_threshold():
     v = np.float32([0.1, 0.2, 0.3, 0.4])
-    t = ae._threshold(v, "sigma:2")
+    t = training._threshold(v, "sigma:2")
     assert t == np.float32(v.astype(np.float64).mean() + 2 * v.astype(np.float64).std())
 
 
 def test_same_data_and_seed_give_identical_tflite(machine):
-    p = ae.check_params({"epochs": 2})
+    p = check_params({"epochs": 2})
     x = machine[:600]
-    z = ae.standardise(ae.sliding_windows(x, 20), np.float32(x.mean()), np.float32(x.std()))
-    a = ae._train_and_convert(p, z[:500], z[500:], 3, False)[0]
-    b = ae._train_and_convert(p, z[:500], z[500:], 3, False)[0]
-    c = ae._train_and_convert(p, z[:500], z[500:], 4, False)[0]
+    z = standardise(sliding_windows(x, 20), np.float32(x.mean()), np.float32(x.std()))
+    a = training._train_and_convert(p, z[:500], z[500:], 3, False)[0]
+    b = training._train_and_convert(p, z[:500], z[500:], 3, False)[0]
+    c = training._train_and_convert(p, z[:500], z[500:], 4, False)[0]
     assert a == b
     assert a != c
 
@@ -330,50 +343,50 @@ def test_same_data_and_seed_give_identical_tflite(machine):
 def test_load_round_trip(fitted, machine):
     again = ae.load(fitted.params, fitted.scalars, fitted.arrays, fitted.blobs)
     X = machine[N_NORMAL:N_NORMAL + 500].reshape(-1, 1)
-    s1, f1 = ae.score(fitted, X)
-    s2, f2 = ae.score(again, X)
+    s1, f1, _ = ae.score(fitted, X)
+    s2, f2, _ = ae.score(again, X)
     assert same_bits(s1, s2) and np.array_equal(f1, f2)
     assert ae.template_context(again) == ae.template_context(fitted)
 
 
 def test_load_rejects_mismatched_scalars(fitted):
     bad = dict(fitted.scalars, input_zero_point=fitted.scalars["input_zero_point"] + 1)
-    with pytest.raises(ae.BundleMismatchError, match="re-run training"):
+    with pytest.raises(BundleMismatchError, match="re-run training"):
         ae.load(fitted.params, bad, fitted.arrays, fitted.blobs)
-    with pytest.raises(ae.BundleMismatchError, match="re-run training"):
+    with pytest.raises(BundleMismatchError, match="re-run training"):
         ae.load(fitted.params, fitted.scalars, fitted.arrays, {})
 
 
 def test_score_stream(fitted, machine):
     X = np.stack([machine[:300], np.zeros(300, np.float32)], axis=1)
-    s, f = ae.score(fitted, X)
+    s, f, _ = ae.score(fitted, X)
     assert s.dtype == np.float32 and f.dtype == bool and s.shape == (300,)
     assert not s[:19].any() and not f[:19].any()
-    ref_s, ref_f = ae.score_windows(fitted, ae.sliding_windows(machine[:300], 20))
+    ref_s, ref_f = score_windows(fitted, sliding_windows(machine[:300], 20))
     assert same_bits(s[19:], ref_s) and np.array_equal(f[19:], ref_f)
-    s, f = ae.score(fitted, X[:10])
+    s, f, _ = ae.score(fitted, X[:10])
     assert s.shape == (10,) and not s.any()
 
 
 def test_anomalies_score_higher(fitted, machine):
     """Sanity, not parity: the known failure period scores above the normal start."""
-    s, _ = ae.score(fitted, machine.reshape(-1, 1))
+    s, _, _ = ae.score(fitted, machine.reshape(-1, 1))
     assert np.median(s[N_NORMAL + 1000:]) > np.median(s[20:N_NORMAL])
 
 
 def test_quantize_multiplier_like_tflite():
-    assert ae.quantize_multiplier(0.5) == (1 << 30, 0)
-    assert ae.quantize_multiplier(0.25) == (1 << 30, -1)
-    assert ae.quantize_multiplier(1.0) == (1 << 30, 1)
-    assert ae.quantize_multiplier(0.0) == (0, 0)
-    assert ae.quantize_multiplier(2.0 ** -40) == (0, 0)
+    assert quantize_multiplier(0.5) == (1 << 30, 0)
+    assert quantize_multiplier(0.25) == (1 << 30, -1)
+    assert quantize_multiplier(1.0) == (1 << 30, 1)
+    assert quantize_multiplier(0.0) == (0, 0)
+    assert quantize_multiplier(2.0 ** -40) == (0, 0)
     # just below 1.0: q rounds up to 2^31 and carries into the shift
-    assert ae.quantize_multiplier(1.0 - 2.0 ** -40) == (1 << 30, 1)
+    assert quantize_multiplier(1.0 - 2.0 ** -40) == (1 << 30, 1)
 
 
 def test_arena_probe_survives_a_segfaulting_size(fitted, tmp_path):
     path = tmp_path / "m.tflite"
-    path.write_bytes(fitted.blobs[ae.BLOB_MODEL])
+    path.write_bytes(fitted.blobs[BLOB_MODEL])
     p = tflm_arena.probe(str(path), 64)
     assert not p.ok and p.outcome != "ok"
     m = fitted.report["arena"]["minimum"]
@@ -392,16 +405,16 @@ def test_constants_round_trip_and_alignment(fitted, lib):
     want = np.float32([s["mean"], s["std"], s["input_scale"], s["output_scale"], s["threshold"]])
     assert same_bits(f[:5], want) and same_bits(f[5:], want)
     assert list(i) == [s["input_zero_point"], s["output_zero_point"], s["arena_size"],
-                       len(fitted.blobs[ae.BLOB_MODEL]), 1, 20]
+                       len(fitted.blobs[BLOB_MODEL]), 1, 20]
     addr = lib.h_tflite()
     assert addr % 16 == 0
-    blob = fitted.blobs[ae.BLOB_MODEL]
+    blob = fitted.blobs[BLOB_MODEL]
     assert ctypes.string_at(addr, len(blob)) == blob
 
 
 def test_c_float_literals_round_trip():
     for v in [0.1, 1e-30, 3.4028235e38, 1.0, 100.0, 1e10, 1.17549435e-38, 1e-45, 0.0, -2.5]:
-        lit = ae.c_float(v)
+        lit = c_float(v)
         assert lit.endswith("f") and ("." in lit or "e" in lit)
         assert np.float32(lit[:-1]) == np.float32(v)
 
@@ -411,28 +424,28 @@ def test_random_int8_windows(fitted, lib):
     q = rng.integers(-128, 128, size=(40_000, 20)).astype(np.int8)
     q[:20] = np.int8(-128)
     q[20:40] = np.int8(127)
-    ref = ae.network_int8(fitted, q)
+    ref = network_int8(fitted, q)
     out = c_invoke(lib, q)
     assert np.array_equal(out, ref)
-    assert np.array_equal(ae.numpy_int8_network(ae.network_of(fitted), q), ref)
+    assert np.array_equal(numpy_int8_network(network_of(fitted), q), ref)
 
 
 def test_real_windows(fitted, lib):
     windows = real_windows(20)
     assert windows.shape[0] >= 60_000
-    ref_s, ref_f = ae.score_windows(fitted, windows)
+    ref_s, ref_f = score_windows(fitted, windows)
     s, f = c_score(lib, windows)
     assert same_bits(s, ref_s)
     assert np.array_equal(f, ref_f)
     assert ref_f.any() and not ref_f.all()
     # and the int8 path in between
-    net = ae.network_of(fitted)
-    z = ae.standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
-    q_ref = ae.quantize(z, net.input_scale, net.input_zero_point)
+    net = network_of(fitted)
+    z = standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
+    q_ref = quantize(z, net.input_scale, net.input_zero_point)
     q = np.empty_like(q_ref)
     assert lib.h_quantize_input(windows.reshape(-1), windows.shape[0], q.reshape(-1)) == len(q)
     assert np.array_equal(q, q_ref)
-    assert np.array_equal(c_invoke(lib, q), ae.network_int8(fitted, q))
+    assert np.array_equal(c_invoke(lib, q), network_int8(fitted, q))
 
 
 def step_windows(fitted):
@@ -453,9 +466,9 @@ def test_input_steps_quantise_like_the_float_pipeline(fitted, lib):
     """The C quantises through the steps (integer comparisons); on each step's reading and
     the float below it, that equals standardising and quantising in float32."""
     windows = step_windows(fitted)
-    net = ae.network_of(fitted)
-    z = ae.standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
-    ref = ae.quantize(z, net.input_scale, net.input_zero_point)
+    net = network_of(fitted)
+    z = standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
+    ref = quantize(z, net.input_scale, net.input_zero_point)
     assert np.array_equal(c_quantize_input(lib, windows), ref)
     assert len(np.unique(ref)) == 256  # every level, reached at its step and not before
 
@@ -465,21 +478,21 @@ def test_a_step_moved_one_float_is_caught(fitted, tmp_path):
         ctx["input_steps"][100] += 1
     bad = compile_shared(tmp_path / "perturbed", render(fitted, mutate))
     windows = step_windows(fitted)
-    net = ae.network_of(fitted)
-    z = ae.standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
-    ref = ae.quantize(z, net.input_scale, net.input_zero_point)
+    net = network_of(fitted)
+    z = standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
+    ref = quantize(z, net.input_scale, net.input_zero_point)
     assert (c_quantize_input(bad, windows) != ref).sum() == 1
 
 
 def test_saturating_windows(fitted, lib):
     windows = saturating_windows(fitted, 20_000, np.random.default_rng(2))
-    net = ae.network_of(fitted)
-    z = ae.standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
-    q = ae.quantize(z, net.input_scale, net.input_zero_point)
+    net = network_of(fitted)
+    z = standardise(windows, fitted.scalars["mean"], fitted.scalars["std"])
+    q = quantize(z, net.input_scale, net.input_zero_point)
     assert (q == -128).mean() > 0.1 and (q == 127).mean() > 0.1
-    y = ae.network_int8(fitted, q)
+    y = network_int8(fitted, q)
     assert (y == -128).any() or (y == 127).any()
-    ref_s, ref_f = ae.score_windows(fitted, windows)
+    ref_s, ref_f = score_windows(fitted, windows)
     s, f = c_score(lib, windows)
     assert same_bits(s, ref_s)
     assert np.array_equal(f, ref_f)
@@ -488,7 +501,7 @@ def test_saturating_windows(fitted, lib):
 
 
 def test_quantize_matches_on_midpoints_and_rails(fitted, lib):
-    net = ae.network_of(fitted)
+    net = network_of(fitted)
     scale = net.input_scale
     k = np.arange(-300, 301, dtype=np.float32)
     z = np.concatenate([(k + np.float32(0.5)) * scale, k * scale,
@@ -498,7 +511,7 @@ def test_quantize_matches_on_midpoints_and_rails(fitted, lib):
                         np.float32([np.inf, -np.inf, 3e38, -3e38, 0.0, -0.0])]).astype(np.float32)
     q = np.empty(z.size, np.int8)
     lib.h_quantize(z, z.size, q)
-    ref = ae.quantize(z, scale, net.input_zero_point)
+    ref = quantize(z, scale, net.input_zero_point)
     assert np.array_equal(q, ref)
     # the TFLite definition on finite values: std::round(z / scale) + zp, clamped
     finite = np.abs(z) < 1e30
@@ -510,10 +523,10 @@ def test_quantize_matches_on_midpoints_and_rails(fitted, lib):
 def test_score_output_path_equals_score(fitted, lib, machine):
     """The TFLite Micro path (quantize_input -> TFLM -> score_output) gives the
     plain-C engine's numbers."""
-    windows = ae.sliding_windows(machine[:3000], 20)
+    windows = sliding_windows(machine[:3000], 20)
     q = np.empty((windows.shape[0], 20), np.int8)
     lib.h_quantize_input(windows.reshape(-1), windows.shape[0], q.reshape(-1))
-    y = ae.network_int8(fitted, q)
+    y = network_int8(fitted, q)
     s = np.empty(windows.shape[0], np.float32)
     f = np.empty(windows.shape[0], np.uint8)
     lib.h_score_output(windows.reshape(-1), y.reshape(-1), windows.shape[0], s, f)
@@ -538,13 +551,13 @@ def test_odd_layer_count_and_per_tensor_layer(machine, tmp_path):
     per tensor (float32 scale product) rather than per channel."""
     f = ae.fit(machine[:N_NORMAL].reshape(-1, 1), {"epochs": 2, "hidden": [6, 1], "window": 12},
                seed=3, verbose=False)
-    net = ae.network_of(f)
+    net = network_of(f)
     assert [layer.per_channel for layer in net.layers] == [True, False, True]
     assert net.scratch_sizes == (12, 6)
     lib = compile_shared(tmp_path, render(f))
     q = np.random.default_rng(4).integers(-128, 128, size=(20_000, 12)).astype(np.int8)
-    assert np.array_equal(c_invoke(lib, q), ae.network_int8(f, q))
-    windows = ae.sliding_windows(machine, 12)
+    assert np.array_equal(c_invoke(lib, q), network_int8(f, q))
+    windows = sliding_windows(machine, 12)
     assert mismatches(lib, f, windows) == 0
 
 
@@ -564,7 +577,7 @@ def test_perturbed_multiplier_is_caught(fitted, tmp_path):
     bad = compile_shared(tmp_path / "perturbed", render(fitted, mutate))
     rng = np.random.default_rng(5)
     q = rng.integers(-128, 128, size=(5_000, 20)).astype(np.int8)
-    assert not np.array_equal(c_invoke(bad, q), ae.network_int8(fitted, q))
+    assert not np.array_equal(c_invoke(bad, q), network_int8(fitted, q))
 
 
 # ---------------------------------------------------------------------------
@@ -585,7 +598,7 @@ def test_host_compilers(fitted, tmp_path, cc, std, lang):
     lib = compile_shared(tmp_path, render(fitted), cc=cc, std=std, lang=lang)
     rng = np.random.default_rng(3)
     q = rng.integers(-128, 128, size=(2_000, 20)).astype(np.int8)
-    assert np.array_equal(c_invoke(lib, q), ae.network_int8(fitted, q))
+    assert np.array_equal(c_invoke(lib, q), network_int8(fitted, q))
     assert lib.h_tflite() % 16 == 0
 
 
@@ -627,12 +640,12 @@ def test_version_guard_stops_a_mismatched_runtime(fitted, tmp_path):
 # bad input: each a ValueError subclass naming the problem and the fix
 
 def test_window_longer_than_data():
-    with pytest.raises(ae.InsufficientDataError, match=r"window 20 is longer than the data \(10 rows\).*shorter window"):
+    with pytest.raises(InsufficientDataError, match=r"window 20 is longer than the data \(10 rows\).*shorter window"):
         ae.fit(np.ones((10, 1), np.float32), {}, seed=0, verbose=False)
 
 
 def test_too_few_normal_windows(machine):
-    with pytest.raises(ae.InsufficientDataError, match=r"too few normal windows.*supply at least \d+ normal rows"):
+    with pytest.raises(InsufficientDataError, match=r"too few normal windows.*supply at least \d+ normal rows"):
         ae.fit(machine[:200].reshape(-1, 1), {}, seed=0, verbose=False)
 
 
@@ -640,42 +653,42 @@ def test_too_few_normal_windows(machine):
 def test_nonfinite_training_data(machine, bad):
     x = machine[:1000].copy()
     x[123] = bad
-    with pytest.raises(ae.NonFiniteInputError, match=r"NaN/Inf.*row 123.*drop or interpolate"):
+    with pytest.raises(NonFiniteInputError, match=r"NaN/Inf.*row 123.*drop or interpolate"):
         ae.fit(x.reshape(-1, 1), {}, seed=0, verbose=False)
 
 
 def test_nonfinite_scoring_data_is_flagged(fitted, machine, lib):
     x = machine[:100].copy()
     x[42] = np.nan
-    scores, flags = ae.score(fitted, x.reshape(-1, 1))
+    scores, flags, _ = ae.score(fitted, x.reshape(-1, 1))
     hit = np.arange(42, 42 + 20)  # every window holding row 42
     assert np.isposinf(scores[hit]).all() and flags[hit].all()
     assert np.isfinite(scores[62:]).all()
-    w = ae.sliding_windows(x, 20)
-    py_s, py_f = ae.score_windows(fitted, w)
+    w = sliding_windows(x, 20)
+    py_s, py_f = score_windows(fitted, w)
     c_s, c_f = c_score(lib, w)
     assert same_bits(py_s, c_s) and np.array_equal(py_f, c_f)
 
 
 def test_constant_channel():
-    with pytest.raises(ae.ConstantChannelError, match="constant.*another channel"):
+    with pytest.raises(ConstantChannelError, match="constant.*another channel"):
         ae.fit(np.full((1000, 1), 3.0, np.float32), {}, seed=0, verbose=False)
 
 
 def test_unsupported_layer_choices_fail_before_training():
-    with pytest.raises(ae.UnsupportedLayerError, match="tanh.*use activation 'relu'"):
-        ae.check_params({"activation": "tanh"})
-    with pytest.raises(ae.UnsupportedLayerError, match="hidden"):
-        ae.check_params({"hidden": []})
-    with pytest.raises(ae.UnsupportedLayerError, match="width"):
-        ae.check_params({"hidden": [8, 0, 8]})
-    with pytest.raises(ae.AutoencoderConfigError, match="unknown.*spelling"):
-        ae.check_params({"epoch": 3})
+    with pytest.raises(UnsupportedLayerError, match="tanh.*use activation 'relu'"):
+        check_params({"activation": "tanh"})
+    with pytest.raises(UnsupportedLayerError, match="hidden"):
+        check_params({"hidden": []})
+    with pytest.raises(UnsupportedLayerError, match="width"):
+        check_params({"hidden": [8, 0, 8]})
+    with pytest.raises(AutoencoderConfigError, match="unknown.*spelling"):
+        check_params({"epoch": 3})
     with pytest.raises(UserError, match="percentile:P"):
-        ae.check_params({"threshold": "p99"})
-    with pytest.raises(ae.AutoencoderConfigError, match="channel 3 does not exist"):
+        check_params({"threshold": "p99"})
+    with pytest.raises(AutoencoderConfigError, match="channel 3 does not exist"):
         ae.fit(np.ones((1000, 2), np.float32), {"channel": 3}, seed=0, verbose=False)
-    assert issubclass(ae.UnsupportedLayerError, ValueError)
+    assert issubclass(UnsupportedLayerError, ValueError)
 
 
 def test_model_not_int8_end_to_end(tmp_path):
@@ -688,18 +701,18 @@ def test_model_not_int8_end_to_end(tmp_path):
     conv = tf.lite.TFLiteConverter.from_keras_model(m)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(50))
-    with ae._quiet(True):
+    with quiet(True):
         float_io = conv.convert()            # int8 inside, float32 in and out
         conv2 = tf.lite.TFLiteConverter.from_keras_model(m)
         plain_float = conv2.convert()        # no quantisation at all
     for blob in (float_io, plain_float):
-        with pytest.raises(ae.NotInt8ModelError, match=r"not int8 end to end.*inference_input_type=tf.int8"):
-            ae.extract_network(blob)
-    with pytest.raises(ae.NotInt8ModelError, match="not a readable .tflite"):
-        ae.extract_network(b"not a model")
+        with pytest.raises(NotInt8ModelError, match=r"not int8 end to end.*inference_input_type=tf.int8"):
+            extract_network(blob, BLOB_MODEL)
+    with pytest.raises(NotInt8ModelError, match="not a readable .tflite"):
+        extract_network(b"not a model", BLOB_MODEL)
 
 
 def test_arena_search_finds_nothing_below_cap(fitted):
     with pytest.raises(tflm_arena.ArenaSearchError, match=r"arena of 1024 bytes.*Raise the cap"):
-        tflm_arena.find_arena(fitted.blobs[ae.BLOB_MODEL], cap=1024)
+        tflm_arena.find_arena(fitted.blobs[BLOB_MODEL], cap=1024)
     assert issubclass(tflm_arena.ArenaSearchError, ValueError)

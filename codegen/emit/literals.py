@@ -15,3 +15,12 @@ def c_float(value) -> str:
         text += ".0"
     assert np.float32(text).tobytes() == f.tobytes(), text
     return text + "f"
+
+
+def c_int(v: int) -> str:
+    """A C literal of an int32 value; INT32_MIN as an expression (2147483648 alone would be
+    a wider type)."""
+    v = int(v)
+    if v == -2**31:
+        return "(-2147483647 - 1)"
+    return str(v)

@@ -42,8 +42,8 @@ emitted arena size is::
   ``RecordingMicroInterpreter`` / ``arena_used_bytes()``.
 
 This file imports only the standard library at module level and is also run
-as a script (``python tflm_arena.py --probe MODEL SIZE [--report]``) for the
-subprocess tries; ``python tflm_arena.py MODEL.tflite`` prints a full search.
+as a script (``python arena.py --probe MODEL SIZE [--report]``) for the
+subprocess tries; ``python arena.py MODEL.tflite`` prints a full search.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ DEFAULT_CAP = 1 << 20
 PROBE_TIMEOUT_S = 60.0
 
 
-try:  # imported as codegen.tflm_arena: errors the CLI reports cleanly
+try:  # imported as codegen.tflite.arena: errors the CLI reports cleanly
     from codegen.errors import UserError as _ErrorBase
 except ImportError:  # run as a script (the probe child)
     _ErrorBase = ValueError

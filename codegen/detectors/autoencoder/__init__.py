@@ -1,0 +1,37 @@
+"""Tiny dense int8 autoencoder: Keras training, full-integer TFLite conversion,
+TensorFlow Lite Micro reference inference, and everything the generated C
+needs to reproduce it bit for bit.
+
+This module is the detector's interface (codegen/detectors/base.py); the parts:
+
+    params.py    its parameters, their checks, and its errors
+    pipeline.py  the device pipeline in numpy (the reference the C must match) and scoring
+    stored.py    its blobs read back: the parsed network, TFLite Micro on it, load()
+    training.py  fit(): Keras training, int8 conversion, arena, threshold
+    template.py  the variables of templates/autoencoder.h.j2
+
+What is not specific to this detector (the .tflite parser, TFLite's quantisation
+arithmetic, the TFLite Micro / LiteRT / numpy runners, the Keras conversion and the
+arena search) is in codegen/tflite.  LiteRT (ai-edge-litert) is run on the same int8
+inputs for information only: it rounds once instead of twice and differs from TFLite
+Micro by a few LSB.
+"""
+
+from codegen.detectors.autoencoder.params import DEFAULTS, NAME
+from codegen.detectors.autoencoder.pipeline import score
+from codegen.detectors.autoencoder.stored import load
+from codegen.detectors.autoencoder.template import template_context
+from codegen.detectors.autoencoder.training import fit
+from codegen.detectors.base import DetectorSpec, Fitted, Kind
+
+__all__ = ["NAME", "DEFAULTS", "SPEC", "fit", "score", "template_context", "load"]
+
+
+def describe(fitted: Fitted) -> str:
+    window = fitted.scalars["window"]
+    return "-".join(str(n) for n in [window, *fitted.params["hidden"], window])
+
+
+SPEC = DetectorSpec(NAME, units=("autoencoder",), kind=Kind.WINDOWED,
+                    window=lambda fitted: fitted.scalars["window"], mutable=("std",),
+                    describe=describe, load=load)

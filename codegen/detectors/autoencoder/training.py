@@ -1,0 +1,226 @@
+"""Training on normal data: the Keras dense autoencoder, its int8 conversion, the TFLite
+Micro arena, the threshold on the validation windows, and the LiteRT comparison."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+
+import numpy as np
+
+from codegen.detectors.autoencoder.params import (AutoencoderConfigError, AutoencoderError,
+                                                  ConstantChannelError, InsufficientDataError,
+                                                  NonFiniteInputError, check_params)
+from codegen.detectors.autoencoder.pipeline import (network_int8, score_windows,
+                                                    sliding_windows, standardise)
+from codegen.detectors.autoencoder.stored import BLOB_ARENA, BLOB_MODEL
+from codegen.detectors.base import Fitted
+from codegen.tflite import arena as tflm_arena
+from codegen.tflite.convert import seeded_session, to_int8
+from codegen.tflite.flatbuffer import Network, extract_network
+from codegen.tflite.quantize import quantize
+from codegen.tflite.quiet import quiet
+from codegen.tflite.runners import litert_run, lsb_histogram
+from codegen.training import thresholds
+
+MIN_TRAIN_WINDOWS = 64
+MIN_VAL_WINDOWS = 16
+LITERT_RANDOM_WINDOWS = 2000
+
+
+def _log(verbose: bool, msg: str) -> None:
+    if verbose:
+        print(f"[autoencoder] {msg}", file=sys.stderr, flush=True)
+
+
+def _first_nonfinite(x: np.ndarray):
+    bad = np.flatnonzero(~np.isfinite(x))
+    return (int(bad[0]), int(bad.size)) if bad.size else None
+
+
+def _train_and_convert(p: dict, z_train_w: np.ndarray, z_val_w: np.ndarray, seed: int,
+                       verbose: bool) -> tuple:
+    tf, keras = seeded_session(seed)
+    W = p["window"]
+    layers = [keras.Input(shape=(W,), name="window")]
+    for k, h in enumerate(p["hidden"]):
+        layers.append(keras.layers.Dense(h, activation="relu", name=f"hidden{k}"))
+    layers.append(keras.layers.Dense(W, activation="linear", name="reconstruction"))
+    model = keras.Sequential(layers, name="autoencoder")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
+                  loss="mse")
+    fit_verbose = (1 if sys.stdout.isatty() else 2) if verbose else 0
+    t0 = time.time()
+    with quiet(keep_stdout=verbose):   # TF's C++ logs; Keras progress when verbose
+        hist = model.fit(z_train_w, z_train_w, validation_data=(z_val_w, z_val_w),
+                         epochs=p["epochs"], batch_size=p["batch_size"], shuffle=True,
+                         verbose=fit_verbose)
+    t_train = time.time() - t0
+
+    t0 = time.time()
+    blob = to_int8(model, z_train_w, p["representative_samples"],
+                   "Use only Dense layers with ReLU hidden activations")
+    t_conv = time.time() - t0
+    history = {k: np.asarray(v, dtype=np.float32) for k, v in hist.history.items()}
+    return blob, history, {"train_s": round(t_train, 3), "convert_s": round(t_conv, 3),
+                           "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def _threshold(val_scores: np.ndarray, spec: str) -> np.float32:
+    t32 = thresholds.choose(spec, val_scores)
+    if not np.isfinite(t32):
+        raise AutoencoderError(
+            f"threshold from {spec!r} is not finite: the validation scores overflow "
+            f"float32; check the data for extreme values")
+    return t32
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        from importlib.metadata import version
+        return version(name)
+    except Exception:
+        return "not installed"
+
+
+def _litert_vs_tflm(fitted: Fitted, net: Network, z_val_w: np.ndarray, seed: int) -> dict:
+    """LiteRT against TFLite Micro on the same int8 inputs: the validation windows and
+    random int8 windows.  Informative only: a failure is reported, never raised."""
+    blob = fitted.blobs[BLOB_MODEL]
+    litert: dict = {"version": _pkg_version("ai-edge-litert")}
+    try:
+        q_val = quantize(z_val_w, net.input_scale, net.input_zero_point)
+        rng = np.random.default_rng(int(seed))
+        q_rand = rng.integers(-128, 128, size=(LITERT_RANDOM_WINDOWS, net.window)).astype(np.int8)
+        with quiet():
+            lr_val = litert_run(blob, q_val)
+            lr_rand = litert_run(blob, q_rand)
+        litert["validation_windows"] = {"windows": int(q_val.shape[0]),
+                                        **lsb_histogram(lr_val, network_int8(fitted, q_val))}
+        litert["random_int8_windows"] = {"windows": LITERT_RANDOM_WINDOWS,
+                                         **lsb_histogram(lr_rand, network_int8(fitted, q_rand))}
+    except Exception as exc:  # informative only; never blocks training
+        litert["error"] = f"{type(exc).__name__}: {exc}"
+    return litert
+
+
+def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
+        channels: list[str] | None = None) -> Fitted:
+    """Train on normal data only, convert to int8, size the arena, set the threshold."""
+    p = check_params(params)
+    W, ch = p["window"], p["channel"]
+    normal = np.asarray(normal)
+    if normal.ndim == 1:
+        normal = normal.reshape(-1, 1)
+    if normal.ndim != 2:
+        raise InsufficientDataError(
+            f"normal data has shape {normal.shape}; pass a 2-D array (rows, channels)")
+    if ch >= normal.shape[1]:
+        raise AutoencoderConfigError(
+            f"channel {ch} does not exist: the data has {normal.shape[1]} channel(s) "
+            f"(0..{normal.shape[1] - 1}); set param 'channel'")
+    x = normal[:, ch].astype(np.float32)
+    n = x.shape[0]
+    if W > n:
+        raise InsufficientDataError(
+            f"window {W} is longer than the data ({n} rows): use a shorter window "
+            f"(param 'window') or supply more normal rows")
+    bad = _first_nonfinite(x)
+    if bad is not None:
+        raise NonFiniteInputError(
+            f"{bad[1]} NaN/Inf value(s) in channel {ch} of the normal data (first at row "
+            f"{bad[0]}): training needs finite values; drop or interpolate those rows")
+    n_val_rows = int(round(n * p["validation_split"]))
+    n_train_rows = n - n_val_rows
+    n_train_w = max(0, n_train_rows - W + 1)
+    n_val_w = max(0, n_val_rows - W + 1)
+    if n_train_w < MIN_TRAIN_WINDOWS or n_val_w < MIN_VAL_WINDOWS:
+        need = max(math.ceil((MIN_VAL_WINDOWS + W - 1) / p["validation_split"]),
+                   math.ceil((MIN_TRAIN_WINDOWS + W - 1) / (1.0 - p["validation_split"])))
+        raise InsufficientDataError(
+            f"too few normal windows: {n} rows give {n_train_w} training and {n_val_w} "
+            f"validation windows of {W} (need at least {MIN_TRAIN_WINDOWS} and "
+            f"{MIN_VAL_WINDOWS}); supply at least {need} normal rows, or use a shorter "
+            f"window or a larger validation_split")
+
+    xt = x[:n_train_rows]
+    mean = np.float32(xt.astype(np.float64).mean())
+    std = np.float32(xt.astype(np.float64).std())
+    if not (np.isfinite(std) and std > 0 and np.isfinite(mean)):
+        raise ConstantChannelError(
+            f"channel {ch} is constant (or overflows float32) in the normal training rows "
+            f"(std {float(std)!r}): it cannot be standardised; watch another channel or use "
+            f"another detector")
+    raw_train_w = sliding_windows(xt, W)
+    raw_val_w = sliding_windows(x[n_train_rows:], W)
+    z_train_w = standardise(raw_train_w, mean, std)
+    z_val_w = standardise(raw_val_w, mean, std)
+    if _first_nonfinite(z_train_w) or _first_nonfinite(z_val_w):
+        raise NonFiniteInputError(
+            f"standardised values of channel {ch} overflow float32 (values far beyond "
+            f"the mean +- 1e38 std): rescale the channel")
+
+    arch = "-".join(str(v) for v in [W, *p["hidden"], W])
+    _log(verbose, f"training {arch} on {n_train_w} windows (validation {n_val_w}), "
+                  f"{p['epochs']} epochs, seed {seed}")
+    blob, history, timing = _train_and_convert(p, z_train_w, z_val_w, seed, verbose)
+    _log(verbose, f"converted to int8: {len(blob)} bytes")
+    net = extract_network(blob, BLOB_MODEL)
+
+    _log(verbose, "searching the smallest TensorFlow Lite Micro arena (one subprocess per try)")
+    scratch = 4 * max(layer.out_dim for layer in net.layers)
+    t0 = time.time()
+    arena = tflm_arena.find_arena(blob, cap=p["arena_cap"], kernel_scratch_bytes=scratch)
+    t_arena = time.time() - t0
+    arena_d = arena.as_dict()
+    _log(verbose, f"arena: minimum {arena.minimum} B, emitted {arena.emitted} B; {arena.note}")
+
+    scalars = {
+        "channel": ch, "window": W,
+        "mean": float(mean), "std": float(std),
+        "input_scale": float(net.input_scale), "input_zero_point": net.input_zero_point,
+        "output_scale": float(net.output_scale), "output_zero_point": net.output_zero_point,
+        "threshold": 0.0,
+        "arena_size": arena.emitted, "arena_minimum": arena.minimum,
+        "n_train_windows": n_train_w, "n_val_windows": n_val_w,
+    }
+    fitted = Fitted(params=p, scalars=scalars, arrays={},
+                    blobs={BLOB_MODEL: blob,
+                           BLOB_ARENA: json.dumps(arena_d, indent=1, sort_keys=True).encode()})
+    val_scores, _ = score_windows(fitted, raw_val_w)
+    thr = _threshold(val_scores, p["threshold"])
+    scalars["threshold"] = float(thr)
+    fitted.arrays = {"validation_scores": val_scores,
+                     **{f"history_{k}": v for k, v in history.items()}}
+
+    litert = _litert_vs_tflm(fitted, net, z_val_w, seed)
+
+    fitted.report = {
+        "architecture": arch,
+        "tflite_bytes": len(blob),
+        "tflite_sha256": hashlib.sha256(blob).hexdigest(),
+        "ops": list(net.ops),
+        "per_channel_layers": [bool(layer.per_channel) for layer in net.layers],
+        "arena": {k: arena_d[k] for k in ("minimum", "emitted", "margin", "margin_parts",
+                                          "report_total", "report_head", "report_tail",
+                                          "runtime", "consistent", "note")},
+        "arena_search_s": round(t_arena, 3),
+        "arena_probes": len(arena.probes),
+        "litert_vs_tflm": litert,
+        "threshold": {"spec": p["threshold"], "value": float(thr),
+                      "validation_windows": n_val_w,
+                      "validation_flagged": int(np.count_nonzero(val_scores > thr))},
+        "final_loss": float(history["loss"][-1]) if "loss" in history else None,
+        "final_val_loss": float(history["val_loss"][-1]) if "val_loss" in history else None,
+        "versions": {**{k: timing[k] for k in ("tensorflow", "keras")},
+                     "tflite-micro": _pkg_version("tflite-micro"),
+                     "ai-edge-litert": _pkg_version("ai-edge-litert"),
+                     "numpy": np.__version__},
+        "timing_s": {k: timing[k] for k in ("train_s", "convert_s")},
+        "c_engine_ram_bytes": sum(net.scratch_sizes),
+    }
+    _log(verbose, f"threshold {p['threshold']} = {float(thr)!r}")
+    return fitted
