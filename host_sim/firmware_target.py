@@ -20,7 +20,7 @@ import numpy as np
 from codegen.bundle import Bundle
 from codegen.detectors.base import Scored
 from codegen.errors import UserError
-from codegen.firmware import sources
+from codegen.firmware import OFFLINE_ENVS, sources
 from host_sim import targets
 
 F32 = np.float32
@@ -42,9 +42,9 @@ class Target:
     """One offline PlatformIO environment, built and run from a private workspace."""
 
     def __init__(self, env: str, workdir: str | Path):
-        if env not in targets.OFFLINE_ENVS:
+        if env not in OFFLINE_ENVS:
             raise UserError(f"no simulator for {env!r}; choose from "
-                            f"{', '.join(targets.OFFLINE_ENVS)}")
+                            f"{', '.join(OFFLINE_ENVS)}")
         missing = targets.missing_tools(env)
         if missing:
             raise UserError(f"{env} needs {', '.join(missing)}: install host_sim/targets.py "

@@ -22,7 +22,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen.firmware import OFFLINE_ENVS  # noqa: F401  (re-exported)
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 CORE_DIR = PROJECT_DIR / ".pio-core"  # [platformio] core_dir
