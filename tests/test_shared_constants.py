@@ -78,8 +78,9 @@ def test_isolation_forest_leaf():
 
 
 def test_uno_flash_limit_is_the_board_file():
-    """host_sim.firmware_target.Target.chunk_size sizes the Uno's test vectors by targets.flash_limit("uno"),
-    which must be the maximum_size of the board that platformio.ini's env:uno builds for."""
+    """Target.chunk_size (host_sim/firmware_target.py) sizes the Uno's test vectors by
+    targets.flash_limit("uno"), which must be the maximum_size of the board that
+    platformio.ini's env:uno builds for."""
     board = _platformio_ini()["env:uno"]["board"]
     board_file = ROOT / "firmware_targets/platforms/mcua_offline/boards" / f"{board}.json"
     assert targets.flash_limit(board) == json.loads(board_file.read_text())["upload"]["maximum_size"]

@@ -88,6 +88,17 @@ def _parse_label(text: str, column: str, line: int) -> bool:
     )
 
 
+def _rows(handle):
+    """The CSV's rows that are not blank, as they are read."""
+    return (row for row in csv.reader(handle) if any(cell.strip() for cell in row))
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names of a CSV file: its first row that is not blank (load_csv's)."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return [name.strip() for name in next(_rows(handle), [])]
+
+
 def load_csv(path: str | Path, columns: list[str] | None = None,
              label_column: str | None = None, time_column: str | None = None) -> Dataset:
     """Read a CSV with a header row: numeric sensor columns, optional label and time columns."""
@@ -96,8 +107,7 @@ def load_csv(path: str | Path, columns: list[str] | None = None,
         raise UserError(f"data file {str(path)!r} does not exist; pass the path of a CSV file "
                         f"with a header row, or leave it out to use built-in data")
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
+        rows = list(_rows(handle))
     if not rows:
         raise UserError(f"{path} is empty; it needs a header row and at least one data row")
     header = [name.strip() for name in rows[0]]

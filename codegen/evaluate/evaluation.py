@@ -23,7 +23,7 @@ from sklearn.metrics import (average_precision_score, precision_recall_curve, ro
                              roc_curve)
 
 from codegen.bundle import Bundle
-from codegen.data.dataset import LABEL_COLUMNS, TIME_COLUMNS, Dataset, load_csv
+from codegen.data.dataset import LABEL_COLUMNS, TIME_COLUMNS, Dataset, load_csv, read_header
 from codegen.detectors import get
 from codegen.errors import UserError
 from codegen.evaluate.metrics import events, point_metrics
@@ -79,8 +79,7 @@ def load_labelled(path: str | Path, bundle: Bundle, label_column: str | None = N
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data file {str(path)!r} does not exist; pass a labelled CSV")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        header = [c.strip() for c in handle.readline().split(",")]
+    header = read_header(path)
     label = label_column or next((c for c in header if c.lower() in LABEL_COLUMNS), None)
     if label is None or label not in header:
         raise UserError(f"{path} has no label column ({', '.join(LABEL_COLUMNS)} or "

@@ -36,6 +36,7 @@ from typing import Callable
 import numpy as np
 
 from codegen.bundle import Bundle
+from codegen.data.nab_files import read_series
 from codegen.detectors import DETECTORS, get
 from codegen.detectors.base import scalar
 from codegen.errors import UserError
@@ -126,18 +127,6 @@ def _timestamps(texts: list[str], where: str) -> np.ndarray:
         raise UserError(f"{where}: a timestamp is not a date and time ({error})") from None
 
 
-def _read_series(path: Path) -> tuple[list[str], np.ndarray]:
-    with path.open(newline="") as handle:
-        rows = [r for r in csv.reader(handle) if r]
-    if not rows or [c.strip() for c in rows[0][:2]] != ["timestamp", "value"]:
-        raise UserError(f"{path} is not a NAB data file (header timestamp,value)")
-    try:
-        values = np.array([float(r[1]) for r in rows[1:]])
-    except (ValueError, IndexError):
-        raise UserError(f"{path} holds a row that is not timestamp,number") from None
-    return [r[0] for r in rows[1:]], values
-
-
 def load_corpus(root: str | Path, only: list[str] | None = None) -> Corpus:
     """Read a NAB folder (data/, labels/combined_windows.json, config/profiles.json).
 
@@ -169,7 +158,7 @@ def load_corpus(root: str | Path, only: list[str] | None = None) -> Corpus:
     for name in names:
         if name not in windows:
             raise UserError(f"{name} has no entry in {WINDOWS_FILE}")
-        texts, values = _read_series(root / "data" / name)
+        texts, values = read_series(root / "data" / name)
         stamps = _timestamps(texts, name)
         ranges = []
         for pair in windows[name]:

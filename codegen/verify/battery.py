@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from codegen.bundle import Bundle
+from codegen.data.nab_files import read_series
 
 F32 = np.float32
 DEFAULT_NAB = Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
@@ -59,7 +60,7 @@ def _extreme(bundle: Bundle, rng: np.random.Generator, n: int) -> np.ndarray:
 def _nab_series(nab: Path) -> list[np.ndarray]:
     series = []
     for path in sorted((nab / "data").rglob("*.csv")):
-        values = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=1)
+        _, values = read_series(path)
         series.append(values[np.isfinite(values)])
     return series
 
