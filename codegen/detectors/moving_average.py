@@ -11,7 +11,7 @@ import numpy as np
 
 from codegen.training import thresholds
 from codegen.errors import UserError
-from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, channel_std, inverse_f32,
+from codegen.detectors.base import (F32, Fitted, channel_std, inverse_f32,
                                     merge_params, positive_int, scalar)
 from codegen.detectors import window
 from codegen.detectors.window import Window
@@ -87,9 +87,6 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
 template_context = window.template_context
 
 
-SPEC = DetectorSpec(NAME, units=("window", "moving_average"), kind=Kind.STREAMING,
-                    window=window.length, mutable=("inv_scale", "bound"),
-                    describe=lambda fitted: f"W={fitted.params['window']}", default=True,
-                    fit_series=fit_series,
-                    threshold_feeds_state=True,  # a flagged sample enters at mean +- bound
-                    with_threshold=with_threshold)
+# A flagged sample enters the window at mean +- bound, bound = threshold / inv_scale.
+SPEC = window.spec(NAME, mutable=("inv_scale", "bound"), fit_series=fit_series,
+                   with_threshold=with_threshold)

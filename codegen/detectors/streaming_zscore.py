@@ -18,7 +18,7 @@ import numpy as np
 
 from codegen.training import thresholds
 from codegen.errors import UserError
-from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, channel_std, merge_params,
+from codegen.detectors.base import (F32, Fitted, channel_std, merge_params,
                                     positive_int, scalar)
 from codegen.detectors import window
 
@@ -76,8 +76,5 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
 template_context = window.template_context
 
 
-SPEC = DetectorSpec(NAME, units=("window", "streaming_zscore"), kind=Kind.STREAMING,
-                    window=window.length, mutable=("var_floor", "threshold"),
-                    describe=lambda fitted: f"W={fitted.params['window']}", default=True,
-                    fit_series=fit_series,
-                    threshold_feeds_state=True)  # k is also where a flagged sample is clipped
+# k is also where a flagged sample is clipped, so a one-ulp move of it changes the state.
+SPEC = window.spec(NAME, mutable=("var_floor", "threshold"), fit_series=fit_series)

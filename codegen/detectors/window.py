@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.detectors.base import F32, Scored
+from codegen.detectors.base import F32, DetectorSpec, Kind, Scored
 
 MAX_DEVIATION = F32(1e15)  # MCUA_WINDOW_MAX_DEVIATION
 STATE_FLOATS = ("anchor", "sum", "sumsq", "fresh_anchor", "fresh_sum", "fresh_sumsq")
@@ -137,3 +137,11 @@ def score(step_factory, fitted, X: np.ndarray, with_state: bool = False) -> Scor
 def template_context(fitted) -> dict:
     return {"threshold": fitted.scalars["threshold"], "window": fitted.params["window"],
             "min_count": fitted.params["min_count"], **fitted.arrays}
+
+
+def spec(name: str, **fields) -> DetectorSpec:
+    """The spec of a detector that learns on the device in a window and clips what it
+    learns at the threshold (clipping_step)."""
+    return DetectorSpec(name, units=("window", name), kind=Kind.STREAMING, window=length,
+                        describe=lambda fitted: f"W={length(fitted)}", default=True,
+                        threshold_feeds_state=True, **fields)
