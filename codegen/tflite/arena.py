@@ -345,5 +345,5 @@ if __name__ == "__main__":
             res = find_arena(fh.read())
         print(json.dumps(res.as_dict(), indent=2))
         sys.exit(0)
-    sys.stderr.write("usage: tflm_arena.py MODEL.tflite | --probe MODEL SIZE [--report]\n")
+    sys.stderr.write("usage: arena.py MODEL.tflite | --probe MODEL SIZE [--report]\n")
     sys.exit(2)
