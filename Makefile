@@ -30,7 +30,7 @@ demo: setup
 	$(BIN)/mcu-anomaly demo --out build
 
 test: setup
-	MCUA_TESTS_STRICT=1 $(BIN)/pytest -q
+	MCUA_TESTS_STRICT=1 $(BIN)/pytest -q -n 2 --dist loadgroup
 
 clean:
 	rm -rf build $(VENV) *.egg-info

@@ -101,9 +101,8 @@ class Target:
 
 class TargetEngine:
     """A bundle's detectors on a target (codegen.verify.engines.Engine): every run builds
-    the firmware with the rows as its test vectors and reads back what it printed."""
-
-    state = False  # the firmware reports scores and flags, not the state
+    the firmware with the rows as its test vectors and reads back what it printed (scores
+    and flags; the device does not report its state)."""
 
     def __init__(self, bundle: Bundle, target: Target):
         self.bundle = bundle

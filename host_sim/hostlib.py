@@ -72,7 +72,6 @@ class HostModel:
     engine (codegen/verify/engines.py) named "host"."""
 
     name = "host"
-    state = True
     chunk = None
 
     def __init__(self, bundle: Bundle, compiler: str | None = None):

@@ -12,6 +12,15 @@ from host_sim.hostlib import HostModel
 from support import NAB, require, write_labelled
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`make test` runs two workers), every firmware test runs on one
+    worker: PlatformIO builds on one core directory serialise on its lock anyway, and the
+    firmware fixtures are built once."""
+    for item in items:
+        if item.get_closest_marker("firmware"):
+            item.add_marker(pytest.mark.xdist_group("firmware"))
+
+
 @pytest.fixture(scope="session")
 def iot():
     return data.iot_sensors()

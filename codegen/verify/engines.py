@@ -2,10 +2,10 @@
 
 Three engines answer the same question, "run these rows and give me what the detectors say":
   PythonEngine   the float32 Python reference (codegen/detectors), here;
-  HostEngine     the generated C built for this machine (host_sim/hostlib.py);
+  HostModel      the generated C built for this machine (host_sim/hostlib.py);
   TargetEngine   the firmware built with PlatformIO, run in simavr or qemu
                  (host_sim/firmware_target.py).
-codegen/verify/compare.py compares any engine with any other.  codegen never imports
+codegen/verify/compare.py compares an engine with the reference.  codegen never imports
 host_sim: the CLI builds the C engines and hands them in.
 """
 
@@ -24,12 +24,12 @@ F32 = np.float32
 
 class Engine(Protocol):
     name: str  # in reports: "python", "host", "uno", ...
-    state: bool  # reports a streaming detector's state after every row
     chunk: int | None  # rows one run holds, each run from a fresh state (None: no limit)
 
     def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False) -> dict[str, Scored]:
-        """Every detector named, from a fresh state, over the rows of X.  flag_api: the
-        detectors whose spec has flag_api, through <model>_<name>_flag (scores are 0)."""
+        """Every detector named, from a fresh state, over the rows of X, with the state
+        after every row where the engine can report it.  flag_api: the detectors whose spec
+        has flag_api, through <model>_<name>_flag (scores are 0)."""
         ...
 
 
@@ -37,7 +37,6 @@ class PythonEngine:
     """The reference: each detector module's score()."""
 
     name = "python"
-    state = True
     chunk = None
 
     def __init__(self, bundle: Bundle):
