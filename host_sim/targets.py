@@ -9,6 +9,7 @@ instruction counts from qemu's exec trace.  Firmware output is parsed with
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -21,6 +22,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -87,9 +89,9 @@ class RunResult:
     exit_code: int
 
 
-@dataclass(frozen=True)
-class Result:
-    """One `R <detector> <sample> <hex32> <flag>` line of the firmware."""
+class Result(NamedTuple):
+    """One `R <detector> <sample> <hex32> <flag>` line of the firmware (a tuple: a run
+    prints 100,000 of them)."""
 
     detector: int
     sample: int
@@ -252,16 +254,23 @@ def build(
     core_dir: Path | None = None,
     timeout: float = 600,
 ) -> Path:
-    """`pio run -e env`; returns the ELF.  generated_dir defaults to firmware_targets/generated."""
-    install_offline_platformio(core_dir or CORE_DIR)
-    proc = subprocess.run(
-        pio_command() + ["run", "-e", env, "-d", str(PROJECT_DIR)],
-        env=pio_environ(generated_dir, workspace_dir, core_dir),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """`pio run -e env`; returns the ELF.  generated_dir defaults to firmware_targets/generated.
+
+    One build at a time per core directory, across processes: PlatformIO links the
+    platform and packages into it on first use, and two first uses at once break it."""
+    core = Path(core_dir or CORE_DIR)
+    core.mkdir(parents=True, exist_ok=True)
+    with open(core / ".mcua-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        install_offline_platformio(core)
+        proc = subprocess.run(
+            pio_command() + ["run", "-e", env, "-d", str(PROJECT_DIR)],
+            env=pio_environ(generated_dir, workspace_dir, core_dir),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
         raise FirmwareError(f"pio run -e {env} failed (exit {proc.returncode}):\n{tail}")
@@ -278,7 +287,7 @@ def build_simavr_runner(cache_dir: Path = RUNNER_CACHE_DIR) -> Path:
     if binary.is_file():
         return binary
     binary.parent.mkdir(parents=True, exist_ok=True)
-    staging = binary.with_suffix(".tmp")
+    staging = binary.with_suffix(f".{os.getpid()}.tmp")  # several processes may build it
     proc = subprocess.run(
         ["gcc", "-O2", "-Wall", "-I/usr/include/simavr", str(SIMAVR_RUNNER_SOURCE),
          "-lsimavr", "-o", str(staging)],
@@ -287,7 +296,7 @@ def build_simavr_runner(cache_dir: Path = RUNNER_CACHE_DIR) -> Path:
     )
     if proc.returncode != 0:
         raise FirmwareError(f"cannot build simavr_runner (needs libsimavr-dev):\n{proc.stderr}")
-    staging.rename(binary)
+    os.replace(staging, binary)
     return binary
 
 

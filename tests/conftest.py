@@ -13,12 +13,17 @@ from support import NAB, require, write_labelled
 
 
 def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (`make test` runs two workers), every firmware test runs on one
-    worker: PlatformIO builds on one core directory serialise on its lock anyway, and the
-    firmware fixtures are built once."""
+    """Under pytest-xdist (`make test` runs two workers), the firmware tests form two
+    groups, each on one worker: the Uno's (an `env` parameter "uno", or
+    `@pytest.mark.firmware(group="uno")`) and the qemu targets' (which share the
+    reference's runs).  Builds take turns on PlatformIO's core directory
+    (host_sim.targets.build); simulator runs and the reference run side by side."""
     for item in items:
-        if item.get_closest_marker("firmware"):
-            item.add_marker(pytest.mark.xdist_group("firmware"))
+        marker = item.get_closest_marker("firmware")
+        if marker:
+            env = getattr(item, "callspec", None) and item.callspec.params.get("env")
+            group = marker.kwargs.get("group") or ("uno" if env == "uno" else "qemu")
+            item.add_marker(pytest.mark.xdist_group(f"firmware-{group}"))
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,8 @@ from codegen.verify.battery import battery
 from codegen.verify.compare import compare
 from host_sim import targets
 from host_sim.firmware_target import Target, TargetEngine
-from support import NAB, only, perturbed, reference, require, require_env
+from support import (NAB, RememberedReference, only, perturbed, reference, require,
+                     require_env)
 from test_zscore import boundary_inputs
 
 pytestmark = pytest.mark.firmware
@@ -37,18 +38,21 @@ HAVE_AUTOENCODER = all(importlib.util.find_spec(m) for m in ("tensorflow", "tfli
 
 # Detectors with an on-target test of their own (the forests, with their boundary rows).
 OWN_TEST = {"isolation_forest"}
+# Parameters of the others where their defaults cost time parity does not need.
+QUICK = {"autoencoder": {"epochs": 4}}
 
 
 @pytest.fixture(scope="module")
 def on_target(iot, iot_bundle):
-    """The iot bundle's detectors and every other registered one trained with its defaults
-    (the int8 autoencoder: channel 0, 20-8-4-8-20, when the [autoencoder] extra is
-    installed), but those in OWN_TEST."""
+    """The iot bundle's detectors and every other registered one but those in OWN_TEST,
+    trained with its defaults and QUICK (the int8 autoencoder: channel 0, 20-8-4-8-20, when
+    the [autoencoder] extra is installed)."""
     others = [d for d in DETECTORS if d not in iot_bundle.detectors and d not in OWN_TEST
               and (HAVE_AUTOENCODER or d != "autoencoder")]
     if not others:
         return iot_bundle
-    more = training.train(iot, others, {}, seed=0, name="sensors", verbose=False)
+    more = training.train(iot, others, {d: QUICK.get(d, {}) for d in others}, seed=0,
+                          name="sensors", verbose=False)
     return dataclasses.replace(iot_bundle, detectors={**iot_bundle.detectors, **more.detectors})
 
 
@@ -80,12 +84,21 @@ def assert_same(result):
     assert result.ok, f"{result.table()}\n{details}"
 
 
+@pytest.fixture(scope="module")
+def remembered():
+    """bundle -> its RememberedReference, one per bundle for the whole module: the two qemu
+    targets run the same chunks."""
+    references = {}
+    return lambda bundle: references.setdefault(id(bundle), RememberedReference(bundle))
+
+
 @pytest.mark.parametrize("env", OFFLINE_ENVS)
-def test_every_score_bit_and_flag_match_on_target(env, on_target, tmp_path):
+def test_every_score_bit_and_flag_match_on_target(env, on_target, remembered, tmp_path):
     engine = on(on_target, env, tmp_path)
     inputs = battery(on_target, SAMPLES[env], NAB)
     inputs["subnormal"] = subnormal_stream(2_000)
-    result = compare(on_target, engine, inputs, flag_api=False)
+    result = compare(on_target, engine, inputs, flag_api=False,
+                     reference=remembered(on_target))
     assert_same(result)
     for detector in on_target.detectors:
         compared = sum(r.inputs for r in result.results if r.detector == detector)
@@ -108,7 +121,7 @@ def forests(iot):
 
 
 @pytest.mark.parametrize("env", OFFLINE_ENVS)
-def test_isolation_forest_on_target(env, forests, iot, tmp_path):
+def test_isolation_forest_on_target(env, forests, iot, remembered, tmp_path):
     """Every score bit and flag of the forests on target, with the rows that sit exactly on
     every split value and one ulp above it (raw channels), or that cross every root split on
     a raw channel within a stream (rolling features)."""
@@ -120,7 +133,7 @@ def test_isolation_forest_on_target(env, forests, iot, tmp_path):
             inputs["boundary"], _ = iforest.root_crossings(fitted, iot.normal)
         else:
             inputs["boundary"], _ = iforest.boundary_inputs(fitted, np.median(iot.normal, axis=0))
-        result = compare(b, on(b, env, tmp_path / str(i)), inputs)
+        result = compare(b, on(b, env, tmp_path / str(i)), inputs, reference=remembered(b))
         assert_same(result)
         compared = sum(r.inputs for r in result.results)
         assert compared == sum(len(x) for x in inputs.values()) >= 14_000
@@ -207,6 +220,7 @@ MALFORMED = [
 ]
 
 
+@pytest.mark.firmware(group="uno")
 def test_serial_protocol_on_the_uno(on_target, tmp_path):
     """The line protocol in simavr: valid samples (exact bits, decimals, NaN/Inf) get one R
     line per detector equal to the reference; every malformed line gets one E line and
@@ -255,6 +269,7 @@ def test_serial_protocol_on_the_uno(on_target, tmp_path):
     assert list(answers) == []
 
 
+@pytest.mark.firmware(group="uno")
 def test_avr_libc_operations_the_runtime_relies_on(tmp_path):
     """avr-libc (Debian 2.0.0) against numpy: + - * sqrtf and the comparisons are correctly
     rounded everywhere, division whenever the quotient is not subnormal.  A subnormal
@@ -308,6 +323,7 @@ def test_avr_libc_operations_the_runtime_relies_on(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.firmware(group="uno")  # every target; beside the Uno's tests for balance
 def test_bench_measures_every_detector_on_every_target(tmp_path, capsys):
     for env in OFFLINE_ENVS:
         require_env(env)

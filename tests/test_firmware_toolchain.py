@@ -62,6 +62,7 @@ def test_firmware_prints_the_reference_bits(env, built, iot_bundle):
     assert out.answers == []
 
 
+@pytest.mark.firmware(group="uno")
 def test_uno_reports_exact_cycles(built, iot_bundle):
     result = targets.run("uno", built("uno"))
     calls = len(VECTORS) * len(iot_bundle.detectors)

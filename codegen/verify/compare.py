@@ -80,12 +80,13 @@ def _state_mismatches(want, got) -> int:
 
 def compare(bundle: Bundle, engine: Engine, inputs: dict[str, np.ndarray],
             detectors: list[str] | None = None, flag_api: bool = True,
-            progress=None) -> Comparison:
-    """Run `detectors` (default: all of the bundle's) on `engine` and on the reference over
-    every kind of input and count what differs; flag_api: also compare the flag APIs."""
+            progress=None, reference: Engine | None = None) -> Comparison:
+    """Run `detectors` (default: all of the bundle's) on `engine` and on the reference
+    (default: PythonEngine(bundle)) over every kind of input and count what differs;
+    flag_api: also compare the flag APIs."""
     names = list(bundle.detectors) if detectors is None else list(detectors)
     flagging = [d for d in names if get(d).SPEC.flag_api] if flag_api else []
-    reference = PythonEngine(bundle)
+    reference = reference or PythonEngine(bundle)
     counts: dict[tuple[str, str], list] = {}
     for name in names:  # the table's order: detector, kind, then its flag API
         for kind in inputs:
