@@ -245,7 +245,7 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     if params["features"] not in FEATURES:
         raise UserError(f"{NAME}.features must be one of {', '.join(FEATURES)}, not "
                         f"{params['features']!r}")
-    length = positive_int(NAME, params, "window", 4096)
+    length = positive_int(NAME, params, "window", window.MAX_WINDOW)
     normal = np.asarray(normal, dtype=F32)
     if len(normal) < MIN_ROWS:
         raise UserError(f"{NAME} needs at least {MIN_ROWS} normal rows to grow its trees, got "
@@ -423,11 +423,14 @@ def template_context(fitted: Fitted) -> dict:
     check_size(fitted)
     a = fitted.arrays
     target = _target(fitted.params)
+    # integers the header carries as text, checked: a bundle is a file anyone can edit
+    max_samples = positive_int(NAME, fitted.params, "max_samples_used")
+    length = (positive_int(NAME, fitted.params, "window", window.MAX_WINDOW)
+              if rolling(fitted.params) else 0)
     return {"threshold": fitted.scalars["threshold"],
             "neg_inv_trees": fitted.scalars["neg_inv_trees"],
             "target": fitted.params["target"], "n_trees": len(a["root"]),
-            "max_samples": fitted.params["max_samples_used"],
-            "window": fitted.params["window"] if rolling(fitted.params) else 0,
+            "max_samples": max_samples, "window": length,
             "flash_bytes": flash_bytes(a, target),
             "ram_bytes": ram_bytes(fitted.params, target),
             "wide_leaves": a["leaf"].dtype == np.uint16, **a}

@@ -7,6 +7,8 @@ inv_scale (so channels compare in the same unit), and the threshold comes from t
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from codegen.training import thresholds
@@ -23,7 +25,7 @@ DEFAULTS = {"window": 50, "min_count": 10, "threshold": "percentile:99"}
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
     params = merge_params(NAME, DEFAULTS, params)
     thresholds.parse(params["threshold"])
-    length = positive_int(NAME, params, "window", 4096)
+    length = positive_int(NAME, params, "window", window.MAX_WINDOW)
     min_count = positive_int(NAME, params, "min_count", length)
     if len(normal) <= min_count:
         raise UserError(f"{NAME}: {len(normal)} normal rows leave nothing to learn from after "
@@ -84,7 +86,7 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
     return window.score(step, fitted, X, with_state)
 
 
-template_context = window.template_context
+template_context = functools.partial(window.template_context, NAME)
 
 
 # A flagged sample enters the window at mean +- bound, bound = threshold / inv_scale.

@@ -14,6 +14,8 @@ data k = 2.5..4 raise 9 to 130+ false alarms, k = 5 one (F1 0.99).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from codegen.training import thresholds
@@ -30,7 +32,7 @@ MIN_VARIANCE = F32(np.finfo(np.float32).tiny)
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
     params = merge_params(NAME, DEFAULTS, params)
     thresholds.parse(params["threshold"])
-    length = positive_int(NAME, params, "window", 4096)
+    length = positive_int(NAME, params, "window", window.MAX_WINDOW)
     positive_int(NAME, params, "min_count", length)
     if not 0 < float(params["floor"]) <= 1:
         raise UserError(f"{NAME}.floor is a fraction of the normal sample-to-sample noise in (0, 1], "
@@ -73,7 +75,7 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
     return window.score(step, fitted, X, with_state)
 
 
-template_context = window.template_context
+template_context = functools.partial(window.template_context, NAME)
 
 
 # k is also where a flagged sample is clipped, so a one-ulp move of it changes the state.

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.detectors.base import F32, DetectorSpec, Kind, Scored
+from codegen.detectors.base import F32, DetectorSpec, Kind, Scored, positive_int
 
 MAX_DEVIATION = F32(1e15)  # MCUA_WINDOW_MAX_DEVIATION
+MAX_WINDOW = 4096  # the longest window a detector keeps (uint16 counters, RAM)
 STATE_FLOATS = ("anchor", "sum", "sumsq", "fresh_anchor", "fresh_sum", "fresh_sumsq")
 
 
@@ -134,9 +135,13 @@ def score(step_factory, fitted, X: np.ndarray, with_state: bool = False) -> Scor
     return run(step_factory(fitted), X, Window(X.shape[1], length(fitted)), with_state)
 
 
-def template_context(fitted) -> dict:
-    return {"threshold": fitted.scalars["threshold"], "window": fitted.params["window"],
-            "min_count": fitted.params["min_count"], **fitted.arrays}
+def template_context(name: str, fitted) -> dict:
+    """The variables of the window detectors' templates; the integers, which the headers
+    carry as text, checked (a bundle is a file anyone can edit)."""
+    window = positive_int(name, fitted.params, "window", MAX_WINDOW)
+    return {"threshold": fitted.scalars["threshold"], "window": window,
+            "min_count": positive_int(name, fitted.params, "min_count", window),
+            **fitted.arrays}
 
 
 def spec(name: str, **fields) -> DetectorSpec:

@@ -24,3 +24,10 @@ def c_int(v: int) -> str:
     if v == -2**31:
         return "(-2147483647 - 1)"
     return str(v)
+
+
+def c_comment(text) -> str:
+    """Text from a bundle for inside a /* */ comment: printable ASCII only (no newline that
+    could end a // line or start a directive), and never the comment's end."""
+    printable = "".join(ch if " " <= ch <= "~" else "?" for ch in str(text))
+    return printable.replace("*/", "*?")

@@ -10,7 +10,7 @@ from codegen.detectors.autoencoder.params import NAME
 from codegen.detectors.autoencoder.pipeline import input_steps
 from codegen.detectors.autoencoder.stored import BLOB_ARENA, BLOB_MODEL, network_of
 from codegen.detectors.base import Fitted
-from codegen.emit.literals import c_float, c_int
+from codegen.emit.literals import c_comment, c_float, c_int
 from codegen.tflite.flatbuffer import resolver_method
 
 
@@ -52,7 +52,7 @@ def template_context(fitted: Fitted) -> dict:
         "output_scale": c_float(net.output_scale),
         "output_zero_point": c_int(net.output_zero_point),
         "threshold": c_float(s["threshold"]),
-        "threshold_spec": str(fitted.params.get("threshold", "")),
+        "threshold_spec": c_comment(fitted.params.get("threshold", "")),
         "input_steps": [int(k) for k in input_steps(s["mean"], s["std"], net.input_scale,
                                                     net.input_zero_point)],
         "model_len": len(blob),
@@ -65,7 +65,7 @@ def template_context(fitted: Fitted) -> dict:
         "arena_report_total": int(arena.get("report_total") or 0),
         "arena_margin_alignment": int(arena.get("margin_parts", {}).get("alignment", 16)),
         "arena_margin_scratch": int(arena.get("margin_parts", {}).get("kernel_scratch", 0)),
-        "arena_runtime": str(arena.get("runtime", "unknown")),
+        "arena_runtime": c_comment(arena.get("runtime", "unknown")),
         "n_layers": len(net.layers),
         "layers": layers,
         "scratch_a": a,
