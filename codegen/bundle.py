@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen import __version__
+from codegen import __version__, schema
 from codegen.emit.cnames import check_channel_names, check_model_name
 from codegen.detectors import get
 from codegen.detectors.base import Fitted
@@ -80,34 +80,48 @@ def save(bundle: Bundle, out: str | Path) -> Path:
 
 
 def load(path: str | Path) -> Bundle:
+    """The bundle in directory path, checked against the schema (codegen/schema.py) before
+    any of it is used."""
     path = Path(path)
     meta = path / "bundle.json"
     if not meta.is_file():
         raise UserError(f"{path} is not a bundle (no bundle.json); create one with "
                         f"`mcu-anomaly train ... --out {path}`")
     doc = read_json(meta, "retrain the bundle")
-    if doc.get("format") != FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UserError(f"{meta} is not an mcu-anomaly bundle; retrain with `mcu-anomaly train`")
     if doc.get("format_version") != FORMAT_VERSION:
         raise UserError(
-            f"bundle {path} has format version {doc.get('format_version')} (written by "
-            f"mcu-anomaly {doc.get('tool_version')}); this mcu-anomaly {__version__} reads version "
-            f"{FORMAT_VERSION}: retrain it with `mcu-anomaly train`"
+            f"bundle {path} has format version {doc.get('format_version')!r:.40} (written by "
+            f"mcu-anomaly {doc.get('tool_version')!r:.40}); this mcu-anomaly {__version__} reads "
+            f"version {FORMAT_VERSION}: retrain it with `mcu-anomaly train`"
         )
+    where = str(path)
+    schema.check_document(where, doc)
     check_model_name(doc["name"])
     check_channel_names(doc["channels"])
     detectors = {}
     for name, entry in doc["detectors"].items():
-        module = get(name)
-        arrays = {key: np.load(path / "arrays" / f"{name}.{key}.npy", allow_pickle=False)
-                  for key in entry["arrays"]}
-        blobs = {f: (path / "blobs" / f).read_bytes() for f in entry.get("blobs", [])}
-        if module.SPEC.load is not None:  # a detector that checks its stored parts agree
-            fitted = module.SPEC.load(entry["params"], entry["scalars"], arrays, blobs)
-            fitted.report = {**fitted.report, **entry.get("report", {})}
+        spec = get(name).SPEC
+        params, scalars, index, blob_names, report = schema.check_entry(where, name, entry)
+        arrays = {key: schema.read_array(path, name, key, declared)
+                  for key, declared in index.items()}
+        spec.schema(schema.Stored(where, name, params, scalars, arrays, len(doc["channels"])))
+        blobs = {f: _read_blob(path, name, f) for f in blob_names}
+        if spec.load is not None:  # a detector that checks its stored parts agree
+            fitted = spec.load(params, scalars, arrays, blobs)
+            fitted.report = {**fitted.report, **report}
         else:
-            fitted = Fitted(entry["params"], entry["scalars"], arrays, blobs,
-                            entry.get("report", {}))
+            fitted = Fitted(params, scalars, arrays, blobs, report)
         detectors[name] = fitted
     return Bundle(doc["name"], doc["channels"], doc["channel_mean"], doc["channel_std"],
                   detectors, doc["training"])
+
+
+def _read_blob(path: Path, name: str, filename: str) -> bytes:
+    blob = schema.inside(path, "blobs", filename)
+    try:
+        return blob.read_bytes()
+    except OSError as error:
+        raise schema.BundleError(f"bundle {path}: {name}.blobs names {filename}, which cannot "
+                                 f"be read ({error.strerror}); {schema.FIX}") from None

@@ -77,6 +77,6 @@ def swap_in(staging: Path, out: Path) -> None:
 def read_json(path: Path, fix: str):
     """The JSON document in path; a UserError naming the problem and `fix` otherwise."""
     try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path} is not valid JSON ({error}); {fix}") from None
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path} is not valid JSON text ({error}); {fix}") from None

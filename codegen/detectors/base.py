@@ -7,6 +7,7 @@ A detector is a module of this package that defines
     fit(normal, params, seed, verbose, channels) -> Fitted
     score(fitted, X, with_state=False) -> Scored
     template_context(fitted) -> dict      the variables of templates/<name>.h.j2
+    check_stored(stored) -> None          its part of a bundle checked (SPEC.schema)
     load(params, scalars, arrays, blobs) -> Fitted   (optional: checks a stored bundle)
 
 and is listed once in detectors/__init__.py.  No other stage names a detector: they read
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
 from codegen.errors import UserError
+
+if TYPE_CHECKING:
+    from codegen.schema import Stored
 
 F32 = np.float32
 
@@ -68,6 +72,9 @@ class DetectorSpec:
     name: str  # one name across the module, template, runtime unit and tests
     units: tuple[str, ...]  # runtime units (codegen/runtime/mcua_<unit>.{h,c}) it needs
     kind: Kind | Callable[[Fitted], Kind]  # a callable when the trained detector decides
+    # Checks its stored params, scalars and arrays (a bundle is untrusted input): raises
+    # through the readers of codegen.schema.Stored unless they are what its C can run.
+    schema: Callable[["Stored"], None]
     window: Callable[[Fitted], int] | None = None  # readings it keeps (streaming / windowed)
     score_args: str = ""  # C arguments after &flag in a stateless score call
     flag_api: bool = False  # the header also offers <model>_<name>_flag(x): the flag alone

@@ -436,5 +436,52 @@ def template_context(fitted: Fitted) -> dict:
             "wide_leaves": a["leaf"].dtype == np.uint16, **a}
 
 
+def _codes(stored, key: str, shape: tuple, n_splits: int, n_leaves: int) -> np.ndarray:
+    """Node codes: a split node below n_splits, or LEAF + a leaf below n_leaves."""
+    codes = stored.array(key, np.uint16, shape).astype(np.int64)
+    bad = ~((codes < n_splits) | ((codes >= LEAF) & (codes < LEAF + n_leaves)))
+    if bad.any():
+        stored.fail(f"arrays.{key}", f"holds the node code {codes[bad][0]}, which is neither a "
+                                     f"split node (below {n_splits}) nor a leaf ({LEAF} to "
+                                     f"{LEAF + n_leaves - 1})")
+    return codes
+
+
+def check_stored(stored) -> None:
+    """The forest as the C walks it: every index in range and every tree acyclic (a split
+    node's children come after it, as in scikit-learn's node order), so every walk ends in
+    a leaf within `splits` steps."""
+    c = stored.n_channels
+    stored.choice("params", "target", TARGETS)
+    if "features" in stored.params:
+        stored.choice("params", "features", FEATURES)
+    stored.integer("params", "n_channels", c, c)
+    if rolling(stored.params):
+        stored.integer("params", "window", 1, window.MAX_WINDOW)
+    n_trees = stored.integer("params", "n_trees_used", 1, 4096)
+    stored.integer("params", "max_samples_used", 2, 32768)
+    stored.number("scalars", "threshold")
+    stored.number("scalars", "neg_inv_trees", lo=-1, hi=0)
+    stored.only_arrays("root", "feature", "split", "left", "right", "leaf", "leaf_value")
+    n_features = c * (3 if rolling(stored.params) else 1)
+    split = stored.floats("split", (None,))
+    n_splits = len(split)
+    leaf_value = stored.floats("leaf_value", (None,))
+    leaf = stored.indices("leaf", (np.uint8, np.uint16), (None,), len(leaf_value))
+    if n_splits > MAX_SPLITS or len(leaf) > MAX_LEAVES:
+        stored.fail("arrays", f"hold {n_splits} splits and {len(leaf)} leaves, more than "
+                              f"{MAX_SPLITS} of each")
+    stored.indices("feature", np.uint8, (n_splits,), n_features)
+    _codes(stored, "root", (n_trees,), n_splits, len(leaf))
+    for key in ("left", "right"):
+        child = _codes(stored, key, (n_splits,), n_splits, len(leaf))
+        backwards = (child < LEAF) & (child <= np.arange(n_splits))
+        if backwards.any():
+            node = int(np.argmax(backwards))
+            stored.fail(f"arrays.{key}", f"sends split node {node} to node {child[node]}: a "
+                                         f"child must come after its parent, or a walk may "
+                                         f"never end")
+
+
 SPEC = DetectorSpec(NAME, units=("window", "isolation_forest"),  # the window: rolling features
-                    kind=kind, window=window.length, mutable=("leaf_value",), describe=describe)
+                    kind=kind, schema=check_stored, window=window.length, mutable=("leaf_value",), describe=describe)

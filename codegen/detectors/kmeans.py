@@ -23,7 +23,20 @@ from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, cha
 NAME = "kmeans"
 DEFAULTS = {"k": "auto", "k_max": 8, "threshold": "percentile:99", "n_init": 10}
 SILHOUETTE_ROWS = 2000
-SPEC = DetectorSpec(NAME, units=("kmeans",), kind=Kind.STATELESS,
+MAX_CLUSTERS = 65535  # uint16 in mcua_kmeans_model
+
+
+def check_stored(stored) -> None:
+    c = stored.n_channels
+    k = stored.integer("params", "k_chosen", 1, MAX_CLUSTERS)
+    stored.only_arrays("mean", "inv_scale", "centroids")
+    stored.floats("mean", (c,))
+    stored.floats("inv_scale", (c,), lo=0)
+    stored.floats("centroids", (k, c))
+    stored.number("scalars", "threshold")
+
+
+SPEC = DetectorSpec(NAME, units=("kmeans",), kind=Kind.STATELESS, schema=check_stored,
                     score_args=", NULL",  # the nearest cluster is not reported
                     mutable=("mean", "inv_scale", "centroids"),
                     describe=lambda fitted: f"K={fitted.params['k_chosen']}", default=True)

@@ -89,6 +89,12 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
 template_context = functools.partial(window.template_context, NAME)
 
 
+def check_stored(stored) -> None:
+    stored.only_arrays("inv_scale", "bound")
+    stored.floats("inv_scale", (stored.n_channels,), lo=0)
+    stored.floats("bound", (stored.n_channels,), lo=0)
+
+
 # A flagged sample enters the window at mean +- bound, bound = threshold / inv_scale.
-SPEC = window.spec(NAME, mutable=("inv_scale", "bound"), fit_series=fit_series,
+SPEC = window.spec(NAME, check_stored, mutable=("inv_scale", "bound"), fit_series=fit_series,
                    with_threshold=with_threshold)

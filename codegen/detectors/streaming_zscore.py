@@ -79,4 +79,10 @@ template_context = functools.partial(window.template_context, NAME)
 
 
 # k is also where a flagged sample is clipped, so a one-ulp move of it changes the state.
-SPEC = window.spec(NAME, mutable=("var_floor", "threshold"), fit_series=fit_series)
+def check_stored(stored) -> None:
+    stored.only_arrays("var_floor")
+    stored.floats("var_floor", (stored.n_channels,), lo=MIN_VARIANCE)
+
+
+SPEC = window.spec(NAME, check_stored, mutable=("var_floor", "threshold"),
+                   fit_series=fit_series)

@@ -144,9 +144,24 @@ def template_context(name: str, fitted) -> dict:
             **fitted.arrays}
 
 
-def spec(name: str, **fields) -> DetectorSpec:
+def check_stored(stored) -> None:
+    """The stored fields every clipping window detector has: its window, min_count and
+    threshold."""
+    length = stored.integer("params", "window", 1, MAX_WINDOW)
+    stored.integer("params", "min_count", 1, length)
+    stored.number("scalars", "threshold", lo=0)
+
+
+def spec(name: str, schema, **fields) -> DetectorSpec:
     """The spec of a detector that learns on the device in a window and clips what it
-    learns at the threshold (clipping_step)."""
-    return DetectorSpec(name, units=("window", name), kind=Kind.STREAMING, window=length,
+    learns at the threshold (clipping_step); schema checks its own arrays (after
+    check_stored)."""
+
+    def check(stored) -> None:
+        check_stored(stored)
+        schema(stored)
+
+    return DetectorSpec(name, units=("window", name), kind=Kind.STREAMING, schema=check,
+                        window=length,
                         describe=lambda fitted: f"W={length(fitted)}", default=True,
                         threshold_feeds_state=True, **fields)

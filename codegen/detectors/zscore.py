@@ -22,8 +22,17 @@ from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, cha
 
 NAME = "zscore"
 DEFAULTS = {"threshold": "value:3"}
-SPEC = DetectorSpec(NAME, units=("zscore",), kind=Kind.STATELESS, flag_api=True,
-                    mutable=("mean", "inv_std"), default=True)
+
+
+def check_stored(stored) -> None:
+    stored.only_arrays("mean", "inv_std")
+    stored.floats("mean", (stored.n_channels,))
+    stored.floats("inv_std", (stored.n_channels,), lo=0)
+    stored.number("scalars", "threshold")
+
+
+SPEC = DetectorSpec(NAME, units=("zscore",), kind=Kind.STATELESS, schema=check_stored,
+                    flag_api=True, mutable=("mean", "inv_std"), default=True)
 
 
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:

@@ -28,6 +28,7 @@ def c_int(v: int) -> str:
 
 def c_comment(text) -> str:
     """Text from a bundle for inside a /* */ comment: printable ASCII only (no newline that
-    could end a // line or start a directive), and never the comment's end."""
+    could end a // line or start a directive), and never the comment's end or a nested
+    start (which -Wcomment reports)."""
     printable = "".join(ch if " " <= ch <= "~" else "?" for ch in str(text))
-    return printable.replace("*/", "*?")
+    return printable.replace("*/", "*?").replace("/*", "/?")

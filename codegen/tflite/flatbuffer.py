@@ -120,7 +120,12 @@ def quantization(tensor, what: str) -> tuple:
         raise NotInt8ModelError(f"{what} tensor '{tensor.name.decode()}' has no quantisation "
                                 f"parameters: {CONVERSION_FIX}")
     zp = q.zeroPoint if q.zeroPoint is not None else np.zeros(len(q.scale), np.int64)
-    return np.asarray(q.scale, np.float32), np.asarray(zp, np.int64), q.quantizedDimension
+    scales, zero_points = np.asarray(q.scale, np.float32), np.asarray(zp, np.int64)
+    if zero_points.shape != scales.shape:
+        raise NotInt8ModelError(f"{what} tensor has {len(scales)} scales and "
+                                f"{len(zero_points)} zero points: {CONVERSION_FIX}")
+    _check_quantization(scales, zero_points, what)
+    return scales, zero_points, q.quantizedDimension
 
 
 def require_int8(tensor, what: str) -> None:
@@ -148,9 +153,31 @@ def extract_network(blob: bytes, file: str) -> Network:
 
     Accepts exactly: one subgraph, int8 input [1, W] -> chain of
     FULLY_CONNECTED (int8 weights, zero point 0, per-channel or per-tensor,
-    int32 or no bias, fused NONE/RELU) -> int8 output [1, W].  Anything else
-    raises NotInt8ModelError naming what was found and how to fix it; `file` names
-    the model when its bytes do not parse."""
+    int32 or no bias, fused NONE/RELU) -> int8 output [1, W], every scale a positive
+    float32 and every zero point an int8.  Anything else raises NotInt8ModelError naming
+    what was found and how to fix it; `file` names the model when its bytes do not parse
+    (a model is untrusted input: a damaged one must not get further than here)."""
+    try:
+        return _extract_network(blob, file)
+    except (IndexError, TypeError, AttributeError, KeyError, OverflowError,
+            ValueError) as error:
+        if isinstance(error, NotInt8ModelError):
+            raise
+        raise NotInt8ModelError(f"{file} is damaged: its structure does not hold together "
+                                f"({type(error).__name__}: {error}); re-run training to "
+                                f"regenerate it") from None
+
+
+def _check_quantization(scales: np.ndarray, zero_points: np.ndarray, what: str) -> None:
+    if not (np.isfinite(scales).all() and (scales > 0).all()):
+        raise NotInt8ModelError(f"{what} scales {scales.tolist()[:4]} are not positive finite "
+                                f"numbers: {CONVERSION_FIX}")
+    if not ((zero_points >= -128) & (zero_points <= 127)).all():
+        raise NotInt8ModelError(f"{what} zero points {zero_points.tolist()[:4]} are not int8 "
+                                f"values: {CONVERSION_FIX}")
+
+
+def _extract_network(blob: bytes, file: str) -> Network:
     fb = schema()
     actname = enum_names(fb.ActivationFunctionType)
     fix = CONVERSION_FIX

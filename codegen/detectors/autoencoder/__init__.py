@@ -19,7 +19,7 @@ Micro by a few LSB.
 
 from codegen.detectors.autoencoder.params import DEFAULTS, NAME
 from codegen.detectors.autoencoder.pipeline import score
-from codegen.detectors.autoencoder.stored import load
+from codegen.detectors.autoencoder.stored import check_stored, load
 from codegen.detectors.autoencoder.template import template_context
 from codegen.detectors.autoencoder.training import fit
 from codegen.detectors.base import DetectorSpec, Fitted, Kind
@@ -32,6 +32,6 @@ def describe(fitted: Fitted) -> str:
     return "-".join(str(n) for n in [window, *fitted.params["hidden"], window])
 
 
-SPEC = DetectorSpec(NAME, units=("autoencoder",), kind=Kind.WINDOWED,
+SPEC = DetectorSpec(NAME, units=("autoencoder",), kind=Kind.WINDOWED, schema=check_stored,
                     window=lambda fitted: fitted.scalars["window"], mutable=("std",),
                     describe=describe, load=load)

@@ -27,6 +27,7 @@ DEFAULTS: dict = {
 MAX_WINDOW = 1024        # keeps every int32 accumulator far from overflow
 MAX_WIDTH = 1024
 MAX_HIDDEN_LAYERS = 8
+MAX_ARENA = 1 << 24      # 16 MiB: far above any board's RAM, below size_t overflow
 
 
 # ---------------------------------------------------------------------------

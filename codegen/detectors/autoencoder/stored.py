@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-
 import numpy as np
 
-from codegen.detectors.autoencoder.params import BundleMismatchError, check_params
+from codegen.detectors.autoencoder.params import (MAX_ARENA, MAX_HIDDEN_LAYERS, MAX_WIDTH,
+                                                  MAX_WINDOW, BundleMismatchError,
+                                                  check_params)
 from codegen.detectors.base import Fitted
 from codegen.tflite.flatbuffer import Network, extract_network
 from codegen.tflite.runners import TflmRunner
 
 BLOB_MODEL = "autoencoder.tflite"
 BLOB_ARENA = "autoencoder_arena.json"
+TRAINING_RECORDS = ("validation_scores", "history_loss", "history_val_loss")
 
 _NETWORKS: dict = {}
 _RUNNERS: dict = {}
@@ -51,6 +52,40 @@ def tflm_of(fitted: Fitted) -> TflmRunner:
     return _RUNNERS[key]
 
 
+def check_stored(stored) -> None:
+    """The scalars the header carries (the network itself is checked as load parses it)."""
+    stored.only_arrays(optional=TRAINING_RECORDS)  # never read by the templates
+    stored.integer("scalars", "channel", 0, stored.n_channels - 1)
+    stored.integer("scalars", "window", 2, MAX_WINDOW)
+    stored.integer("scalars", "arena_size", 64, MAX_ARENA)
+    stored.number("scalars", "mean")
+    stored.number("scalars", "std", lo=float(np.finfo(np.float32).tiny))
+    stored.number("scalars", "threshold", lo=0)
+
+
+def _arena_record(blob: bytes) -> dict:
+    """The arena search's record (a JSON object of numbers and text, for the header's
+    comments and the bench)."""
+    try:
+        arena = json.loads(blob.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BundleMismatchError(f"the stored {BLOB_ARENA} is not JSON ({error}): re-run "
+                                  f"training") from None
+    numbers = ("minimum", "emitted", "report_total")
+    parts = arena.get("margin_parts", {}) if isinstance(arena, dict) else None
+    if (not isinstance(arena, dict) or not isinstance(parts, dict)
+            or not all(_count(arena.get(k, 0)) for k in numbers)
+            or not all(_count(v) for v in parts.values())):
+        raise BundleMismatchError(f"the stored {BLOB_ARENA} is not an arena record (an object "
+                                  f"of byte counts): re-run training")
+    return arena
+
+
+def _count(value) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool)
+                             and 0 <= value <= MAX_ARENA)
+
+
 def load(params, scalars, arrays, blobs) -> Fitted:
     """Rebuild a Fitted from what fit() returned and the caller stored."""
     p = check_params(params)
@@ -59,11 +94,12 @@ def load(params, scalars, arrays, blobs) -> Fitted:
             f"the stored autoencoder has no {BLOB_MODEL}: re-run training")
     blob = bytes(blobs[BLOB_MODEL])
     net = extract_network(blob, BLOB_MODEL)
+    widths = [layer.out_dim for layer in net.layers]
+    if len(widths) > MAX_HIDDEN_LAYERS + 1 or max(widths) > MAX_WIDTH:
+        raise BundleMismatchError(
+            f"{BLOB_MODEL} has layers of {widths} units; the autoencoder has at most "
+            f"{MAX_HIDDEN_LAYERS + 1} layers of at most {MAX_WIDTH}: re-run training")
     s = dict(scalars)
-    need = ("channel", "window", "mean", "std", "threshold", "arena_size")
-    missing = [k for k in need if k not in s]
-    if missing:
-        raise BundleMismatchError(f"stored autoencoder scalars lack {missing}: re-run training")
     checks = {"window": (s["window"], net.window),
               "input_scale": (s.get("input_scale", float(net.input_scale)), float(net.input_scale)),
               "input_zero_point": (s.get("input_zero_point", net.input_zero_point),
@@ -77,13 +113,8 @@ def load(params, scalars, arrays, blobs) -> Fitted:
             raise BundleMismatchError(
                 f"stored {k} = {a!r} disagrees with {BLOB_MODEL} ({b!r}): the bundle was "
                 f"edited or mixed up; re-run training")
-    for k in ("mean", "std", "threshold"):
-        v = s[k]
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and float(np.float32(v)) == v):
-            raise BundleMismatchError(
-                f"stored {k} = {v!r} is not a finite float32 value: re-run training")
     if BLOB_ARENA in blobs:
-        arena = json.loads(bytes(blobs[BLOB_ARENA]).decode())
+        arena = _arena_record(bytes(blobs[BLOB_ARENA]))
     else:
         arena = {"minimum": s.get("arena_minimum"), "emitted": s["arena_size"],
                  "runtime": "unknown (arena record missing)"}

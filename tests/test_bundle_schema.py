@@ -1,0 +1,489 @@
+"""A bundle is untrusted input (issue 18): every mutated bundle is either refused on load
+with a clear error (exit 2, `error:`, the field named) or generates headers that run
+memory-safe and free of undefined behaviour (ASan + UBSan) on a random and extreme
+battery.  No mutation may end in a traceback, a sanitizer report or a hang."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pickle
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codegen import bundle as bundle_mod
+from codegen.cli import main
+from codegen.data import dataset as data
+from codegen.detectors import DEFAULT
+from codegen.emit import render as emit
+from codegen.training import train as training
+from host_sim.hostlib import glue_source
+
+from support import STRICT, require_tool
+
+SANITIZE = ["-std=c99", "-O1", "-g", "-ffp-contract=off", "-fno-omit-frame-pointer",
+            "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+            "-Wall", "-Wextra", "-Werror"]
+ROWS = 3000
+HAVE_TF = all(importlib.util.find_spec(m) for m in ("tensorflow", "tflite_micro"))
+
+
+# --- the bundles mutated ------------------------------------------------------------------
+
+BUNDLES = {
+    # the default detectors and a forest on rolling features
+    "plain": (DEFAULT + ["isolation_forest"],
+              {"isolation_forest": {"features": "rolling", "window": 20}}),
+    "forest_raw": (["isolation_forest"], {"isolation_forest": {"target": "uno"}}),
+    "autoencoder": (["autoencoder"], {"autoencoder": {"epochs": 2}}),
+}
+
+
+@pytest.fixture(scope="module")
+def originals(tmp_path_factory):
+    root = tmp_path_factory.mktemp("originals")
+    iot = data.iot_sensors()
+
+    def make(key):
+        if not (root / key).exists():
+            detectors, params = BUNDLES[key]
+            trained = training.train(iot, detectors, params, seed=0, name="sensors",
+                                     verbose=False)
+            bundle_mod.save(trained, root / key)
+        return root / key
+
+    return make
+
+
+# --- how a mutation edits a bundle directory ------------------------------------------------
+
+def _doc(path):
+    return json.loads((path / "bundle.json").read_text())
+
+
+def _write_doc(path, doc):
+    (path / "bundle.json").write_text(json.dumps(doc))
+
+
+def edit(*keys, value):
+    """Set bundle.json[keys...] = value (a callable value receives the old one)."""
+    def mutate(path):
+        doc = _doc(path)
+        node = doc
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value(node[keys[-1]]) if callable(value) else value
+        _write_doc(path, doc)
+    return mutate
+
+
+def remove(*keys):
+    def mutate(path):
+        doc = _doc(path)
+        node = doc
+        for key in keys[:-1]:
+            node = node[key]
+        del node[keys[-1]]
+        _write_doc(path, doc)
+    return mutate
+
+
+def raw_json(text: bytes):
+    def mutate(path):
+        (path / "bundle.json").write_bytes(text)
+    return mutate
+
+
+def array(detector, key, change, declare=True):
+    """Replace arrays/<detector>.<key>.npy by change(old); declare: bundle.json follows."""
+    def mutate(path):
+        file = path / "arrays" / f"{detector}.{key}.npy"
+        new = np.asarray(change(np.load(file)))
+        np.save(file, new)
+        if declare:
+            doc = _doc(path)
+            doc["detectors"][detector]["arrays"][key] = {"dtype": str(new.dtype),
+                                                         "shape": list(new.shape)}
+            _write_doc(path, doc)
+    return mutate
+
+
+def at(index, value):
+    def change(a):
+        a = a.copy()
+        a.reshape(-1)[index] = value
+        return a
+    return change
+
+
+def file_bytes(relative, change):
+    def mutate(path):
+        file = path / relative
+        file.write_bytes(change(file.read_bytes()))
+    return mutate
+
+
+def add_array(detector, key):
+    """Declare one more array whose key is a path (the file it names may be outside)."""
+    def mutate(path):
+        doc = _doc(path)
+        doc["detectors"][detector]["arrays"][key] = {"dtype": "float32", "shape": [3]}
+        _write_doc(path, doc)
+    return mutate
+
+
+def add_blob(detector, name):
+    def mutate(path):
+        doc = _doc(path)
+        doc["detectors"][detector]["blobs"] = [*doc["detectors"][detector].get("blobs", []), name]
+        _write_doc(path, doc)
+    return mutate
+
+
+def symlink_array(detector, key):
+    """The array's file becomes a link to a copy beside (outside) the bundle."""
+    def mutate(path):
+        file = path / "arrays" / f"{detector}.{key}.npy"
+        target = path.parent / "outside.npy"
+        np.save(target, np.load(file))
+        file.unlink()
+        file.symlink_to(target)
+    return mutate
+
+
+def both(*mutations):
+    def mutate(path):
+        for m in mutations:
+            m(path)
+    return mutate
+
+
+def cycle(path):
+    """The forest's first split node sends its left child back to itself."""
+    array("isolation_forest", "left", at(0, 0))(path)
+
+
+def swap_children(path):
+    """Left and right swapped everywhere: another valid forest."""
+    doc_dir = path / "arrays"
+    left, right = (np.load(doc_dir / f"isolation_forest.{k}.npy") for k in ("left", "right"))
+    np.save(doc_dir / "isolation_forest.left.npy", right)
+    np.save(doc_dir / "isolation_forest.right.npy", left)
+
+
+INJECTION = "50\n#define mcua_is_finite(x) 1"
+INJECTED = re.compile(r"^\s*#\s*define (A|mcua_is_finite\(x\)) 1", re.M)
+REFUSED, EITHER = "refused", "refused or safe"
+Z, S, M, K, F, A = ("zscore", "streaming_zscore", "moving_average", "kmeans",
+                    "isolation_forest", "autoencoder")
+AE_MODEL, AE_ARENA = "blobs/autoencoder.tflite", "blobs/autoencoder_arena.json"
+
+# (id, bundle, mutation, expected outcome, words the refusal must contain)
+MUTATIONS = [
+    # the document
+    ("json-list", "plain", raw_json(b"[]"), REFUSED, "not an mcu-anomaly bundle"),
+    ("json-truncated", "plain", file_bytes("bundle.json", lambda b: b[:len(b) // 2]), REFUSED,
+     "not valid JSON"),
+    ("json-not-utf8", "plain", file_bytes("bundle.json", lambda b: b"\xff\xfe" + b), REFUSED,
+     "not valid JSON"),
+    ("format-version-string", "plain", edit("format_version", value="1"), REFUSED,
+     "format version"),
+    ("no-channels", "plain", remove("channels"), REFUSED, "channels is missing"),
+    ("channels-string", "plain", edit("channels", value="abc"), REFUSED, "channels is str"),
+    ("channels-empty", "plain", edit("channels", value=[]), REFUSED, "0 channels"),
+    ("channel-injection", "plain", edit("channels", 0, value="x\n#define A 1"), REFUSED,
+     "not a C identifier"),
+    ("channel-mean-short", "plain", edit("channel_mean", value=[1.0]), REFUSED, "channel_mean"),
+    ("channel-std-text", "plain", edit("channel_std", 0, value="1"), REFUSED, "channel_std"),
+    ("name-injection", "plain", edit("name", value="m;int x"), REFUSED, "not a C identifier"),
+    ("name-number", "plain", edit("name", value=7), REFUSED, "name is int"),
+    ("detectors-empty", "plain", edit("detectors", value={}), REFUSED, "holds no detector"),
+    ("detectors-list", "plain", edit("detectors", value=[]), REFUSED, "detectors is list"),
+    ("detector-unknown", "plain", edit("detectors", value=lambda d: {**d, "foo": {}}), REFUSED,
+     "unknown detector"),
+    ("training-list", "plain", edit("training", value=[]), REFUSED, "training is list"),
+    # a detector's entry
+    ("entry-number", "plain", edit("detectors", Z, value=3), REFUSED, "zscore is int"),
+    ("params-missing", "plain", remove("detectors", Z, "params"), REFUSED,
+     "zscore.params is missing"),
+    ("scalars-list", "plain", edit("detectors", Z, "scalars", value=[]), REFUSED,
+     "zscore.scalars is list"),
+    ("report-string", "plain", edit("detectors", Z, "report", value="x"), REFUSED,
+     "zscore.report"),
+    ("array-key-traversal", "plain", add_array(Z, "x/../../../../evil"), REFUSED,
+     "not a plain name"),
+    ("blob-traversal", "plain", add_blob(Z, "../../../etc/passwd"), REFUSED,
+     "not a plain file name"),
+    ("blob-absolute", "plain", add_blob(Z, "/etc/passwd"), REFUSED, "not a plain file name"),
+    ("blob-missing", "plain", add_blob(Z, "nothing.bin"), REFUSED, "cannot be read"),
+    ("array-symlink-outside", "plain", symlink_array(Z, "mean"),
+     REFUSED, "leads outside the bundle"),
+    ("array-file-missing", "plain",
+     lambda p: (p / "arrays" / "zscore.mean.npy").unlink(), REFUSED, "zscore.arrays.mean is missing"),
+    ("array-truncated", "plain", file_bytes("arrays/zscore.mean.npy", lambda b: b[:-5]),
+     REFUSED, "not a readable .npy"),
+    ("array-pickled", "plain", file_bytes("arrays/zscore.mean.npy", lambda b: (
+        b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+        + b" " * 44 + b"\n" + pickle.dumps([1]))), REFUSED, "not a readable .npy"),
+    ("array-text", "plain", file_bytes("arrays/zscore.mean.npy", lambda b: b"1,2,3\n"),
+     REFUSED, "not a readable .npy"),
+    ("array-undeclared-dtype", "plain", array(Z, "mean", lambda a: a.astype(np.float64),
+                                              declare=False), REFUSED, "declares float32"),
+    ("array-extra", "plain", both(array(Z, "mean", lambda a: a), edit(
+        "detectors", Z, "arrays", value=lambda d: {**d, "evil": d["mean"]}),
+        lambda p: shutil.copy(p / "arrays/zscore.mean.npy", p / "arrays/zscore.evil.npy")),
+     REFUSED, "zscore.arrays are"),
+    # zscore
+    ("zscore-mean-short", "plain", array(Z, "mean", lambda a: a[:1]), REFUSED, "shape [1]"),
+    ("zscore-mean-2d", "plain", array(Z, "mean", lambda a: a[:, None]), REFUSED, "shape [3, 1]"),
+    ("zscore-mean-float64", "plain", array(Z, "mean", lambda a: a.astype(np.float64)), REFUSED,
+     "is float64"),
+    ("zscore-inv-std-nan", "plain", array(Z, "inv_std", at(1, np.nan)), REFUSED, "NaN or Inf"),
+    ("zscore-inv-std-negative", "plain", array(Z, "inv_std", at(0, -1)), REFUSED, "below 0"),
+    ("zscore-threshold-string", "plain", edit("detectors", Z, "scalars", "threshold", value="3"),
+     REFUSED, "threshold is '3'"),
+    ("zscore-threshold-nan", "plain", edit("detectors", Z, "scalars", "threshold",
+                                           value=float("nan")), REFUSED, "threshold is nan"),
+    ("zscore-threshold-1e39", "plain", edit("detectors", Z, "scalars", "threshold", value=1e39),
+     REFUSED, "not a finite float32"),
+    ("zscore-threshold-missing", "plain", remove("detectors", Z, "scalars", "threshold"),
+     REFUSED, "threshold is missing"),
+    ("zscore-mean-moved", "plain", array(Z, "mean", lambda a: a + np.float32(1000)), EITHER, ""),
+    # the window detectors
+    ("streaming-window-injection", "plain", edit("detectors", S, "params", "window",
+                                                 value=INJECTION), REFUSED, "window is"),
+    ("streaming-window-0", "plain", edit("detectors", S, "params", "window", value=0), REFUSED,
+     "from 1 to 4096"),
+    ("streaming-window-5000", "plain", edit("detectors", S, "params", "window", value=5000),
+     REFUSED, "from 1 to 4096"),
+    ("streaming-min-count-over-window", "plain", edit("detectors", S, "params", "min_count",
+                                                      value=51), REFUSED, "from 1 to 50"),
+    ("streaming-var-floor-short", "plain", array(S, "var_floor", lambda a: a[:2]), REFUSED,
+     "shape [2]"),
+    ("streaming-var-floor-zero", "plain", array(S, "var_floor", at(0, 0)), REFUSED, "below"),
+    ("streaming-threshold-negative", "plain", edit("detectors", S, "scalars", "threshold",
+                                                   value=-1.0), REFUSED, "threshold is -1"),
+    ("streaming-window-1", "plain", both(edit("detectors", S, "params", "window", value=1),
+                                         edit("detectors", S, "params", "min_count", value=1)),
+     EITHER, ""),
+    ("moving-window-2.5", "plain", edit("detectors", M, "params", "window", value=2.5), REFUSED,
+     "window is 2.5"),
+    ("moving-window-true", "plain", edit("detectors", M, "params", "window", value=True),
+     REFUSED, "window is True"),
+    ("moving-bound-wide", "plain", array(M, "bound", lambda a: np.concatenate([a, a])), REFUSED,
+     "shape [6]"),
+    ("moving-inv-scale-inf", "plain", array(M, "inv_scale", at(2, np.inf)), REFUSED,
+     "NaN or Inf"),
+    ("moving-window-4096", "plain", edit("detectors", M, "params", "window", value=4096), EITHER,
+     ""),
+    # kmeans
+    ("kmeans-centroids-wide", "plain", array(K, "centroids", lambda a: np.hstack([a, a[:, :1]])),
+     REFUSED, "centroids has shape"),
+    ("kmeans-centroids-empty", "plain", array(K, "centroids", lambda a: a[:0]), REFUSED,
+     "centroids has shape"),
+    ("kmeans-k-mismatch", "plain", edit("detectors", K, "params", "k_chosen",
+                                        value=lambda k: k + 1), REFUSED, "centroids has shape"),
+    ("kmeans-k-bool", "plain", edit("detectors", K, "params", "k_chosen", value=True), REFUSED,
+     "k_chosen is True"),
+    ("kmeans-centroids-moved", "plain", array(K, "centroids", lambda a: a * np.float32(-3)),
+     EITHER, ""),
+    # the isolation forest (rolling features in "plain", raw ones in "forest_raw")
+    ("forest-child-7fff", "forest_raw", array(F, "right", at(0, 0x7FFF)), REFUSED,
+     "node code 32767"),
+    ("forest-feature-200", "forest_raw", array(F, "feature", at(0, 200)), REFUSED,
+     "index 200"),
+    ("forest-leaf-255", "forest_raw", array(F, "leaf", at(0, 255)), REFUSED, "index 255"),
+    ("forest-cycle", "forest_raw", cycle, REFUSED, "a child must come after its parent"),
+    ("forest-root-beyond", "forest_raw", array(F, "root", at(0, 0xFFFF)), REFUSED,
+     "node code 65535"),
+    ("forest-split-int", "forest_raw", array(F, "split", lambda a: a.astype(np.int32)), REFUSED,
+     "is int32"),
+    ("forest-leaf-int8", "forest_raw", array(F, "leaf", lambda a: a.astype(np.int8)), REFUSED,
+     "is int8"),
+    ("forest-split-nan", "forest_raw", array(F, "split", at(3, np.nan)), REFUSED, "NaN or Inf"),
+    ("forest-target-injection", "forest_raw", edit("detectors", F, "params", "target",
+                                                   value="uno */ #define A"), REFUSED,
+     "not one of"),
+    ("forest-features-bogus", "plain", edit("detectors", F, "params", "features", value="x"),
+     REFUSED, "not one of raw, rolling"),
+    ("forest-n-channels", "forest_raw", edit("detectors", F, "params", "n_channels", value=1),
+     REFUSED, "n_channels is 1"),
+    ("forest-rolling-window-0", "plain", edit("detectors", F, "params", "window", value=0),
+     REFUSED, "window is 0"),
+    ("forest-rolling-feature-9", "plain", array(F, "feature", at(0, 9)), REFUSED, "index 9"),
+    ("forest-trees-mismatch", "forest_raw", edit("detectors", F, "params", "n_trees_used",
+                                                 value=lambda n: n + 1), REFUSED, "root has shape"),
+    ("forest-neg-inv-trees", "forest_raw", edit("detectors", F, "scalars", "neg_inv_trees",
+                                                value=5.0), REFUSED, "neg_inv_trees is 5"),
+    ("forest-children-swapped", "forest_raw", swap_children, EITHER, ""),
+    ("forest-leaf-values-moved", "plain", array(F, "leaf_value", lambda a: a[::-1].copy()),
+     EITHER, ""),
+    # the autoencoder
+    ("ae-channel-7", "autoencoder", edit("detectors", A, "scalars", "channel", value=7), REFUSED,
+     "channel is 7"),
+    ("ae-window-21", "autoencoder", edit("detectors", A, "scalars", "window", value=21), REFUSED,
+     "disagrees"),
+    ("ae-std-zero", "autoencoder", edit("detectors", A, "scalars", "std", value=0.0), REFUSED,
+     "std is 0"),
+    ("ae-mean-string", "autoencoder", edit("detectors", A, "scalars", "mean", value="0"),
+     REFUSED, "mean is '0'"),
+    ("ae-arena-10", "autoencoder", edit("detectors", A, "scalars", "arena_size", value=10),
+     REFUSED, "arena_size is 10"),
+    ("ae-model-truncated", "autoencoder", file_bytes(AE_MODEL, lambda b: b[:len(b) // 3]),
+     REFUSED, "autoencoder.tflite"),
+    ("ae-model-random", "autoencoder", file_bytes(AE_MODEL, lambda b: np.random.RandomState(
+        1).bytes(len(b))), REFUSED, "autoencoder.tflite"),
+    ("ae-arena-not-json", "autoencoder", file_bytes(AE_ARENA, lambda b: b"{"), REFUSED,
+     "not JSON"),
+    ("ae-arena-text-count", "autoencoder", file_bytes(AE_ARENA, lambda b: json.dumps(
+        {**json.loads(b), "minimum": "abc"}).encode()), REFUSED, "not an arena record"),
+    ("ae-arena-runtime-injection", "autoencoder", file_bytes(AE_ARENA, lambda b: json.dumps(
+        {**json.loads(b), "runtime": "x */\n#define A 1 /*"}).encode()), EITHER, ""),
+    *[(f"ae-model-byte-{offset}", "autoencoder", file_bytes(AE_MODEL, lambda b, o=offset: (
+        b[:o % len(b)] + bytes([b[o % len(b)] ^ 0xA5]) + b[o % len(b) + 1:])), EITHER, "")
+      for offset in (4, 40, 200, 600, 1500, 3000)],
+]
+
+
+@pytest.fixture(scope="module")
+def sanitizer():
+    compiler = os.environ.get("CC", "gcc")
+    require_tool(compiler)
+    return compiler
+
+
+def _battery(bundle, seed=0) -> np.ndarray:
+    """Rows around each channel's normal level, far from it, and extremes (NaN, +-Inf,
+    subnormals, the largest floats), in runs so streaming windows fill."""
+    rng = np.random.RandomState(seed)
+    mean, std = np.array(bundle.channel_mean), np.array(bundle.channel_std)
+    normal = mean + std * rng.standard_normal((ROWS, len(mean)))
+    extremes = np.array([np.nan, np.inf, -np.inf, 1e-45, -1e-45, 3.4e38, -3.4e38, 1e20, 0.0])
+    wild = normal.copy()
+    hit = rng.rand(*wild.shape) < 0.05
+    wild[hit] = rng.choice(extremes, size=hit.sum())
+    far = mean + std * 1e6 * rng.standard_normal((ROWS // 3, len(mean)))
+    return np.vstack([normal, wild, far]).astype(np.float32)
+
+
+def _driver(bundle) -> str:
+    """A main() that runs every detector's batch entry points over the rows in argv[1]."""
+    calls = []
+    for d in emit.detector_calls(bundle):
+        if d["kind"] == "streaming":
+            calls.append(f"mcua_host_{d['name']}(X, n, scores, flags, NULL, NULL);")
+        else:
+            calls.append(f"mcua_host_{d['name']}(X, n, scores, flags);")
+        if d["flag_api"]:
+            calls.append(f"mcua_host_{d['name']}_flag(X, n, flags);")
+    prototypes = "\n".join(
+        f"void mcua_host_{d['name']}(const float *, uint32_t, float *, uint8_t *"
+        + (", float *, uint16_t *" if d["kind"] == "streaming" else "") + ");"
+        + (f"\nvoid mcua_host_{d['name']}_flag(const float *, uint32_t, uint8_t *);"
+           if d["flag_api"] else "")
+        for d in emit.detector_calls(bundle))
+    return f"""#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+{prototypes}
+int main(int argc, char **argv)
+{{
+    FILE *in;
+    long bytes;
+    float *X, *scores;
+    uint8_t *flags;
+    uint32_t n;
+    if (argc != 2 || !(in = fopen(argv[1], "rb"))) return 2;
+    fseek(in, 0, SEEK_END);
+    bytes = ftell(in);
+    fseek(in, 0, SEEK_SET);
+    n = (uint32_t)(bytes / (long)sizeof(float) / {len(bundle.channels)});
+    X = malloc((size_t)bytes);
+    scores = malloc(n * sizeof(float));
+    flags = malloc(n);
+    if (!X || !scores || !flags || fread(X, 1, (size_t)bytes, in) != (size_t)bytes) return 2;
+    fclose(in);
+    {chr(10).join("    " + c for c in calls).strip()}
+    free(X); free(scores); free(flags);
+    return 0;
+}}
+"""
+
+
+def run_sanitized(bundle, compiler, directory: Path) -> None:
+    """Build the generated headers, the host glue and a driver with ASan + UBSan, and run
+    them over the battery; any sanitizer report fails."""
+    files = emit.render(bundle)
+    files["mcua_host_glue.c"] = glue_source(bundle)
+    files["driver.c"] = _driver(bundle)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    binary = directory / "driver"
+    build = subprocess.run([compiler, *SANITIZE, "-I", str(directory),
+                            *sorted(str(directory / n) for n in files if n.endswith(".c")),
+                            "-o", str(binary), "-lm"], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    rows = directory / "rows.f32"
+    _battery(bundle).tofile(rows)
+    run = subprocess.run([str(binary), str(rows)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
+                              "UBSAN_OPTIONS": "print_stacktrace=1"})
+    assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr[-3000:]
+
+
+def outcome(path: Path, out: Path, compiler, capsys) -> str:
+    """'refused' (exit 2 with an error naming the problem, nothing written) or 'safe'
+    (generated headers that pass the sanitizers)."""
+    code = main(["generate", str(path), "--out", str(out)])
+    err = capsys.readouterr().err
+    if code == 2:
+        assert err.startswith("error: ") and "Traceback" not in err, err
+        assert not out.exists()
+        return "refused: " + err
+    assert code == 0, err
+    run_sanitized(bundle_mod.load(path), compiler, out)
+    return "safe"
+
+
+@pytest.mark.parametrize("name, which, mutate, expected, words",
+                         MUTATIONS, ids=[m[0] for m in MUTATIONS])
+def test_a_mutated_bundle_is_refused_or_safe(name, which, mutate, expected, words, originals,
+                                             sanitizer, tmp_path, capsys):
+    if which == "autoencoder" and not HAVE_TF:
+        assert not STRICT, "the autoencoder mutations need tensorflow and tflite-micro"
+        pytest.skip("the autoencoder needs tensorflow and tflite-micro")
+    path = tmp_path / "bundle"
+    shutil.copytree(originals(which), path, symlinks=True)
+    mutate(path)
+    result = outcome(path, tmp_path / "include", sanitizer, capsys)
+    if expected == REFUSED:
+        assert result.startswith("refused"), f"{name}: not refused"
+        assert words in result, result
+    for text in (p.read_text() for p in (tmp_path / "include").glob("*.[ch]")):
+        assert not INJECTED.search(text)  # text from the bundle never becomes a directive
+
+
+@pytest.mark.parametrize("which", list(BUNDLES))
+def test_the_unmutated_bundles_are_safe(which, originals, sanitizer, tmp_path, capsys):
+    """The baseline: the sanitizer run passes on what training writes (and a perturbed
+    run of it would be noticed: see test_the_sanitizer_run_catches_an_overflow)."""
+    if which == "autoencoder" and not HAVE_TF:
+        assert not STRICT, "the autoencoder bundle needs tensorflow and tflite-micro"
+        pytest.skip("the autoencoder needs tensorflow and tflite-micro")
+    assert outcome(originals(which), tmp_path / "include", sanitizer, capsys) == "safe"
+
+
+def test_the_sanitizer_run_catches_an_overflow(originals, sanitizer, tmp_path):
+    """A bundle that bypasses the schema (a 1-element mean for 3 channels, edited in memory)
+    is caught by the sanitizer run: the safe outcomes above are not vacuous."""
+    loaded = bundle_mod.load(originals("plain"))
+    loaded.detectors = {"zscore": loaded.detectors["zscore"]}
+    loaded.detectors["zscore"].arrays["mean"] = loaded.detectors["zscore"].arrays["mean"][:1]
+    with pytest.raises(AssertionError, match="AddressSanitizer|runtime error"):
+        run_sanitized(loaded, sanitizer, tmp_path)
