@@ -171,7 +171,8 @@ def cmd_nab(args) -> None:
 
 
 FORCE_HELP = ("replace --out even when mcu-anomaly did not write it: everything in it is "
-              "deleted; never the root, home or working directory, nor one holding them")
+              "deleted; never the root, home or working directory, nor one holding them or "
+              "the bundle generate reads")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,9 +27,6 @@ from codegen.errors import UserError
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
 _UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
-# What a run leaves beside `out` while it works (mkdtemp's 8-character suffix): its staging
-# tree (afterwards the old tree), and for the symlink fallback a version, a link, an old tree.
-_LEFTOVER = r"\.{name}\.(tmp|v|lnk|old)-[a-z0-9_]{{8}}"
 
 
 @dataclass(frozen=True)
@@ -190,10 +187,16 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
+def _siblings(out: Path, kinds: str = "tmp|v|lnk|old") -> re.Pattern:
+    """The names a run gives what it puts beside out (mkdtemp's 8-character suffix): its
+    staging tree (after the exchange, the old tree), and for the symlink fallback a version,
+    a link, an old tree."""
+    return re.compile(rf"\.{re.escape(out.name)}\.({kinds})-[a-z0-9_]{{8}}")
+
+
 def _our_link(out: Path) -> bool:
     """out is the symlink fallback's link to one of its versions."""
-    return out.is_symlink() and re.fullmatch(_LEFTOVER.format(name=re.escape(out.name)),
-                                             os.readlink(out)) is not None
+    return out.is_symlink() and _siblings(out, "v").fullmatch(os.readlink(out)) is not None
 
 
 @contextlib.contextmanager
@@ -217,8 +220,7 @@ def _recover(out: Path) -> None:
     """Remove what killed runs left beside out (staging trees, old trees, links, versions out
     does not point to); if one was killed inside the fallback's first conversion (no out, an
     old tree), put the old tree back first."""
-    pattern = re.compile(_LEFTOVER.format(name=re.escape(out.name)))
-    found = sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name))
+    found = sorted(p for p in out.parent.iterdir() if _siblings(out).fullmatch(p.name))
     olds = [p for p in found if p.name.startswith(f".{out.name}.old-")]
     if olds and not os.path.lexists(out):
         olds[0].rename(out)
