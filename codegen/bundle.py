@@ -5,8 +5,8 @@
     <bundle>/blobs/<file>                opaque files a detector needs (e.g. a .tflite model)
 
 Same inputs and seed give byte-identical files (sorted keys, no timestamps, .npy not .npz).
-A bundle is written to a temporary sibling directory and renamed into place, so a failure
-never leaves half a bundle behind.
+A bundle is written to a temporary sibling directory that then takes the place of --out in
+one step (files.py write_tree), so a failure or a kill never leaves half a bundle behind.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from codegen.emit.cnames import check_channel_names, check_model_name
 from codegen.detectors import get
 from codegen.detectors.base import Fitted
 from codegen.errors import UserError
-from codegen.files import read_json, write_tree
+from codegen.files import Output, read_json, write_tree
 
 FORMAT = "mcu-anomaly-bundle"
 FORMAT_VERSION = 1
+BUNDLE = Output("bundle", "bundle.json", "train")
 
 
 @dataclass
@@ -45,8 +46,9 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def save(bundle: Bundle, out: str | Path) -> Path:
-    out = Path(out)
+def save(bundle: Bundle, out: str | Path, force: bool = False) -> Path:
+    """Write the bundle to directory out, replacing an earlier bundle there whole (files.py
+    write_tree: a foreign non-empty directory only with force)."""
     files: dict[str, str | bytes] = {}
     detectors = {}
     for name, fitted in bundle.detectors.items():
@@ -74,9 +76,7 @@ def save(bundle: Bundle, out: str | Path) -> Path:
         "detectors": detectors,
     }
     files["bundle.json"] = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    if out.exists() and not (out / "bundle.json").is_file():
-        raise UserError(f"{out} exists and is not a bundle; choose another --out")
-    return write_tree(out, files, dirs=("arrays",))
+    return write_tree(out, files, BUNDLE, dirs=("arrays",), force=force)
 
 
 def load(path: str | Path) -> Bundle:

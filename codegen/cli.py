@@ -62,7 +62,7 @@ def cmd_train(args) -> None:
     trained = training.train(dataset, detectors, params, args.seed, args.name,
                              verbose=not args.quiet, threshold=args.threshold,
                              validation=validation)
-    out = bundle.save(trained, args.out)
+    out = bundle.save(trained, args.out, force=args.force)
     print(f"bundle written to {out}")
     for name, fitted in trained.detectors.items():
         ev = fitted.report.get("evaluation")
@@ -75,14 +75,15 @@ def cmd_train(args) -> None:
 
 def cmd_generate(args) -> None:
     loaded = bundle.load(args.bundle)
+    keep = (args.bundle,)  # never replaced, even with --force
     if args.firmware:
         from codegen.firmware import sources as firmware
 
-        out = firmware.write(firmware.render(loaded), args.out)
+        out = firmware.write(firmware.render(loaded), args.out, args.force, keep)
         print(f"firmware sources written to {out}; build with "
               f"MCUA_GENERATED_DIR={out} pio run -e uno (see README.md)")
         return
-    written = emit.write(emit.render(loaded), args.out)
+    written = emit.write(emit.render(loaded), args.out, args.force, keep)
     print(f"{len(written)} files written to {args.out}")
 
 
@@ -169,6 +170,11 @@ def cmd_nab(args) -> None:
     print(nab.main(args.folder, detectors, engine=engine, cross_validation=args.cross_validate))
 
 
+FORCE_HELP = ("replace --out even when mcu-anomaly did not write it: everything in it is "
+              "deleted; never the root, home or working directory, nor one holding them or "
+              "the bundle generate reads")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcu-anomaly", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mcu-anomaly {__version__}")
@@ -180,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="built-in data when no CSV is given (default: iot)")
     train.add_argument("--detectors", default=",".join(DEFAULT),
                        help=f"comma-separated, from: {', '.join(DETECTORS)}")
-    train.add_argument("--out", default="build/model", help="bundle directory")
+    train.add_argument("--out", default="build/model",
+                       help="bundle directory, replaced whole; one that is neither empty nor a "
+                            "bundle is refused")
+    train.add_argument("--force", action="store_true", help=FORCE_HELP)
     train.add_argument("--name", default="model", help="model name, a C identifier")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--set", action="append", default=[], metavar="DET.PARAM=VALUE",
@@ -203,10 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = sub.add_parser("generate", help="write C headers and runtime for a bundle")
     generate.add_argument("bundle")
-    generate.add_argument("--out", default="build/include")
+    generate.add_argument("--out", default="build/include",
+                          help="directory replaced whole by the headers and runtime (with a "
+                               "marker file, .mcu-anomaly-generated); one that is neither empty "
+                               "nor written by generate is refused")
     generate.add_argument("--firmware", action="store_true",
-                          help="write the firmware app's sources instead (replaces --out), "
-                               "e.g. --out firmware_targets/generated for `pio run`")
+                          help="write the firmware app's sources instead (replaces --out; one "
+                               "that is neither empty nor generated firmware sources is "
+                               "refused), e.g. --out firmware_targets/generated for `pio run`")
+    generate.add_argument("--force", action="store_true", help=FORCE_HELP)
     generate.set_defaults(func=cmd_generate)
 
     verify = sub.add_parser("verify", help="host C build against the Python reference, bit for bit")

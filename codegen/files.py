@@ -1,16 +1,42 @@
 """Writing outputs: all of a file or a directory, or nothing, with the modes a plain write
 gives (0644 files, 0755 directories under umask 022; tempfile's 0600 / 0700 would break a
-build run as another user).  Reading the JSON files the tool wrote."""
+build run as another user).  Reading the JSON files the tool wrote.
+
+A directory output (a bundle, generated headers, firmware sources) is replaced whole
+(write_tree): after a kill at any instant it is the old tree or the new one, complete.  It is
+replaced only when it is missing, empty or marked as one of ours (`Output.sign`), or with
+force; never the root, the home or the working directory, nor one that holds them.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from codegen.errors import UserError
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+@dataclass(frozen=True)
+class Output:
+    """A kind of directory output: its name in messages, the file that marks a directory as
+    one of ours, and the command that writes it."""
+
+    what: str
+    sign: str
+    command: str
 
 
 def _umask() -> int:
@@ -19,59 +45,196 @@ def _umask() -> int:
     return mask
 
 
+def _user_error(error: OSError, out: Path) -> UserError:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UserError(f"cannot write {out}: no space left on {out.parent}; free space or "
+                         f"choose another --out")
+    return UserError(f"cannot write {out}: {error.strerror}; choose another --out")
+
+
 def write_file(out: str | Path, data: str | bytes) -> Path:
     """Write out through a temporary file beside it and a rename."""
     out = Path(out)
     if out.is_dir():
         raise UserError(f"{out} is a directory; give a file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    tmp = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
+    except OSError as error:
+        raise _user_error(error, out) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return out
 
 
-def write_tree(out: str | Path, files: dict[str, str | bytes], dirs: tuple[str, ...] = ()) -> Path:
+def write_tree(out: str | Path, files: dict[str, str | bytes], kind: Output,
+               dirs: tuple[str, ...] = (), force: bool = False, keep: tuple = ()) -> Path:
     """Replace directory out by exactly these files (relative paths -> contents) and
-    directories, all at once: they are written to a sibling staging directory first
-    (swap_in)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    directories, all at once: they are written to a sibling staging directory, which then
+    takes out's place (_swap).
+
+    out may be replaced when it is missing, empty or holds kind.sign; force replaces any
+    other directory too, deleting what it holds, but never the root, the home directory,
+    the working directory, or one holding any of them or a path of keep.  A symlink out
+    (not one of ours) stands for the directory it points to.  Writers in one directory take
+    turns, and each first removes what a killed run left there."""
+    given = out
+    out = Path(os.path.abspath(out))
+    if out.is_symlink() and not _our_link(out):
+        out = out.resolve()
+    staging = old = None
     try:
-        mask = _umask()
-        for name in dirs:
-            (staging / name).mkdir(parents=True, exist_ok=True)
-        for name, data in files.items():
-            path = staging / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            (path.write_text if isinstance(data, str) else path.write_bytes)(data)
-            os.chmod(path, 0o666 & ~mask)
-        for path in [staging, *(p for p in staging.rglob("*") if p.is_dir())]:
-            os.chmod(path, 0o777 & ~mask)
-        swap_in(staging, out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(out.parent) as alone:
+            if alone:
+                _recover(out)
+            _check_replaceable(out, kind, force, keep)
+            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+            _fill(staging, files, dirs)
+            old = _swap(staging, out)
+    except OSError as error:
+        raise _user_error(error, out) from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out
+        for path in (staging, old):
+            if path is not None:
+                _remove(path)
+    return Path(given)
 
 
-def swap_in(staging: Path, out: Path) -> None:
-    """Move the finished directory staging to out, replacing what out held.  The old tree is
-    renamed aside first and deleted last, so out is always either the old or the new one."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
+def _fill(staging: Path, files: dict[str, str | bytes], dirs: tuple[str, ...]) -> None:
+    mask = _umask()
+    for name in dirs:
+        (staging / name).mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        path = staging / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.write_text if isinstance(data, str) else path.write_bytes)(data)
+        os.chmod(path, 0o666 & ~mask)
+    for path in [staging, *(p for p in staging.rglob("*") if p.is_dir())]:
+        os.chmod(path, 0o777 & ~mask)
+
+
+def _check_replaceable(out: Path, kind: Output, force: bool, keep: tuple) -> None:
+    if not os.path.lexists(out):
+        return
+    if not out.is_dir():
+        raise UserError(f"{out} exists and is not a directory; choose another --out")
+    real, cwd = out.resolve(), Path.cwd().resolve()
+    never = {Path(real.anchor): "the root directory", Path.home().resolve(): "the home directory",
+             **{Path(p).resolve(): f"the input {p}" for p in keep}, cwd: "the working directory"}
+    for path, what in never.items():
+        if path == real or real in path.parents:
+            relation = "is" if path == real else "holds"
+            raise UserError(f"{out} {relation} {what}: `{kind.command}` replaces its --out "
+                            f"directory whole, so it never takes this one, even with --force; "
+                            f"choose another --out")
+    if not (force or (out / kind.sign).is_file() or not any(out.iterdir())):
+        raise UserError(f"{out} is not empty and holds no {kind.what} ({kind.sign}): "
+                        f"`{kind.command}` replaces its --out directory whole, deleting "
+                        f"everything in it; choose another --out, or give --force to replace it")
+
+
+def _swap(staging: Path, out: Path) -> Path | None:
+    """Put the finished tree staging at out; the path that then holds the old tree (to be
+    deleted), or None.
+
+    renameat2(RENAME_EXCHANGE) swaps the two directories in one step (Linux >= 3.15, glibc
+    >= 2.28; ext4, xfs, btrfs, tmpfs, overlayfs have it, measured here on ext4 and tmpfs:
+    ~20 us) and leaves out a plain directory, what every tool reading it expects.  Where the
+    exchange is missing (macOS, NFS, FUSE, ext2, an older kernel or libc) out becomes a
+    symlink to a versioned sibling `.<out>.v-*`, replaced by renaming a new symlink over it,
+    also one step.  The first time, turning a real directory into that symlink takes two
+    renames: a kill between them leaves the old tree as `.<out>.old-*`, which the next run
+    puts back (_recover) before it writes.  The symlink is not the first choice because it
+    changes what out is (rm -r out/, copying tools) and needs that conversion."""
+    if not os.path.lexists(out):
         staging.rename(out)
-        shutil.rmtree(old)
+        return None
+    if not _our_link(out) and _exchange(staging, out):
+        return staging
+    suffix = staging.name.rsplit("-", 1)[1]
+    version, link = (out.with_name(f".{out.name}.{k}-{suffix}") for k in ("v", "lnk"))
+    staging.rename(version)
+    os.symlink(version.name, link)
+    if _our_link(out):
+        old = out.with_name(os.readlink(out))
     else:
-        staging.rename(out)
+        old = out.with_name(f".{out.name}.old-{suffix}")
+        out.rename(old)
+    os.replace(link, out)
+    return old
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap a and b atomically; False where libc, the kernel or the filesystem cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError, TypeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _siblings(out: Path, kinds: str = "tmp|v|lnk|old") -> re.Pattern:
+    """The names a run gives what it puts beside out (mkdtemp's 8-character suffix): its
+    staging tree (after the exchange, the old tree), and for the symlink fallback a version,
+    a link, an old tree."""
+    return re.compile(rf"\.{re.escape(out.name)}\.({kinds})-[a-z0-9_]{{8}}")
+
+
+def _our_link(out: Path) -> bool:
+    """out is the symlink fallback's link to one of its versions."""
+    return out.is_symlink() and _siblings(out, "v").fullmatch(os.readlink(out)) is not None
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    """Writers in one directory take turns: flock on the directory itself, released when its
+    holder dies, so what lies beside out under the lock is a dead run's.  Yields False where
+    the filesystem has no such lock (the run then leaves others' leftovers alone)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)
+
+
+def _recover(out: Path) -> None:
+    """Remove what killed runs left beside out (staging trees, old trees, links, versions out
+    does not point to); if one was killed inside the fallback's first conversion (no out, an
+    old tree), put the old tree back first."""
+    found = sorted(p for p in out.parent.iterdir() if _siblings(out).fullmatch(p.name))
+    olds = [p for p in found if p.name.startswith(f".{out.name}.old-")]
+    if olds and not os.path.lexists(out):
+        olds[0].rename(out)
+    current = os.readlink(out) if _our_link(out) else None
+    for path in found:
+        if path.name != current and os.path.lexists(path):
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def read_json(path: Path, fix: str):

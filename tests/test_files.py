@@ -7,7 +7,9 @@ import pytest
 
 from codegen import bundle as bundle_mod
 from codegen.cli import main
-from codegen.files import write_file, write_tree
+from codegen.files import Output, write_file, write_tree
+
+TREE = Output("test trees", "new.txt", "write_tree")
 
 
 @pytest.fixture
@@ -37,7 +39,7 @@ def test_modes_follow_the_umask(tmp_path):
     old = os.umask(0o077)
     try:
         path = write_file(tmp_path / "a.txt", "x")
-        tree = write_tree(tmp_path / "t", {"d/b.bin": b"\0"})
+        tree = write_tree(tmp_path / "t", {"d/b.bin": b"\0"}, TREE)
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -45,7 +47,7 @@ def test_modes_follow_the_umask(tmp_path):
 
 
 def test_a_tree_replaces_the_old_one_whole(tmp_path):
-    write_tree(tmp_path / "t", {"old.txt": "1", "keep/x.txt": "2"})
-    write_tree(tmp_path / "t", {"new.txt": "3"}, dirs=("empty",))
+    write_tree(tmp_path / "t", {"new.txt": "1", "old.txt": "1", "keep/x.txt": "2"}, TREE)
+    write_tree(tmp_path / "t", {"new.txt": "3"}, TREE, dirs=("empty",))
     assert sorted(modes(tmp_path / "t")) == [".", "empty", "new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]  # no staging left behind

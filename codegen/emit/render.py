@@ -1,7 +1,8 @@
 """Code generation: render the templates/ for a bundle and write the C runtime beside them.
 
-Everything is rendered in memory first; files are then written each through a temporary
-file and a rename, so a failure leaves no half-written header behind.
+Everything is rendered in memory first; the directory is then replaced whole, with a marker
+file that lets the next `generate` recognise it as ours (files.py write_tree), so it never
+mixes two bundles' files and a failure leaves the old directory as it was.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from codegen import __version__
 from codegen.bundle import Bundle
 from codegen.emit.cnames import check_model_name
 from codegen.detectors import get
-from codegen.errors import UserError
-from codegen.files import write_file
+from codegen.files import Output, write_tree
 from codegen.emit.literals import c_float
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
 RUNTIME_VERSION = 2  # must equal MCUA_RUNTIME_VERSION in runtime/mcua_common.h
 FLOATS_PER_ROW = 6
+HEADERS = Output("generated headers", ".mcu-anomaly-generated", "generate")
+MARKER_TEXT = ("Written by `mcu-anomaly generate` with the files beside it; the next generate "
+               "replaces this directory whole.\n")
 
 
 
@@ -77,9 +80,9 @@ def detector_calls(bundle: Bundle) -> list[dict]:
     return calls
 
 
-def write(files: dict[str, str], out: str | Path) -> list[Path]:
-    """Write each file into directory out (made if needed), each one whole or not at all."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a directory; choose another --out")
-    return [write_file(out / filename, text) for filename, text in sorted(files.items())]
+def write(files: dict[str, str], out: str | Path, force: bool = False,
+          keep: tuple = ()) -> list[Path]:
+    """Replace directory out by exactly these files and the marker, all at once (files.py
+    write_tree); the files' paths."""
+    tree = write_tree(out, {**files, HEADERS.sign: MARKER_TEXT}, HEADERS, force=force, keep=keep)
+    return [tree / name for name in sorted(files)]

@@ -16,11 +16,11 @@ import numpy as np
 
 from codegen.emit import render as emit
 from codegen.bundle import Bundle
-from codegen.errors import UserError
-from codegen.files import write_tree
+from codegen.files import Output, write_tree
 
 F32 = np.float32
 FIRMWARE_HEADER = "mcua_firmware.h"  # marks a directory as generated firmware sources
+FIRMWARE = Output("generated firmware sources", FIRMWARE_HEADER, "generate --firmware")
 STUB = {"name": "stub", "kind": "stub", "score_args": "", "flag_api": False}
 
 
@@ -60,15 +60,8 @@ def render(bundle: Bundle, vectors: np.ndarray | None = None,
     return files
 
 
-def write(files: dict[str, str], out: str | Path) -> Path:
-    """Replace directory `out` by exactly these files, all at once.
-
-    `out` must not exist, be empty or hold earlier generated firmware sources: it is
-    replaced, so stale sources of another bundle are never compiled in.
-    """
-    out = Path(out)
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir())
-                                               or (out / FIRMWARE_HEADER).is_file())):
-        raise UserError(f"{out} is not empty and holds no generated firmware sources "
-                        f"({FIRMWARE_HEADER}); choose another --out")
-    return write_tree(out, files)
+def write(files: dict[str, str], out: str | Path, force: bool = False,
+          keep: tuple = ()) -> Path:
+    """Replace directory `out` by exactly these files, all at once (files.py write_tree), so
+    stale sources of another bundle are never compiled in."""
+    return write_tree(out, files, FIRMWARE, force=force, keep=keep)
