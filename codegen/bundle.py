@@ -88,9 +88,10 @@ def load(path: str | Path) -> Bundle:
     doc = read_json(meta, "retrain the bundle")
     if doc.get("format") != FORMAT:
         raise UserError(f"{meta} is not an mcu-anomaly bundle; retrain with `mcu-anomaly train`")
-    if doc.get("format_version") != FORMAT_VERSION:
+    version = doc.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:  # "1", 1.0 and True too
         raise UserError(
-            f"bundle {path} has format version {doc.get('format_version')} (written by "
+            f"bundle {path} has format version {version!r} (written by "
             f"mcu-anomaly {doc.get('tool_version')}); this mcu-anomaly {__version__} reads version "
             f"{FORMAT_VERSION}: retrain it with `mcu-anomaly train`"
         )

@@ -7,7 +7,9 @@ the stages that compare or measure them; the rest of codegen never imports host_
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +29,32 @@ def _value(text: str):
         return json.loads(text)
     except ValueError:
         return text
+
+
+MIN_SAMPLES = 2  # the battery's extreme part is half the samples, and must not be empty
+
+
+def _count(text: str) -> int:
+    """--samples: a count (argparse turns the error into `error:` and exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < MIN_SAMPLES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count of samples; give an "
+                                         f"integer >= {MIN_SAMPLES}, e.g. --samples 10000")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed; give an integer from 0 to "
+                                         f"{2**32 - 1}, e.g. --seed 0")
+    return value
 
 
 def parse_sets(items: list[str]) -> dict[str, dict]:
@@ -73,8 +101,16 @@ def cmd_train(args) -> None:
         print(line)
 
 
+def _load(path: str) -> bundle.Bundle:
+    loaded = bundle.load(path)
+    if not loaded.detectors:
+        raise UserError(f"bundle {path} holds no detector; retrain it with `mcu-anomaly train` "
+                        f"and --detectors from {', '.join(DETECTORS)}")
+    return loaded
+
+
 def cmd_generate(args) -> None:
-    loaded = bundle.load(args.bundle)
+    loaded = _load(args.bundle)
     if args.firmware:
         from codegen.firmware import sources as firmware
 
@@ -91,7 +127,7 @@ def _progress(message: str) -> None:
 
 
 def cmd_verify(args) -> int:
-    loaded = bundle.load(args.bundle)
+    loaded = _load(args.bundle)
     samples = args.samples or (10_000 if args.target else 100_000)
     inputs = battery.battery(loaded, samples, Path(args.nab) if args.nab else None)
     if not args.target:
@@ -120,7 +156,7 @@ def cmd_bench(args) -> None:
 
     envs = [e.strip() for e in args.targets.split(",") if e.strip()]
     if args.bundle:
-        bundles, judge = [(bundle.load(args.bundle), None, None)], False
+        bundles, judge = [(_load(args.bundle), None, None)], False
     else:
         print("no bundle given: training the shapes of issue 4's goals and issue 6's forests "
               "on synthetic data", file=sys.stderr)
@@ -147,7 +183,7 @@ def cmd_evaluate(args) -> None:
     from codegen.evaluate import evaluation as evaluate
     from codegen.evaluate import report
 
-    loaded = bundle.load(args.bundle)
+    loaded = _load(args.bundle)
     dataset = evaluate.load_labelled(args.csv, loaded, args.label_column, args.time_column)
     bench = report.load_bench(args.bench) if args.bench else None
     result = evaluate.evaluate(loaded, dataset, baseline=not args.no_baseline, verbose=True)
@@ -182,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"comma-separated, from: {', '.join(DETECTORS)}")
     train.add_argument("--out", default="build/model", help="bundle directory")
     train.add_argument("--name", default="model", help="model name, a C identifier")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0, help="0 to 2**32-1 (default 0)")
     train.add_argument("--set", action="append", default=[], metavar="DET.PARAM=VALUE",
                        help="detector parameter, e.g. zscore.threshold=percentile:99.5")
     train.add_argument("--window", type=int,
@@ -211,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="host C build against the Python reference, bit for bit")
     verify.add_argument("bundle")
-    verify.add_argument("--samples", type=int,
+    verify.add_argument("--samples", type=_count,
                         help="random and real inputs per detector (extreme: half as many); "
                              "default 100000, with --target 10000")
     verify.add_argument("--nab", help="NAB folder for real data (default: ../shared/data/nab)")
@@ -224,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cmd.add_argument("bundle", nargs="?",
                            help="bundle to measure (default: issue 4's shapes, trained here)")
     bench_cmd.add_argument("--targets", default=",".join(OFFLINE_ENVS))
-    bench_cmd.add_argument("--samples", type=int, default=200, help="measured samples per detector")
+    bench_cmd.add_argument("--samples", type=_count, default=200, help="measured samples per detector")
     bench_cmd.add_argument("--json", default="build/bench.json", help="where to write the table")
     bench_cmd.set_defaults(func=cmd_bench)
 
@@ -256,12 +292,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What to do when writing an output fails, by errno (other errors: check the path).
+_OUTPUT_FIXES = {
+    errno.EACCES: "give {flag} a directory you may write to",
+    errno.EPERM: "give {flag} a directory you may write to",
+    errno.EROFS: "give {flag} a directory on a file system you may write to",
+    errno.ENOTDIR: "a file is in the way: give {flag} a path that is not under a regular file",
+    errno.EEXIST: "a file is in the way: give {flag} a path that is not under a regular file",
+    errno.ENOSPC: "free some space there or give {flag} another path",
+    errno.EDQUOT: "free some space there or give {flag} another path",
+}
+OUTPUTS = ("out", "json", "report")  # the arguments that name what a command writes
+
+
+def _touches(path: str, output: str) -> bool:
+    """Whether a failing path is output, above it, inside it or beside it (a temp file)."""
+    path, output = os.path.abspath(path), os.path.abspath(output)
+    return (path == output or output.startswith(path + os.sep) or path.startswith(output + os.sep)
+            or os.path.dirname(path) == os.path.dirname(output))
+
+
+def os_error_message(error: OSError, args) -> str:
+    """An OSError (permissions, a file in the way, a full disk) as `<problem>; <fix>`."""
+    path = error.filename
+    problem = f"{path}: {error.strerror}" if path and error.strerror else str(error)
+    for dest in OUTPUTS:
+        given = getattr(args, dest, None)
+        if path and given and _touches(str(path), str(given)):
+            fix = _OUTPUT_FIXES.get(error.errno, "give {flag} another path")
+            return f"cannot write --{dest} {given} ({problem}); {fix.format(flag='--' + dest)}"
+    return f"{problem}; check that the path exists and that you may read and write it"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: {os_error_message(error, args)}", file=sys.stderr)
         return 2
 
 
