@@ -306,10 +306,12 @@ OUTPUTS = ("out", "json", "report")  # the arguments that name what a command wr
 
 
 def _touches(path: str, output: str) -> bool:
-    """Whether a failing path is output, above it, inside it or beside it (a temp file)."""
+    """Whether a failing path is output, above it, inside it or its temporary sibling
+    (.<name>.*, codegen/files.py)."""
     path, output = os.path.abspath(path), os.path.abspath(output)
+    head, name = os.path.split(output)
     return (path == output or output.startswith(path + os.sep) or path.startswith(output + os.sep)
-            or os.path.dirname(path) == os.path.dirname(output))
+            or (os.path.dirname(path) == head and os.path.basename(path).startswith(f".{name}.")))
 
 
 def os_error_message(error: OSError, args) -> str:

@@ -206,6 +206,9 @@ def test_an_autoencoder_parameter_of_the_wrong_type_or_range_is_refused(param, v
      "/data/in.csv: Permission denied; check that the path exists"),
     (OSError(28, "No space left on device", "/out/.model.x1"),
      "cannot write --out /out/model (/out/.model.x1: No space left on device); free some space"),
+    (PermissionError(13, "Permission denied", "/out/in.csv"),
+     "/out/in.csv: Permission denied; check that the path exists"),
+    (NotADirectoryError(20, "Not a directory", "/out"), "cannot write --out /out/model"),
 ])
 def test_an_os_error_names_the_path_and_a_fix(error, words):
     """Only an OSError on the output's path (above, at, beside or inside it) blames --out."""
