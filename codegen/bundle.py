@@ -90,9 +90,10 @@ def load(path: str | Path) -> Bundle:
     doc = read_json(meta, "retrain the bundle")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UserError(f"{meta} is not an mcu-anomaly bundle; retrain with `mcu-anomaly train`")
-    if doc.get("format_version") != FORMAT_VERSION:
+    version = doc.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:  # "1", 1.0 and True too
         raise UserError(
-            f"bundle {path} has format version {doc.get('format_version')!r:.40} (written by "
+            f"bundle {path} has format version {version!r:.40} (written by "
             f"mcu-anomaly {doc.get('tool_version')!r:.40}); this mcu-anomaly {__version__} reads "
             f"version {FORMAT_VERSION}: retrain it with `mcu-anomaly train`"
         )

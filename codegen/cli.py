@@ -7,7 +7,9 @@ the stages that compare or measure them; the rest of codegen never imports host_
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +29,32 @@ def _value(text: str):
         return json.loads(text)
     except ValueError:
         return text
+
+
+MIN_SAMPLES = 2  # the battery's extreme part is half the samples, and must not be empty
+
+
+def _count(text: str) -> int:
+    """--samples: a count (argparse turns the error into `error:` and exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < MIN_SAMPLES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count of samples; give an "
+                                         f"integer >= {MIN_SAMPLES}, e.g. --samples 10000")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed; give an integer from 0 to "
+                                         f"{2**32 - 1}, e.g. --seed 0")
+    return value
 
 
 def parse_sets(items: list[str]) -> dict[str, dict]:
@@ -191,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "bundle is refused")
     train.add_argument("--force", action="store_true", help=FORCE_HELP)
     train.add_argument("--name", default="model", help="model name, a C identifier")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0, help="0 to 2**32-1 (default 0)")
     train.add_argument("--set", action="append", default=[], metavar="DET.PARAM=VALUE",
                        help="detector parameter, e.g. zscore.threshold=percentile:99.5")
     train.add_argument("--window", type=int,
@@ -225,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="host C build against the Python reference, bit for bit")
     verify.add_argument("bundle")
-    verify.add_argument("--samples", type=int,
+    verify.add_argument("--samples", type=_count,
                         help="random and real inputs per detector (extreme: half as many); "
                              "default 100000, with --target 10000")
     verify.add_argument("--nab", help="NAB folder for real data (default: ../shared/data/nab)")
@@ -238,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cmd.add_argument("bundle", nargs="?",
                            help="bundle to measure (default: issue 4's shapes, trained here)")
     bench_cmd.add_argument("--targets", default=",".join(OFFLINE_ENVS))
-    bench_cmd.add_argument("--samples", type=int, default=200, help="measured samples per detector")
+    bench_cmd.add_argument("--samples", type=_count, default=200, help="measured samples per detector")
     bench_cmd.add_argument("--json", default="build/bench.json", help="where to write the table")
     bench_cmd.set_defaults(func=cmd_bench)
 
@@ -270,12 +298,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What to do when writing an output fails, by errno (other errors: check the path).
+_OUTPUT_FIXES = {
+    errno.EACCES: "give {flag} a directory you may write to",
+    errno.EPERM: "give {flag} a directory you may write to",
+    errno.EROFS: "give {flag} a directory on a file system you may write to",
+    errno.ENOTDIR: "a file is in the way: give {flag} a path that is not under a regular file",
+    errno.EEXIST: "a file is in the way: give {flag} a path that is not under a regular file",
+    errno.ENOSPC: "free some space there or give {flag} another path",
+    errno.EDQUOT: "free some space there or give {flag} another path",
+}
+OUTPUTS = ("out", "json", "report")  # the arguments that name what a command writes
+
+
+def _touches(path: str, output: str) -> bool:
+    """Whether a failing path is output, above it, inside it or its temporary sibling
+    (.<name>.*, codegen/files.py)."""
+    path, output = os.path.abspath(path), os.path.abspath(output)
+    head, name = os.path.split(output)
+    return (path == output or output.startswith(path + os.sep) or path.startswith(output + os.sep)
+            or (os.path.dirname(path) == head and os.path.basename(path).startswith(f".{name}.")))
+
+
+def os_error_message(error: OSError, args) -> str:
+    """An OSError (permissions, a file in the way, a full disk) as `<problem>; <fix>`."""
+    path = error.filename
+    problem = f"{path}: {error.strerror}" if path and error.strerror else str(error)
+    for dest in OUTPUTS:
+        given = getattr(args, dest, None)
+        if path and given and _touches(str(path), str(given)):
+            fix = _OUTPUT_FIXES.get(error.errno, "give {flag} another path")
+            return f"cannot write --{dest} {given} ({problem}); {fix.format(flag='--' + dest)}"
+    return f"{problem}; check that the path exists and that you may read and write it"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: {os_error_message(error, args)}", file=sys.stderr)
         return 2
 
 

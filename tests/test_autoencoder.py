@@ -510,7 +510,7 @@ def test_quantize_matches_on_midpoints_and_rails(fitted, lib):
                         np.nextafter((k + np.float32(0.5)) * scale, np.float32(np.inf)),
                         np.nextafter((k + np.float32(0.5)) * scale, np.float32(-np.inf)),
                         np.float32([0.49999997, -0.49999997, 0.5, -0.5]) * scale,
-                        np.float32([np.inf, -np.inf, 3e38, -3e38, 0.0, -0.0])]).astype(np.float32)
+                        np.float32([np.inf, -np.inf, 3e38, -3e38, 0.0, -0.0, np.nan, -np.nan])]).astype(np.float32)
     q = np.empty(z.size, np.int8)
     lib.h_quantize(z, z.size, q)
     ref = quantize(z, scale, net.input_zero_point)

@@ -177,6 +177,15 @@ def swap_children(path):
     np.save(doc_dir / "isolation_forest.right.npy", left)
 
 
+def big_bias(blob: bytes) -> bytes:
+    """The first layer's first bias in the .tflite set near INT32_MAX."""
+    from codegen.tflite.flatbuffer import extract_network
+
+    bias = extract_network(blob, "model").layers[0].bias.astype("<i4").tobytes()
+    at_ = blob.index(bias)
+    return blob[:at_] + np.int32(2**31 - 16).astype("<i4").tobytes() + blob[at_ + 4:]
+
+
 INJECTION = "50\n#define mcua_is_finite(x) 1"
 INJECTED = re.compile(r"^\s*#\s*define (A|mcua_is_finite\(x\)) 1", re.M)
 REFUSED, EITHER = "refused", "refused or safe"
@@ -339,6 +348,8 @@ MUTATIONS = [
      REFUSED, "autoencoder.tflite"),
     ("ae-model-random", "autoencoder", file_bytes(AE_MODEL, lambda b: np.random.RandomState(
         1).bytes(len(b))), REFUSED, "autoencoder.tflite"),
+    ("ae-bias-int32-max", "autoencoder", file_bytes(AE_MODEL, big_bias), REFUSED,
+     "overflow"),
     ("ae-arena-not-json", "autoencoder", file_bytes(AE_ARENA, lambda b: b"{"), REFUSED,
      "not JSON"),
     ("ae-arena-text-count", "autoencoder", file_bytes(AE_ARENA, lambda b: json.dumps(

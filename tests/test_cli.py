@@ -58,7 +58,7 @@ def test_a_bundle_of_another_format_version_is_refused(tmp_path, capsys):
     (None, ["--name", "x*/"], "is not a C identifier"),
     (None, ["--name", 'a"b'], "is not a C identifier"),
     (None, ["--name", "int"], "reserved"),
-    (None, ["--set", "kmeans.k=99999"], "larger than the 4950 normal rows"),
+    (None, ["--set", "kmeans.k=9999"], "larger than the 4950 normal rows"),
     (None, ["--set", "zscore.k=3"], "zscore has no parameter k"),
     (None, ["--set", "zscore.threshold=median"], "is not understood"),
     (None, ["--detectors", "zscore,isolation"], "unknown detector 'isolation'"),

@@ -93,10 +93,22 @@ def _rows(handle):
     return (row for row in csv.reader(handle) if any(cell.strip() for cell in row))
 
 
+def _read_rows(path: Path, first_only: bool = False) -> list[list[str]]:
+    """The CSV's rows that are not blank (only the first with first_only); a file that is
+    not UTF-8 text is a UserError."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = _rows(handle)
+            return [next(rows, [])] if first_only else list(rows)
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not UTF-8 text (byte {error.start} is "
+                        f"0x{error.object[error.start]:02x}); save it as UTF-8 (e.g. 'CSV UTF-8' "
+                        f"in a spreadsheet, or iconv -t UTF-8)") from None
+
+
 def read_header(path: Path) -> list[str]:
     """The column names of a CSV file: its first row that is not blank (load_csv's)."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        return [name.strip() for name in next(_rows(handle), [])]
+    return [name.strip() for name in _read_rows(path, first_only=True)[0]]
 
 
 def load_csv(path: str | Path, columns: list[str] | None = None,
@@ -106,8 +118,7 @@ def load_csv(path: str | Path, columns: list[str] | None = None,
     if not path.is_file():
         raise UserError(f"data file {str(path)!r} does not exist; pass the path of a CSV file "
                         f"with a header row, or leave it out to use built-in data")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(_rows(handle))
+    rows = _read_rows(path)
     if not rows:
         raise UserError(f"{path} is empty; it needs a header row and at least one data row")
     header = [name.strip() for name in rows[0]]

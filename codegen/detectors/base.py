@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import numpy as np
 
 from codegen.errors import UserError
+from codegen.training import thresholds
 
 if TYPE_CHECKING:
     from codegen.schema import Stored
@@ -118,11 +119,41 @@ def merge_params(name: str, defaults: dict, given: dict) -> dict:
     return {**defaults, **given}
 
 
-def positive_int(name: str, params: dict, key: str, upper: int = 65535) -> int:
+def _fix(name: str, key: str) -> str:
+    return f"give another with --set {name}.{key}=..., or leave it out for the default"
+
+
+def int_param(name: str, params: dict, key: str, lower: int, upper: int, auto=None):
+    """params[key], an integer from lower to upper; with auto given, "auto" gives auto."""
     value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= upper:
-        raise UserError(f"{name}.{key} must be an integer from 1 to {upper}, not {value!r}")
-    return value
+    if auto is not None and isinstance(value, str) and value == "auto":
+        return auto
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+            or not lower <= value <= upper):
+        accepted = ("'auto' or " if auto is not None else "") + f"an integer from {lower} to {upper}"
+        raise UserError(f"{name}.{key} must be {accepted}, not {value!r}; {_fix(name, key)}")
+    return int(value)
+
+
+def positive_int(name: str, params: dict, key: str, upper: int = 65535) -> int:
+    return int_param(name, params, key, 1, upper)
+
+
+def number_param(name: str, params: dict, key: str, lower: float, upper: float,
+                 open_lower: bool = False) -> float:
+    """params[key], a number in [lower, upper], or (lower, upper] when open_lower."""
+    value = params[key]
+    number = not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
+    if not (number and (lower < value if open_lower else lower <= value) and value <= upper):
+        interval = f"{'(' if open_lower else '['}{lower:g}, {upper:g}]"
+        raise UserError(f"{name}.{key} must be a number in {interval}, not {value!r}; "
+                        f"{_fix(name, key)}")
+    return float(value)
+
+
+def threshold_param(name: str, params: dict) -> tuple[str, float | None]:
+    """The detector's threshold spec, parsed (training/thresholds.py)."""
+    return thresholds.parse(params["threshold"], f"{name}.threshold")
 
 
 def channel_std(name: str, normal: np.ndarray, channels: list[str]) -> np.ndarray:

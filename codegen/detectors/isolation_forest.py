@@ -62,7 +62,7 @@ from codegen.training import thresholds
 from codegen.errors import UserError
 from codegen.detectors import window
 from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, channel_std,
-                                    merge_params, positive_int, scalar)
+                                    int_param, merge_params, positive_int, scalar, threshold_param)
 from codegen.detectors.window import Window
 
 NAME = "isolation_forest"
@@ -137,16 +137,6 @@ def _target(params: dict) -> Target:
     if name not in TARGETS:
         raise UserError(f"{NAME}.target must be one of {', '.join(TARGETS)}, not {name!r}")
     return TARGETS[name]
-
-
-def _int_param(params: dict, key: str, default: int, lower: int, upper: int) -> int:
-    value = params[key]
-    if value == "auto":
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not lower <= value <= upper:
-        raise UserError(f"{NAME}.{key} must be 'auto' or an integer from {lower} to {upper}, "
-                        f"not {value!r}")
-    return value
 
 
 def _aligned(size: int, target: Target) -> int:
@@ -236,12 +226,12 @@ def check_size(fitted: Fitted) -> None:
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
     params = merge_params(NAME, DEFAULTS, params)
     target = _target(params)
-    kind, value = thresholds.parse(params["threshold"])
+    kind, value = threshold_param(NAME, params)
     if kind == "value" and not 0 < value < 1:
         raise UserError(f"{NAME}.threshold {params['threshold']!r}: a value threshold is the "
                         f"anomaly score s of the Isolation Forest paper, 0 < s < 1 (e.g. "
                         f"value:0.6); or use percentile:P")
-    n_trees = _int_param(params, "n_trees", target.n_trees, 1, 4096)
+    n_trees = int_param(NAME, params, "n_trees", 1, 4096, auto=target.n_trees)
     if params["features"] not in FEATURES:
         raise UserError(f"{NAME}.features must be one of {', '.join(FEATURES)}, not "
                         f"{params['features']!r}")
@@ -260,8 +250,8 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
                         f"{normal.shape[1]} channels give {n_features} "
                         f"({params['features']} features): pick fewer with --columns")
     channel_std(NAME, normal, channels)
-    max_samples = _int_param(params, "max_samples", min(target.max_samples, len(normal)), 2,
-                             32768)
+    max_samples = int_param(NAME, params, "max_samples", 2, 32768,
+                            auto=min(target.max_samples, len(normal)))
     if max_samples > len(normal):
         raise UserError(f"{NAME}.max_samples = {max_samples} is more than the {len(normal)} "
                         f"normal rows; choose at most {len(normal)} or give more data")

@@ -18,12 +18,13 @@ from threadpoolctl import threadpool_limits
 from codegen.training import thresholds
 from codegen.errors import UserError
 from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, channel_std,
-                                    inverse_f32, merge_params, scalar)
+                                    int_param, inverse_f32, merge_params, positive_int, scalar,
+                                    threshold_param)
 
 NAME = "kmeans"
 DEFAULTS = {"k": "auto", "k_max": 8, "threshold": "percentile:99", "n_init": 10}
 SILHOUETTE_ROWS = 2000
-MAX_CLUSTERS = 65535  # uint16 in mcua_kmeans_model
+MAX_CLUSTERS = 65535  # mcua_kmeans_model.n_clusters is a uint16
 
 
 def check_stored(stored) -> None:
@@ -63,10 +64,10 @@ def _choose_k(Z: np.ndarray, k_max: int, n_init: int, seed: int, verbose: bool) 
 
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
     params = merge_params(NAME, DEFAULTS, params)
-    thresholds.parse(params["threshold"])
-    k = params["k"]
-    if k != "auto" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-        raise UserError(f"kmeans.k must be 'auto' or a positive integer, not {k!r}")
+    threshold_param(NAME, params)
+    k = int_param(NAME, params, "k", 1, MAX_CLUSTERS, auto="auto")
+    k_max = int_param(NAME, params, "k_max", 2, MAX_CLUSTERS)
+    n_init = positive_int(NAME, params, "n_init")
     if k != "auto" and k > len(normal):
         raise UserError(f"kmeans.k = {k} is larger than the {len(normal)} normal rows; "
                         f"choose a smaller K or give more data")
@@ -79,8 +80,8 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     # One thread: the same data and seed then give the same centroids on any machine.
     with threadpool_limits(1):
         if k == "auto":
-            k = _choose_k(Z, params["k_max"], params["n_init"], seed, verbose)
-        km = KMeans(k, n_init=params["n_init"], random_state=seed).fit(Z)
+            k = _choose_k(Z, k_max, n_init, seed, verbose)
+        km = KMeans(k, n_init=n_init, random_state=seed).fit(Z)
     fitted = Fitted({**params, "k_chosen": int(k)}, {"threshold": 0.0},
                     {"mean": mean, "inv_scale": inv_scale,
                      "centroids": km.cluster_centers_.astype(F32)})

@@ -14,7 +14,7 @@ import numpy as np
 from codegen.training import thresholds
 from codegen.errors import UserError
 from codegen.detectors.base import (F32, Fitted, channel_std, inverse_f32,
-                                    merge_params, positive_int, scalar)
+                                    merge_params, positive_int, scalar, threshold_param)
 from codegen.detectors import window
 from codegen.detectors.window import Window
 
@@ -24,7 +24,7 @@ DEFAULTS = {"window": 50, "min_count": 10, "threshold": "percentile:99"}
 
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
     params = merge_params(NAME, DEFAULTS, params)
-    thresholds.parse(params["threshold"])
+    threshold_param(NAME, params)
     length = positive_int(NAME, params, "window", window.MAX_WINDOW)
     min_count = positive_int(NAME, params, "min_count", length)
     if len(normal) <= min_count:

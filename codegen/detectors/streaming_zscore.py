@@ -20,8 +20,8 @@ import numpy as np
 
 from codegen.training import thresholds
 from codegen.errors import UserError
-from codegen.detectors.base import (F32, Fitted, channel_std, merge_params,
-                                    positive_int, scalar)
+from codegen.detectors.base import (F32, Fitted, channel_std, merge_params, number_param,
+                                    positive_int, scalar, threshold_param)
 from codegen.detectors import window
 
 NAME = "streaming_zscore"
@@ -31,18 +31,16 @@ MIN_VARIANCE = F32(np.finfo(np.float32).tiny)
 
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
     params = merge_params(NAME, DEFAULTS, params)
-    thresholds.parse(params["threshold"])
+    threshold_param(NAME, params)
     length = positive_int(NAME, params, "window", window.MAX_WINDOW)
     positive_int(NAME, params, "min_count", length)
-    if not 0 < float(params["floor"]) <= 1:
-        raise UserError(f"{NAME}.floor is a fraction of the normal sample-to-sample noise in (0, 1], "
-                        f"not {params['floor']!r}")
+    floor = number_param(NAME, params, "floor", 0, 1, open_lower=True)  # of the noise
     if len(normal) < length:
         raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of {length}; "
                         f"give more data or a smaller {NAME}.window")
     channel_std(NAME, normal, channels)  # refuses constant channels
     noise = np.diff(normal.astype(np.float64), axis=0).std(axis=0) / np.sqrt(2)
-    var_floor = np.maximum((float(params["floor"]) * noise) ** 2, MIN_VARIANCE).astype(F32)
+    var_floor = np.maximum((floor * noise) ** 2, MIN_VARIANCE).astype(F32)
     fitted = Fitted(params, {"threshold": float("inf")}, {"var_floor": var_floor})
     # Scores of normal data with nothing clipped (threshold +Inf) for percentile/sigma rules.
     normal_scores = score(fitted, normal).scores

@@ -18,7 +18,7 @@ import numpy as np
 from codegen.emit import floatkeys
 from codegen.training import thresholds
 from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, channel_std,
-                                    inverse_f32, merge_params, scalar)
+                                    inverse_f32, merge_params, scalar, threshold_param)
 
 NAME = "zscore"
 DEFAULTS = {"threshold": "value:3"}
@@ -37,7 +37,7 @@ SPEC = DetectorSpec(NAME, units=("zscore",), kind=Kind.STATELESS, schema=check_s
 
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
     params = merge_params(NAME, DEFAULTS, params)
-    thresholds.parse(params["threshold"])
+    threshold_param(NAME, params)
     std = channel_std(NAME, normal, channels)
     arrays = {
         "mean": normal.astype(np.float64).mean(axis=0).astype(F32),

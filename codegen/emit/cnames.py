@@ -2,6 +2,7 @@
 
 import re
 
+from codegen.emit import headers
 from codegen.errors import UserError
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -35,8 +36,24 @@ def check_identifier(name: str, what: str, fix: str) -> str:
     return name
 
 
+def generated_headers(name: str) -> list[str]:
+    """The headers `generate` names after the model (codegen/emit/render.py)."""
+    from codegen.detectors import NAMES  # the registry imports modules that import this one
+
+    return [f"{name}.h", f"{name}_channels.h", *(f"{name}_{d}.h" for d in NAMES)]
+
+
 def check_model_name(name: str) -> str:
-    return check_identifier(name, "model name", "pass another one with --name, e.g. --name sensors")
+    fix = "pass another one with --name, e.g. --name sensors"
+    check_identifier(name, "model name", fix)
+    for header in generated_headers(name):
+        taken = headers.origin(header)
+        if taken:
+            raise UserError(
+                f"model name {name!r} gives the header {header}, the name of a header of {taken} "
+                f"(compared without case, as macOS and Windows compare file names): on a "
+                f"build's include path it would replace that header; {fix}")
+    return name
 
 
 def check_channel_names(names: list[str]) -> list[str]:

@@ -136,15 +136,25 @@ int8_t mcua_autoencoder_quantize(float z, float scale, int32_t zero_point)
     float v = z / scale;
     float frac;
     int32_t t;
-    /* Beyond +-256 quantisation steps every zero point saturates anyway;
+    /* Beyond +-256 quantisation steps every zero point in int8 saturates;
      * clamping first keeps the conversion to int32 defined (and maps +-Inf
-     * to the rails). */
+     * to the rails).  NaN, the one value left that is not finite, counts
+     * as 0: the conversion is only defined for the finite values. */
     if (v > 256.0f) {
         v = 256.0f;
     } else if (v < -256.0f) {
         v = -256.0f;
+    } else if (!mcua_is_finite(v)) {
+        v = 0.0f;
     }
-    t = (int32_t)v;              /* truncates toward zero */
+    /* |t| <= 257 below: a zero point beyond +-384 saturates as +-384 does,
+     * and t + zero_point cannot overflow. */
+    if (zero_point > 384) {
+        zero_point = 384;
+    } else if (zero_point < -384) {
+        zero_point = -384;
+    }
+    t = (int32_t)v;              /* truncates toward zero; |v| <= 256 */
     frac = v - (float)t;         /* exact for |v| <= 256 */
     if (frac >= 0.5f) {
         t += 1;
@@ -163,7 +173,10 @@ int8_t mcua_autoencoder_quantize(float z, float scale, int32_t zero_point)
 
 float mcua_autoencoder_dequantize(int8_t q, float scale, int32_t zero_point)
 {
-    return (float)((int32_t)q - zero_point) * scale;
+    /* q - zero_point wraps to int32 (as numpy's int32 does) instead of
+     * overflowing for a zero point near INT32_MIN; exact for int8 ones. */
+    const int32_t d = (int32_t)((uint32_t)(int32_t)q - (uint32_t)zero_point);
+    return (float)d * scale;
 }
 
 int mcua_autoencoder_quantize_input(const mcua_autoencoder_model *m,

@@ -8,7 +8,8 @@
  *   z[i]  = (x[i] - mean) / std                       float32, i = 0..W-1
  *   q[i]  = clamp(round_half_away(z[i] / in_scale) + in_zp, -128, 127)
  *           (TFLite's AffineQuantize: float32 division, std::round; values
- *           beyond +-256 steps saturate instead of overflowing int32)
+ *           beyond +-256 steps saturate instead of overflowing int32, NaN
+ *           counts as 0)
  *   y     = int8 network: FULLY_CONNECTED layers, each
  *             acc   = bias[c] + sum_k w[c][k] * (in[k] - in_zp)    int32
  *             out   = MultiplyByQuantizedMultiplier(acc, mult[c], shift[c])
@@ -80,10 +81,14 @@ typedef struct mcua_autoencoder_model {
 
 /* Quantise one standardised value like TFLite's QUANTIZE (AffineQuantize):
  * round half away from zero of z / scale (float32), plus zero point,
- * clamped to int8.  z must not be NaN. */
+ * clamped to int8.  Defined for every input: z / scale beyond +-256 steps
+ * (+-Inf included) saturates, and NaN quantises as 0 does, to the zero
+ * point (TFLite converts NaN to int32, which C and C++ leave undefined;
+ * TFLite Micro on Arm gets 0 from the conversion, on x86 INT32_MIN). */
 int8_t mcua_autoencoder_quantize(float z, float scale, int32_t zero_point);
 
-/* (float)(q - zero_point) * scale, as TFLite's DEQUANTIZE. */
+/* (float)(q - zero_point) * scale, as TFLite's DEQUANTIZE (q - zero_point
+ * wraps to int32 for a zero point beyond int8's range). */
 float mcua_autoencoder_dequantize(int8_t q, float scale, int32_t zero_point);
 
 /* Standardise and quantise a raw window (W floats, oldest first) into the

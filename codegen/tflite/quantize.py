@@ -13,19 +13,24 @@ from codegen.tflite.errors import NotInt8ModelError
 
 def quantize(z, scale, zero_point) -> np.ndarray:
     """TFLite QUANTIZE to int8: round half away from zero of z / scale
-    (float32 division), plus zero point, clamped; saturating beyond +-256 steps."""
+    (float32 division), plus zero point, clamped; saturating beyond +-256 steps.
+    NaN counts as 0 (TFLite's int32 conversion of it is undefined: TFLite Micro on Arm
+    gets 0), and a zero point beyond +-384 as +-384, so no conversion or sum overflows:
+    the C (mcua_autoencoder_quantize) does the same."""
     z = np.asarray(z, dtype=np.float32)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         v = z / np.float32(scale)
     v = np.clip(v, np.float32(-256.0), np.float32(256.0))
+    v = np.where(np.isnan(v), np.float32(0.0), v)
     t = np.trunc(v)
     frac = v - t                           # exact: |v| <= 256
     r = t.astype(np.int32) + (frac >= np.float32(0.5)) - (frac <= np.float32(-0.5))
-    return np.clip(r + np.int32(zero_point), -128, 127).astype(np.int8)
+    return np.clip(r + np.int32(np.clip(zero_point, -384, 384)), -128, 127).astype(np.int8)
 
 
 def dequantize(q, scale, zero_point) -> np.ndarray:
-    """TFLite DEQUANTIZE: float32(q - zero_point) * scale."""
+    """TFLite DEQUANTIZE: float32(q - zero_point) * scale (q - zero_point wraps to int32, as
+    in mcua_autoencoder_dequantize)."""
     q = np.asarray(q)
     return (q.astype(np.int32) - np.int32(zero_point)).astype(np.float32) * np.float32(scale)
 

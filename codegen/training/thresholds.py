@@ -33,31 +33,40 @@ HELP = ("value:K (a fixed threshold), percentile:P (of normal scores), sigma:K (
 LABELLED = ("max-f1", "recall", "precision")
 KINDS = ("value", "percentile", "sigma") + LABELLED
 PROVISIONAL = "percentile:99"
+F32_MAX = float(np.finfo(np.float32).max)
 
 
-def parse(spec: str) -> tuple[str, float | None]:
+def parse(spec: str, what: str = "threshold") -> tuple[str, float | None]:
+    """(kind, number) of a threshold spec; what names it in errors (e.g. zscore.threshold)."""
     kind, _, number = str(spec).strip().partition(":")
-    if kind == "max-f1" and not number:
+    given = f"{what} {spec!r}"
+    if kind == "max-f1":
+        if number:
+            raise UserError(f"{given}: max-f1 takes no number; write max-f1, or recall:R or "
+                            f"precision:P for a target")
         return kind, None
     try:
         value = float(number)
     except ValueError:
         value = float("nan")
     if kind not in KINDS or not np.isfinite(value):
-        raise UserError(f"threshold {spec!r} is not understood; use {HELP}")
+        raise UserError(f"{given} is not understood; use {HELP}")
     if kind == "percentile" and not 0 < value <= 100:
-        raise UserError(f"threshold {spec!r}: a percentile must lie in (0, 100]")
+        raise UserError(f"{given}: a percentile must lie in (0, 100], e.g. percentile:99")
     if kind in ("recall", "precision") and not 0 < value <= 1:
-        raise UserError(f"threshold {spec!r}: a target {kind} is a fraction in (0, 1], "
+        raise UserError(f"{given}: a target {kind} is a fraction in (0, 1], "
                         f"e.g. {kind}:0.95")
     if kind == "value" and value < 0:
-        raise UserError(f"threshold {spec!r}: scores are non-negative, so a negative threshold "
+        raise UserError(f"{given}: scores are non-negative, so a negative threshold "
                         f"flags everything; use a value >= 0")
+    if kind in ("value", "sigma") and abs(value) > F32_MAX:
+        raise UserError(f"{given}: {value:g} is beyond the float32 range of the device "
+                        f"(at most {F32_MAX:.7g}); use a smaller {kind}")
     return kind, value
 
 
-def needs_labels(spec: str) -> bool:
-    return parse(spec)[0] in LABELLED
+def needs_labels(spec: str, what: str = "threshold") -> bool:
+    return parse(spec, what)[0] in LABELLED
 
 
 def choose(spec: str, normal_scores: np.ndarray | None, scores: np.ndarray | None = None,
@@ -79,7 +88,13 @@ def choose(spec: str, normal_scores: np.ndarray | None, scores: np.ndarray | Non
                         f"give more normal rows or a fixed value:K threshold")
     if kind == "percentile":
         return np.float32(np.percentile(normal, value))
-    return np.float32(normal.mean() + value * normal.std())
+    mean, std = normal.mean(), normal.std()
+    threshold = mean + value * std
+    if not abs(threshold) <= F32_MAX:
+        raise UserError(f"threshold {spec!r}: mean + {value:g} * std of the normal scores "
+                        f"({mean:.6g} + {value:g} * {std:.6g}) is beyond the float32 range of "
+                        f"the device; use a smaller K")
+    return np.float32(threshold)
 
 
 def below(value) -> np.float32:

@@ -9,7 +9,7 @@ import numpy as np
 from codegen.bundle import Bundle
 from codegen.emit.cnames import check_channel_names, check_model_name
 from codegen.data.dataset import Dataset
-from codegen.detectors import get
+from codegen.detectors import NAMES, get
 from codegen.errors import UserError
 from codegen.evaluate.metrics import point_metrics
 from codegen.training import thresholds
@@ -82,6 +82,9 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
     labelled strategies choose on validation (default: the labelled dataset itself)."""
     check_model_name(name)
     check_channel_names(dataset.channels)
+    if not detectors:
+        raise UserError(f"no detector to train; choose one or more with --detectors, from "
+                        f"{', '.join(NAMES)}")
     modules = [get(d) for d in detectors]
     unknown = sorted(set(params) - set(detectors))
     if unknown:
@@ -91,11 +94,12 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
         print(f"warning: {dataset.name} has no label column (is_anomaly or anomaly): training on "
               f"all {len(dataset.values)} rows as if they were normal", file=sys.stderr)
     if threshold is not None:
-        thresholds.parse(threshold)
+        thresholds.parse(threshold, "--threshold")
         params = {d: {"threshold": threshold, **params.get(d, {})} for d in detectors}
     specs = {m.NAME: str(params.get(m.NAME, {}).get("threshold", m.DEFAULTS.get("threshold", "")))
              for m in modules}
-    labelled = [d for d, spec in specs.items() if spec and thresholds.needs_labels(spec)]
+    labelled = [d for d, spec in specs.items()
+                if spec and thresholds.needs_labels(spec, f"{d}.threshold")]
     validation = validation or dataset
     if labelled:
         if validation.labels is None:

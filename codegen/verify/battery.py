@@ -18,6 +18,7 @@ import numpy as np
 
 from codegen.bundle import Bundle
 from codegen.data.nab_files import read_series
+from codegen.errors import UserError
 
 F32 = np.float32
 DEFAULT_NAB = Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
@@ -62,6 +63,9 @@ def _nab_series(nab: Path) -> list[np.ndarray]:
     for path in sorted((nab / "data").rglob("*.csv")):
         _, values = read_series(path)
         series.append(values[np.isfinite(values)])
+    if not series:
+        raise UserError(f"{nab / 'data'} holds no CSV series; give a NAB folder with its data, "
+                        f"or leave --nab out")
     return series
 
 
@@ -85,6 +89,9 @@ def battery(bundle: Bundle, n: int = 100_000, nab: Path | None = None,
             seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     inputs = {"random": _random(bundle, rng, n), "extreme": _extreme(bundle, rng, n // 2)}
+    if nab is not None and not (nab / "data").is_dir():
+        raise UserError(f"{nab} is not a NAB folder (no data/ in it); give the folder that "
+                        f"holds NAB's data/, or leave --nab out")
     nab = nab or DEFAULT_NAB
     if (nab / "data").is_dir():
         inputs["real"] = _real(bundle, nab, n)

@@ -80,27 +80,27 @@ def check_params(params: dict | None) -> dict:
 
     if not _is_int(p["channel"]) or p["channel"] < 0:
         raise AutoencoderConfigError(
-            f"channel {p['channel']!r} must be a column index >= 0 (e.g. 0)")
+            f"{NAME}.channel must be a column index >= 0 (e.g. 0), not {p['channel']!r}")
     if not _is_int(p["window"]) or not 2 <= p["window"] <= MAX_WINDOW:
         raise AutoencoderConfigError(
-            f"window {p['window']!r} must be an integer from 2 to {MAX_WINDOW} "
-            f"(the default is 20)")
+            f"{NAME}.window must be an integer from 2 to {MAX_WINDOW} (the default is 20), "
+            f"not {p['window']!r}")
     act = p["activation"]
     if not isinstance(act, str) or act.lower() != "relu":
         raise UnsupportedLayerError(
-            f"hidden activation {act!r} is not supported: TensorFlow Lite Micro's int8 "
+            f"{NAME}.activation {act!r} is not supported: TensorFlow Lite Micro's int8 "
             f"FULLY_CONNECTED fuses only ReLU, and the plain-C engine implements only "
             f"fused ReLU; use activation 'relu'")
     hidden = p["hidden"]
     if (not isinstance(hidden, list) or not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS
             or not all(_is_int(h) for h in hidden)):
         raise UnsupportedLayerError(
-            f"hidden {hidden!r} must be a list of 1 to {MAX_HIDDEN_LAYERS} layer widths "
-            f"(integers), e.g. [8, 4, 8]; only Dense layers are supported")
+            f"{NAME}.hidden must be a list of 1 to {MAX_HIDDEN_LAYERS} layer widths "
+            f"(integers), e.g. [8, 4, 8], not {hidden!r}; only Dense layers are supported")
     bad = [h for h in hidden if not 1 <= h <= MAX_WIDTH]
     if bad:
         raise UnsupportedLayerError(
-            f"hidden layer width(s) {bad} out of range: each Dense layer needs 1 to "
+            f"{NAME}.hidden: layer width(s) {bad} out of range: each Dense layer needs 1 to "
             f"{MAX_WIDTH} units, e.g. [8, 4, 8]")
     p["hidden"] = [int(h) for h in hidden]
     p["window"] = int(p["window"])
@@ -109,18 +109,19 @@ def check_params(params: dict | None) -> dict:
                     ("arena_cap", 64)):
         if not _is_int(p[key]) or p[key] < lo:
             raise AutoencoderConfigError(
-                f"{key} {p[key]!r} must be an integer >= {lo} (default {DEFAULTS[key]})")
+                f"{NAME}.{key} must be an integer >= {lo} (default {DEFAULTS[key]}), "
+                f"not {p[key]!r}")
         p[key] = int(p[key])
     vs = p["validation_split"]
     if isinstance(vs, bool) or not isinstance(vs, (int, float)) or not 0.0 < vs <= 0.5:
         raise AutoencoderConfigError(
-            f"validation_split {vs!r} must be a fraction in (0, 0.5], e.g. 0.1: the "
-            f"threshold is set on that last part of the normal rows")
+            f"{NAME}.validation_split must be a fraction in (0, 0.5], e.g. 0.1, not {vs!r}: "
+            f"the threshold is set on that last part of the normal rows")
     p["validation_split"] = float(vs)
     lr = p["learning_rate"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0.0 < lr < 1.0):
         raise AutoencoderConfigError(
-            f"learning_rate {lr!r} must be a number in (0, 1), e.g. 0.001")
+            f"{NAME}.learning_rate must be a number in (0, 1), e.g. 0.001, not {lr!r}")
     p["learning_rate"] = float(lr)
-    thresholds.parse(p["threshold"])
+    thresholds.parse(p["threshold"], f"{NAME}.threshold")
     return p

@@ -10,7 +10,8 @@ For one window of W raw values x[0..W-1] of one channel (oldest first):
                                                -128, 127)
    with z / s_in a float32 division and round = std::round (half away from
    zero).  Values more than 256 steps out are clamped before rounding, so
-   +-Inf and huge values saturate (TFLite's int32 cast is undefined there).
+   +-Inf and huge values saturate, and NaN counts as 0 (TFLite's int32 cast
+   is undefined there).
 3. int8 network = the .tflite model run by TensorFlow Lite Micro's reference
    kernels (FULLY_CONNECTED, per-channel int8, double rounding).
 4. dequantise like TFLite's DEQUANTIZE: r[i] = float32(y[i] - zp_out) * s_out

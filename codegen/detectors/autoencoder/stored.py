@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+
 import numpy as np
 
 from codegen.detectors.autoencoder.params import (MAX_ARENA, MAX_HIDDEN_LAYERS, MAX_WIDTH,
@@ -86,6 +87,21 @@ def _count(value) -> bool:
                              and 0 <= value <= MAX_ARENA)
 
 
+def _check_int32_range(net: Network) -> None:
+    """Every int32 the C engine computes stays in range for any input (signed overflow is
+    undefined behaviour): |accumulator| <= in_dim * 255 * 128 + |bias|, and after
+    requantisation (times multiplier * 2^(shift - 31), plus one for rounding) the output
+    offset is still added.  Trained models are far inside; an edited one may not be."""
+    for k, layer in enumerate(net.layers):
+        acc = layer.in_dim * 255 * 128 + np.abs(layer.bias.astype(np.int64))
+        scale = layer.multiplier.astype(np.float64) * np.exp2(layer.shift.astype(np.float64) - 31)
+        if (acc >= 2**31).any() or (acc * scale + 1 + 128 >= 2**31).any():
+            raise BundleMismatchError(
+                f"{BLOB_MODEL} layer {k}: its biases and requantisation scales let the int32 "
+                f"arithmetic of the C engine overflow; the model was edited or is damaged: "
+                f"re-run training")
+
+
 def load(params, scalars, arrays, blobs) -> Fitted:
     """Rebuild a Fitted from what fit() returned and the caller stored."""
     p = check_params(params)
@@ -94,6 +110,7 @@ def load(params, scalars, arrays, blobs) -> Fitted:
             f"the stored autoencoder has no {BLOB_MODEL}: re-run training")
     blob = bytes(blobs[BLOB_MODEL])
     net = extract_network(blob, BLOB_MODEL)
+    _check_int32_range(net)
     widths = [layer.out_dim for layer in net.layers]
     if len(widths) > MAX_HIDDEN_LAYERS + 1 or max(widths) > MAX_WIDTH:
         raise BundleMismatchError(
