@@ -45,11 +45,12 @@ def _umask() -> int:
     return mask
 
 
-def _user_error(error: OSError, out: Path) -> UserError:
+def _refuse_full_disk(error: OSError, out: Path) -> None:
+    """A full disk as a UserError; any other OSError goes on to the CLI, which names the
+    argument and the fix for its errno (cli.os_error_message)."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return UserError(f"cannot write {out}: no space left on {out.parent}; free space or "
-                         f"choose another --out")
-    return UserError(f"cannot write {out}: {error.strerror}; choose another --out")
+        raise UserError(f"cannot write {out}: no space left on {out.parent}; free space or "
+                        f"choose another --out") from None
 
 
 def write_file(out: str | Path, data: str | bytes) -> Path:
@@ -66,7 +67,8 @@ def write_file(out: str | Path, data: str | bytes) -> Path:
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
     except OSError as error:
-        raise _user_error(error, out) from None
+        _refuse_full_disk(error, out)
+        raise
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
@@ -99,7 +101,8 @@ def write_tree(out: str | Path, files: dict[str, str | bytes], kind: Output,
             _fill(staging, files, dirs)
             old = _swap(staging, out)
     except OSError as error:
-        raise _user_error(error, out) from None
+        _refuse_full_disk(error, out)
+        raise
     finally:
         for path in (staging, old):
             if path is not None:
