@@ -134,7 +134,7 @@ class HostModel:
         window = get(detector).SPEC.window(self.bundle.detectors[detector])
         per_row = self.n_channels * (6 + window)
         state_f = np.zeros((len(X), per_row), dtype=np.float32)
-        state_i = np.zeros((len(X), 3), dtype=np.uint16)
+        state_i = np.zeros((len(X), 4), dtype=np.uint16)
         scores, flags = self._batch(detector, X, state_f.ctypes.data_as(ctypes.c_void_p),
                                     state_i.ctypes.data_as(ctypes.c_void_p))
         return Scored(scores, flags, (state_f, state_i))

@@ -73,6 +73,10 @@ def test_window_max_deviation_as_float32():
     assert c_value.view(np.uint32) == window.MAX_DEVIATION.view(np.uint32)
 
 
+def test_window_restart():
+    assert runtime_define("mcua_window.h", "MCUA_WINDOW_RESTART") == window.RESTART
+
+
 def test_isolation_forest_leaf():
     assert runtime_define("mcua_isolation_forest.h", "MCUA_IFOREST_LEAF") == isolation_forest.LEAF
 

@@ -156,10 +156,10 @@ def flash_bytes(arrays: dict[str, np.ndarray], target: Target) -> int:
 def ram_bytes(params: dict, target: Target) -> int:
     """Bytes of RAM the detector keeps between samples: none with raw features; with rolling
     ones the window state (per channel six float sums and W readings, and the counters:
-    three uint16 and a float)."""
+    three uint16, a uint8 and a float)."""
     if not rolling(params):
         return 0
-    return params["n_channels"] * (6 + params["window"]) * 4 + _aligned(3 * 2, target) + 4
+    return params["n_channels"] * (6 + params["window"]) * 4 + _aligned(3 * 2 + 1, target) + 4
 
 
 def _export(forest: IsolationForest) -> dict[str, np.ndarray]:

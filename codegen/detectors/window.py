@@ -3,7 +3,8 @@ features): the Python twin of mcua_window.c.
 
 Every operation is float32 and happens in the order the C performs it, so the state after
 each sample (buffer, anchors, sums, counters) equals the device's bit for bit.  Why the sums
-are anchored and periodically replaced by freshly rebuilt ones is explained in mcua_window.h.
+are anchored and periodically replaced by freshly rebuilt ones, and why a warm-up that keeps
+clipping starts over, is explained in mcua_window.h.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from codegen.detectors.base import F32, DetectorSpec, Kind, Scored, positive_int
 
 MAX_DEVIATION = F32(1e15)  # MCUA_WINDOW_MAX_DEVIATION
 MAX_WINDOW = 4096  # the longest window a detector keeps (uint16 counters, RAM)
+RESTART = 3  # MCUA_WINDOW_RESTART: warm-up samples clipped in a row that restart the window
 STATE_FLOATS = ("anchor", "sum", "sumsq", "fresh_anchor", "fresh_sum", "fresh_sumsq")
 
 
@@ -23,7 +25,7 @@ class Window:
         self.buffer = np.zeros((n_channels, window), dtype=F32)
         for name in STATE_FLOATS:
             setattr(self, name, np.zeros(n_channels, dtype=F32))
-        self.count = self.head = self.fresh_count = 0
+        self.count = self.head = self.fresh_count = self.streak = 0
 
     def mean(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean relative to the anchor, mean of squares relative to it); count must be > 0."""
@@ -61,12 +63,23 @@ class Window:
             self.fresh_sum = np.zeros_like(self.sum)
             self.fresh_sumsq = np.zeros_like(self.sum)
 
+    def settle(self, clipped_in_warm_up: bool) -> None:
+        """After a clipping detector's push (mcua_window_settle): count the warm-up samples
+        clipped in a row; after RESTART of them forget the sums and counters.  The buffer
+        keeps its stale values, as in C, where count says which slots hold data."""
+        self.streak = self.streak + 1 if clipped_in_warm_up else 0
+        if self.streak == RESTART:
+            for name in STATE_FLOATS:
+                getattr(self, name)[:] = 0
+            self.count = self.head = self.fresh_count = self.streak = 0
+
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         """The state as flat arrays: floats (per channel the six sums, then the buffer) and
-        the three counters, in the layout the host build reports."""
+        the four counters, in the layout the host build reports."""
         floats = np.concatenate([np.stack([getattr(self, n) for n in STATE_FLOATS], axis=1).ravel(),
                                  self.buffer.ravel()])
-        return floats, np.array([self.count, self.head, self.fresh_count], dtype=np.uint16)
+        return floats, np.array([self.count, self.head, self.fresh_count, self.streak],
+                                dtype=np.uint16)
 
 
 def replay(step, X: np.ndarray, window: Window, with_state: bool = False):
@@ -102,29 +115,33 @@ def clipping_step(fitted, measure):
     """The update of the detectors that clip what they learn (mcua_streaming_zscore.c,
     mcua_moving_average.c): a sample holding NaN/Inf scores +Inf, flags and is not learnt.
     Otherwise every channel's deviation d from the window mean is measured,
-    (z, bound) = measure(mean, mean_sq, d); the score is the largest z; once min_count
-    samples are in, a channel with z over the threshold flags and enters the window clipped
-    to mean +- bound, so an anomaly never poisons the statistics."""
+    (z, bound) = measure(mean, mean_sq, d); the score is the largest z; a channel with z
+    over the threshold enters the window clipped to mean +- bound, so an anomaly never
+    poisons the statistics, and flags once min_count samples are in.  Before that (the
+    warm-up) RESTART samples clipped in a row restart the window (Window.settle): the
+    window, not the samples, was out of line."""
     threshold = F32(fitted.scalars["threshold"])
     min_count = fitted.params["min_count"]
 
     def update(w: Window, x: np.ndarray):
         if not np.isfinite(x).all():
             return F32(np.inf), True
+        judged = w.count >= min_count
         v = x.copy()
         score = F32(0)
-        flag = False
+        clipped = False
         if w.count:
             mean, mean_sq = w.mean()
             d = (v - w.anchor) - mean
             z, bound = measure(mean, mean_sq, d)
             score = max(score, z.max())
-            over = z > threshold if w.count >= min_count else np.zeros(len(v), dtype=bool)
+            over = z > threshold
             if over.any():
-                flag = True
+                clipped = True
                 v = np.where(over, w.anchor + np.where(d > 0, mean + bound, mean - bound), v)
         w.push(v)
-        return score, flag
+        w.settle(clipped and not judged)
+        return score, clipped and judged
 
     return update
 

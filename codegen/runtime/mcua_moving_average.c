@@ -13,6 +13,7 @@ float mcua_moving_average_update(const mcua_moving_average_model *model,
     const float *bound = (const float *)mcua_read_ptr(&model->bound);
     const float inv_n = ctr->inv_count;
     float score = 0.0f;
+    int clipped = 0;
     uint16_t c;
 
     *flag = 0;
@@ -31,14 +32,16 @@ float mcua_moving_average_update(const mcua_moving_average_model *model,
             if (mcua_nonneg_greater(dev, score)) {
                 score = dev;
             }
-            if (judged && mcua_nonneg_greater(dev, threshold)) {
+            if (mcua_nonneg_greater(dev, threshold)) {
                 const float b = mcua_read_f32(bound + c);
-                *flag = 1;
+                clipped = 1;
                 v = ch[c].anchor + (mcua_positive(d) ? mean + b : mean - b);
             }
         }
         mcua_window_push(ctr, &ch[c], buffer, window, v);
     }
     mcua_window_advance(ctr, ch, n_channels, window);
+    mcua_window_settle(ctr, ch, n_channels, clipped && !judged);
+    *flag = (uint8_t)(clipped && judged);
     return score;
 }

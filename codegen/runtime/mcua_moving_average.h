@@ -7,11 +7,13 @@
  *                                           standard deviation on normal data)
  *   score  = max over channels of dev[c]; 0 while the window is empty
  *   flag   = n >= min_count and score > threshold
- * A channel whose dev exceeds the threshold (once n >= min_count) enters the
- * window clipped to m +- bound[c] (bound = threshold / inv_scale), so spikes
- * barely move the average and a level shift is still followed.  A sample
- * holding NaN or +-Inf scores +Inf, is flagged and leaves the state as it
- * was.
+ * A channel whose dev exceeds the threshold enters the window clipped to
+ * m +- bound[c] (bound = threshold / inv_scale), so spikes barely move the
+ * average and a level shift is still followed.  This holds from the second
+ * sample on, also before min_count (nothing flags then), and a warm-up that
+ * keeps clipping starts over (mcua_window_settle), so a glitch at power-up
+ * cannot hold the window.  A sample holding NaN or +-Inf scores +Inf, is
+ * flagged and leaves the state as it was.
  */
 #ifndef MCUA_MOVING_AVERAGE_H
 #define MCUA_MOVING_AVERAGE_H

@@ -14,6 +14,7 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
     const float *var_floor = (const float *)mcua_read_ptr(&model->var_floor);
     const float inv_n = ctr->inv_count;
     float score = 0.0f;
+    int clipped = 0;
     uint16_t c;
 
     *flag = 0;
@@ -42,14 +43,16 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
             if (mcua_nonneg_greater(z, score)) {
                 score = z;
             }
-            if (judged && mcua_nonneg_greater(z, k)) {
+            if (mcua_nonneg_greater(z, k)) {
                 const float bound = k * sd;
-                *flag = 1;
+                clipped = 1;
                 v = ch[c].anchor + (mcua_positive(d) ? mean + bound : mean - bound);
             }
         }
         mcua_window_push(ctr, &ch[c], buffer, window, v);
     }
     mcua_window_advance(ctr, ch, n_channels, window);
+    mcua_window_settle(ctr, ch, n_channels, clipped && !judged);
+    *flag = (uint8_t)(clipped && judged);
     return score;
 }

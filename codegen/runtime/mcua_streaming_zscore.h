@@ -8,11 +8,13 @@
  *   score = max over channels of z[c]; 0 while the window is empty
  *   flag  = n >= min_count and score > threshold
  * Never-poison rule without lock-out: a channel whose z exceeds the
- * threshold (once n >= min_count) enters the window clipped to
- * m +- threshold * sqrt(v), so a spike moves the statistics by at most one
- * threshold-wide step while a slow drift is still followed.  A sample
- * holding NaN or +-Inf scores +Inf, is flagged and leaves the state as it
- * was.
+ * threshold enters the window clipped to m +- threshold * sqrt(v), so a
+ * spike moves the statistics by at most one threshold-wide step while a
+ * slow drift is still followed.  This holds from the second sample on,
+ * also before min_count (nothing flags then), and a warm-up that keeps
+ * clipping starts over (mcua_window_settle), so a glitch at power-up
+ * cannot hold the window.  A sample holding NaN or +-Inf scores +Inf, is
+ * flagged and leaves the state as it was.
  */
 #ifndef MCUA_STREAMING_ZSCORE_H
 #define MCUA_STREAMING_ZSCORE_H

@@ -56,3 +56,13 @@ void mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
         ch->fresh_sumsq = 0.0f;
     }
 }
+
+void mcua_window_settle(mcua_window_counters *ctr, mcua_window_channel *ch,
+                        uint16_t n_channels, int clipped_in_warm_up)
+{
+    ctr->streak = clipped_in_warm_up ? (uint8_t)(ctr->streak + 1) : 0;
+    if (ctr->streak == MCUA_WINDOW_RESTART) {
+        memset(ch, 0, n_channels * sizeof *ch);
+        memset(ctr, 0, sizeof *ctr);
+    }
+}

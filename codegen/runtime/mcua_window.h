@@ -20,6 +20,23 @@
  *  - no division can round to a subnormal: avr-libc's __divsf3 rounds those
  *    wrongly (1 ulp low in ~1 % of cases, measured in simavr), so the fresh
  *    anchor multiplies by 1 / W instead of dividing by W.
+ *
+ * Why one glitch at power-up cannot blind the detector: the first sample
+ * after a reset (or a restart) is the anchor and the whole window, so a
+ * glitch there, say 1e20, would make every later sample look out of line
+ * and, clipped to the window mean +- the clipping bound, keep the window
+ * at the glitch for good.  A detector that clips (streaming_zscore,
+ * moving_average) therefore clips from the second sample on, also during
+ * its warm-up (before min_count, where it does not flag), and calls
+ * mcua_window_settle after each sample: once MCUA_WINDOW_RESTART warm-up
+ * samples in a row were clipped, the window, not the samples, is out of
+ * line, and it restarts empty with the next sample.  A glitch later in
+ * the warm-up is clipped like any outlier, so no single sample ever moves
+ * the sums by more than one clipping bound (and none leaves a huge square
+ * behind to cancel when it drops out).  A normal stream's warm-up rarely
+ * clips MCUA_WINDOW_RESTART samples in a row; a restart costs it a few
+ * samples of warm-up.  This needs min_count > MCUA_WINDOW_RESTART; once
+ * min_count samples are in, the window never restarts.
  */
 #ifndef MCUA_WINDOW_H
 #define MCUA_WINDOW_H
@@ -31,6 +48,7 @@ extern "C" {
 #endif
 
 #define MCUA_WINDOW_MAX_DEVIATION 1e15f
+#define MCUA_WINDOW_RESTART 3
 
 typedef struct {
     float anchor, sum, sumsq;                   /* the values in the buffer */
@@ -41,6 +59,7 @@ typedef struct {
     uint16_t count;       /* values in the buffer, up to the window length */
     uint16_t head;        /* slot the next value goes to */
     uint16_t fresh_count; /* insertions since the last swap */
+    uint8_t streak;       /* warm-up samples clipped in a row */
     float inv_count;      /* 1.0f / count (0 while empty): no division per
                              sample once the window is full */
 } mcua_window_counters;
@@ -55,6 +74,13 @@ void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
  * channels when they cover the whole window. */
 void mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
                          uint16_t n_channels, uint16_t window);
+
+/* For a detector that clips: after mcua_window_advance, counts the warm-up
+ * samples clipped in a row (clipped_in_warm_up: this one was) and, at
+ * MCUA_WINDOW_RESTART of them, empties the window (sums and counters; the
+ * buffer's slots are unused again). */
+void mcua_window_settle(mcua_window_counters *ctr, mcua_window_channel *ch,
+                        uint16_t n_channels, int clipped_in_warm_up);
 
 #ifdef __cplusplus
 }
