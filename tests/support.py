@@ -143,7 +143,8 @@ class RememberedReference:
         self.engine = PythonEngine(bundle)
         self.runs = {}
 
-    def run(self, X, detectors, flag_api=False):
+    def run(self, X, detectors, flag_api=False, resume=False):
+        assert not resume, "the firmware targets' chunks start from a fresh state"
         X = np.ascontiguousarray(X, dtype=np.float32)
         key = (hashlib.sha256(X.tobytes()).digest(), X.shape, tuple(detectors), flag_api)
         if key not in self.runs:

@@ -17,8 +17,9 @@ from threadpoolctl import threadpool_limits
 
 from codegen.training import thresholds
 from codegen.errors import UserError
-from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, channel_std,
-                                    inverse_f32, merge_params, scalar)
+from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind, Scored,
+                                    array_bytes, channel_std, check_deviation, inverse_f32,
+                                    merge_params, scalar)
 
 NAME = "kmeans"
 DEFAULTS = {"k": "auto", "k_max": 8, "threshold": "percentile:99", "n_init": 10}
@@ -39,7 +40,11 @@ def check_stored(stored) -> None:
 SPEC = DetectorSpec(NAME, units=("kmeans",), kind=Kind.STATELESS, schema=check_stored,
                     score_args=", NULL",  # the nearest cluster is not reported
                     mutable=("mean", "inv_scale", "centroids"),
-                    describe=lambda fitted: f"K={fitted.params['k_chosen']}", default=True)
+                    describe=lambda fitted: f"K={fitted.params['k_chosen']}", default=True,
+                    # the standardised sample z[channels] on the stack (templates/kmeans.h.j2)
+                    footprint=lambda fitted, n_channels: Footprint(
+                        array_bytes(fitted), stack=4 * n_channels,
+                        shrink="fewer channels (--columns) or fewer clusters (kmeans.k_max)"))
 
 
 def _standardise(X: np.ndarray, mean: np.ndarray, inv_scale: np.ndarray) -> np.ndarray:
@@ -74,7 +79,8 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
         raise UserError(f"kmeans needs at least 4 normal rows to choose K, got {len(normal)}")
     std = channel_std(NAME, normal, channels)
     mean = normal.astype(np.float64).mean(axis=0).astype(F32)
-    inv_scale = inverse_f32(std)
+    inv_scale = inverse_f32(NAME, std, channels)
+    check_deviation(NAME, normal, mean, channels)
     Z = _standardise(normal, mean, inv_scale)
     # One thread: the same data and seed then give the same centroids on any machine.
     with threadpool_limits(1):

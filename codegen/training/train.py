@@ -10,6 +10,7 @@ from codegen.bundle import Bundle
 from codegen.emit.cnames import check_channel_names, check_model_name
 from codegen.data.dataset import Dataset
 from codegen.detectors import get
+from codegen.detectors.base import FLOAT32_MAX
 from codegen.errors import UserError
 from codegen.evaluate.metrics import point_metrics
 from codegen.training import thresholds
@@ -74,6 +75,28 @@ def select(module, fitted, spec: str, X: np.ndarray, labels: np.ndarray, rounds:
     return chosen, info
 
 
+def check_constants(name: str, fitted, channels: list[str]) -> None:
+    """Refuse a trained detector that generate could not turn into working C: a float
+    constant that is not a finite float32, or an empty array.  The detectors refuse the
+    causes they can name first (a channel's deviation, span, ...); this catches the rest."""
+    fix = ("rescale that channel of the training data (e.g. to mV or kV) or leave it out with "
+           "--columns")
+    for key, value in fitted.scalars.items():
+        if isinstance(value, float) and not abs(value) <= FLOAT32_MAX:
+            raise UserError(f"{name}: its constant {key} = {value!r} is not a finite float32; "
+                            f"{fix.replace('that channel', 'the channels')}")
+    for key, array in fitted.arrays.items():
+        if array.size == 0:
+            raise UserError(f"{name}: training left its array {key!r} empty, so the model is "
+                            f"degenerate; check that the normal rows vary on every channel")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int(np.flatnonzero(~np.isfinite(array.reshape(-1)))[0])
+            where = (f" (channel {channels[bad]!r})"
+                     if array.ndim == 1 and len(array) == len(channels) else f"[{bad}]")
+            raise UserError(f"{name}: its constant {key}{where} is "
+                            f"{float(array.reshape(-1)[bad])!r}, not a finite float32; {fix}")
+
+
 def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed: int,
           name: str, verbose: bool = True, threshold: str | None = None,
           validation: Dataset | None = None) -> Bundle:
@@ -126,6 +149,7 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
                                                validation.values, validation.labels)
             info["data"] = validation.name
             fitted[module.NAME].report["threshold_choice"] = info
+        check_constants(module.NAME, fitted[module.NAME], dataset.channels)
         if dataset.labels is not None:
             flags = module.score(fitted[module.NAME], dataset.values).flags
             fitted[module.NAME].report["evaluation"] = evaluate(flags, dataset.labels)
