@@ -115,3 +115,22 @@ def test_every_detectors_constants_are_checked(small):
     inv_std.arrays["inv_std"][1] = np.inf
     with pytest.raises(UserError, match=r"inv_std \(channel 'y'\) is inf"):
         training.check_constants("zscore", inv_std, ["x", "y"])
+    # finite, but what bundle.load refuses: train never writes it
+    inv_std.arrays["inv_std"][1] = -1.0
+    with pytest.raises(UserError, match=r"zscore: training gave a model that bundle.load "
+                                        r"would refuse \(zscore.arrays.inv_std holds .*-1.0.*, "
+                                        r"below 0\)"):
+        training.check_constants("zscore", inv_std, ["x", "y"])
+
+
+def test_an_autoencoder_on_subnormal_readings_is_refused_before_training(tmp_path, capsys):
+    """Readings near 1e-44 have a float32 std of a few subnormal steps, which bundle.load
+    refuses; the refusal comes before Keras is ever imported."""
+    values = 1e-44 * np.random.default_rng(0).standard_normal((600, 1))
+    csv = write_csv(tmp_path / "data.csv", ["x"], [[repr(float(v))] for v in values[:, 0]])
+    out = tmp_path / "model"
+    assert cli.main(["train", str(csv), "--detectors", "autoencoder", "--out", str(out),
+                     "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "error: channel 0: standard deviation 9.81e-45 is below float32's normal range" in err
+    assert not out.exists()
