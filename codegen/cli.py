@@ -19,7 +19,7 @@ from codegen.emit import render as emit
 from codegen.training import train as training
 from codegen.detectors import DEFAULT, DETECTORS, get
 from codegen.errors import UserError
-from codegen.firmware import OFFLINE_ENVS
+from codegen.firmware import OFFLINE_ENVS, memory
 from codegen.verify import battery, compare
 
 
@@ -90,6 +90,8 @@ def cmd_train(args) -> None:
     trained = training.train(dataset, detectors, params, args.seed, args.name,
                              verbose=not args.quiet, threshold=args.threshold,
                              validation=validation)
+    if args.target:
+        memory.check(trained, args.target)
     out = bundle.save(trained, args.out, force=args.force)
     print(f"bundle written to {out}")
     for name, fitted in trained.detectors.items():
@@ -107,6 +109,7 @@ def cmd_generate(args) -> None:
     if args.firmware:
         from codegen.firmware import sources as firmware
 
+        _check_firmware(loaded, args.target)
         out = firmware.write(firmware.render(loaded), args.out, args.force, keep)
         print(f"firmware sources written to {out}; build with "
               f"MCUA_GENERATED_DIR={out} pio run -e uno (see README.md)")
@@ -115,12 +118,32 @@ def cmd_generate(args) -> None:
     print(f"{len(written)} files written to {args.out}")
 
 
+def _check_firmware(loaded: bundle.Bundle, target: str | None) -> None:
+    """Refuse firmware that cannot fit `target`; without one, warn about each offline board
+    it cannot fit and refuse only when it fits none."""
+    if target:
+        memory.check(loaded, target, app=True)
+        return
+    misfits = []
+    for env in OFFLINE_ENVS:
+        try:
+            memory.check(loaded, env, app=True)
+        except UserError as error:
+            misfits.append(str(error))
+    if len(misfits) == len(OFFLINE_ENVS):
+        raise UserError(misfits[-1])
+    for message in misfits:
+        print(f"warning: {message}", file=sys.stderr)
+
+
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
 def cmd_verify(args) -> int:
     loaded = bundle.load(args.bundle)
+    if args.target:
+        memory.check(loaded, args.target, app=True)
     samples = args.samples or (10_000 if args.target else 100_000)
     inputs = battery.battery(loaded, samples, Path(args.nab) if args.nab else None)
     if not args.target:
@@ -236,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(the last three on labelled data)")
     train.add_argument("--validation", metavar="CSV",
                        help="labelled CSV for max-f1/recall/precision (default: the training CSV)")
+    train.add_argument("--target", choices=OFFLINE_ENVS,
+                       help="refuse a bundle whose detectors cannot fit this board's RAM and "
+                            "flash")
     train.set_defaults(func=cmd_train)
 
     generate = sub.add_parser("generate", help="write C headers and runtime for a bundle")
@@ -249,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "that is neither empty nor generated firmware sources is "
                                "refused), e.g. --out firmware_targets/generated for `pio run`")
     generate.add_argument("--force", action="store_true", help=FORCE_HELP)
+    generate.add_argument("--target", choices=OFFLINE_ENVS,
+                          help="with --firmware: refuse when the firmware cannot fit this board "
+                               "(default: warn for each offline board it cannot fit)")
     generate.set_defaults(func=cmd_generate)
 
     verify = sub.add_parser("verify", help="host C build against the Python reference, bit for bit")

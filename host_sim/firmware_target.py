@@ -113,7 +113,10 @@ class TargetEngine:
         self.name = target.env
         self.chunk = target.chunk_size(bundle)
 
-    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False) -> dict[str, Scored]:
+    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False,
+            resume: bool = False) -> dict[str, Scored]:
+        if resume:
+            raise ValueError(f"{self.name}: every firmware run starts from a fresh state")
         only = dataclasses.replace(self.bundle,
                                    detectors={d: self.bundle.detectors[d] for d in detectors})
         run = self.target.run(only, self.target.build(only, X, flag_only=flag_api))

@@ -106,18 +106,20 @@ class HostModel:
         """Scores and flags for every row of X; a streaming detector starts from a fresh
         state."""
         if self._streaming(detector):
-            return Scored(*self._batch(detector, X, None, None))
+            return Scored(*self._batch(detector, X, None, None, ctypes.c_uint8(0)))
         return Scored(*self._batch(detector, X))
 
-    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False) -> dict[str, Scored]:
-        """The engine's call: see codegen.verify.engines.Engine."""
+    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False,
+            resume: bool = False) -> dict[str, Scored]:
+        """The engine's call: see codegen.verify.engines.Engine.  The state resume goes on
+        from is the library's: another HostModel of the same bundle shares it."""
         out = {}
         for detector in detectors:
             if flag_api:
                 out[detector] = Scored(np.zeros(len(X), dtype=np.float32),
                                        self.flags(detector, X))
             elif self._streaming(detector):
-                out[detector] = self.run_with_state(detector, X)
+                out[detector] = self.run_with_state(detector, X, resume)
             else:
                 out[detector] = self.score(detector, X)
         return out
@@ -128,13 +130,14 @@ class HostModel:
         (flags,) = self._call(f"mcua_host_{detector}_flag", X, [np.uint8])
         return flags.astype(bool)
 
-    def run_with_state(self, detector: str, X: np.ndarray) -> Scored:
+    def run_with_state(self, detector: str, X: np.ndarray, resume: bool = False) -> Scored:
         """Scores, flags and the state (floats, counters) after every row, in the layout
-        of codegen.detectors.window.Window.snapshot."""
+        of codegen.detectors.window.Window.snapshot; resume: on from the last call's state."""
         window = get(detector).SPEC.window(self.bundle.detectors[detector])
         per_row = self.n_channels * (6 + window)
         state_f = np.zeros((len(X), per_row), dtype=np.float32)
         state_i = np.zeros((len(X), 4), dtype=np.uint16)
         scores, flags = self._batch(detector, X, state_f.ctypes.data_as(ctypes.c_void_p),
-                                    state_i.ctypes.data_as(ctypes.c_void_p))
+                                    state_i.ctypes.data_as(ctypes.c_void_p),
+                                    ctypes.c_uint8(resume))
         return Scored(scores, flags, (state_f, state_i))

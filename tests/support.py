@@ -143,7 +143,8 @@ class RememberedReference:
         self.engine = PythonEngine(bundle)
         self.runs = {}
 
-    def run(self, X, detectors, flag_api=False):
+    def run(self, X, detectors, flag_api=False, resume=False):
+        assert not resume, "the firmware targets' chunks start from a fresh state"
         X = np.ascontiguousarray(X, dtype=np.float32)
         key = (hashlib.sha256(X.tobytes()).digest(), X.shape, tuple(detectors), flag_api)
         if key not in self.runs:
@@ -166,3 +167,95 @@ def write_labelled(path, dataset, label="is_anomaly", columns=None):
     rows = [[t] + [repr(float(row[i])) for i in index] + [int(l)]
             for t, row, l in zip(dataset.time, dataset.values, dataset.labels)]
     return write_csv(path, ["time"] + list(columns) + [label], rows)
+
+
+# --- a host program over the generated API, for the sanitizer tests --------------------
+
+HOST_PROGRAM_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+
+{declarations}
+
+/* stdin: uint32 n, then n rows of {n_channels} floats.  stdout: per call, n float scores
+ * (none for a flag call) and n flags. */
+int main(void)
+{{
+    uint32_t n;
+    float *x, *scores;
+    uint8_t *flags;
+    if (fread(&n, sizeof n, 1, stdin) != 1) {{
+        return 1;
+    }}
+    x = malloc((size_t)n * {n_channels} * sizeof *x);
+    scores = malloc((size_t)n * sizeof *scores);
+    flags = malloc(n);
+    if (!x || !scores || !flags || fread(x, sizeof *x, (size_t)n * {n_channels}, stdin) !=
+        (size_t)n * {n_channels}) {{
+        return 1;
+    }}
+{calls}
+    free(x);
+    free(scores);
+    free(flags);
+    return 0;
+}}
+"""
+
+
+STATE_ARGS = ", float *state_f, uint16_t *state_i, uint8_t resume"  # templates/host_glue.c.j2
+
+
+def host_program(bundle) -> dict[str, str]:
+    """The generated files, the host glue and a main() that runs every detector's batch
+    entry points (a streaming one from a fresh state) over the rows on stdin and writes
+    what they return (file name -> text)."""
+    from codegen.emit import render as emit
+    from host_sim.hostlib import glue_source
+
+    declarations, calls = [], []
+    for call in emit.detector_calls(bundle):
+        name = f"mcua_host_{call['name']}"
+        state = call["kind"] == "streaming"
+        declarations.append(f"void {name}(const float *X, uint32_t n, float *scores, "
+                            f"uint8_t *flags{STATE_ARGS if state else ''});")
+        calls.append(f"    {name}(x, n, scores, flags{', NULL, NULL, 0' if state else ''});\n"
+                     f"    fwrite(scores, sizeof *scores, n, stdout);\n"
+                     f"    fwrite(flags, 1, n, stdout);")
+        if call["flag_api"]:
+            declarations.append(f"void {name}_flag(const float *X, uint32_t n, uint8_t *flags);")
+            calls.append(f"    {name}_flag(x, n, flags);\n    fwrite(flags, 1, n, stdout);")
+    files = emit.render(bundle)
+    files["mcua_host_glue.c"] = glue_source(bundle)
+    files["main.c"] = HOST_PROGRAM_MAIN.format(declarations="\n".join(declarations),
+                                               calls="\n".join(calls),
+                                               n_channels=len(bundle.channels))
+    return files
+
+
+def rows_input(X) -> bytes:
+    """host_program's stdin for the rows X."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    return np.uint32(len(X)).tobytes() + X.tobytes()
+
+
+def build_program(compiler: str, directory: Path, files: dict[str, str], flags) -> Path:
+    """Write files into directory and build their .c files into one program."""
+    require_tool(compiler)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    exe = directory / "program"
+    sources = sorted(str(directory / n) for n in files if n.endswith(".c"))
+    result = subprocess.run([compiler, *flags, "-I", str(directory), *sources, "-o", str(exe),
+                             "-lm"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return exe
+
+
+def run_program(exe: Path, data: bytes) -> bytes:
+    """The program's output; no sanitizer report (on stderr) and a clean exit."""
+    result = subprocess.run([str(exe)], input=data, capture_output=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == b"", result.stderr.decode()[:3000]
+    return result.stdout

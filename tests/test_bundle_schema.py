@@ -11,7 +11,6 @@ import os
 import pickle
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +20,14 @@ from codegen import bundle as bundle_mod
 from codegen.cli import main
 from codegen.data import dataset as data
 from codegen.detectors import DEFAULT
-from codegen.emit import render as emit
 from codegen.training import train as training
-from host_sim.hostlib import glue_source
 
-from support import STRICT, require_tool
+from support import (STRICT, build_program, host_program, require_tool, rows_input,
+                     run_program)
 
 SANITIZE = ["-std=c99", "-O1", "-g", "-ffp-contract=off", "-fno-omit-frame-pointer",
             "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-            "-Wall", "-Wextra", "-Werror"]
+            "-Wall", "-Wextra", "-Werror"]  # ASan's leak check is on: the driver frees
 ROWS = 3000
 HAVE_TF = all(importlib.util.find_spec(m) for m in ("tensorflow", "tflite_micro"))
 
@@ -383,69 +381,11 @@ def _battery(bundle, seed=0) -> np.ndarray:
     return np.vstack([normal, wild, far]).astype(np.float32)
 
 
-def _driver(bundle) -> str:
-    """A main() that runs every detector's batch entry points over the rows in argv[1]."""
-    calls = []
-    for d in emit.detector_calls(bundle):
-        if d["kind"] == "streaming":
-            calls.append(f"mcua_host_{d['name']}(X, n, scores, flags, NULL, NULL);")
-        else:
-            calls.append(f"mcua_host_{d['name']}(X, n, scores, flags);")
-        if d["flag_api"]:
-            calls.append(f"mcua_host_{d['name']}_flag(X, n, flags);")
-    prototypes = "\n".join(
-        f"void mcua_host_{d['name']}(const float *, uint32_t, float *, uint8_t *"
-        + (", float *, uint16_t *" if d["kind"] == "streaming" else "") + ");"
-        + (f"\nvoid mcua_host_{d['name']}_flag(const float *, uint32_t, uint8_t *);"
-           if d["flag_api"] else "")
-        for d in emit.detector_calls(bundle))
-    return f"""#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-{prototypes}
-int main(int argc, char **argv)
-{{
-    FILE *in;
-    long bytes;
-    float *X, *scores;
-    uint8_t *flags;
-    uint32_t n;
-    if (argc != 2 || !(in = fopen(argv[1], "rb"))) return 2;
-    fseek(in, 0, SEEK_END);
-    bytes = ftell(in);
-    fseek(in, 0, SEEK_SET);
-    n = (uint32_t)(bytes / (long)sizeof(float) / {len(bundle.channels)});
-    X = malloc((size_t)bytes);
-    scores = malloc(n * sizeof(float));
-    flags = malloc(n);
-    if (!X || !scores || !flags || fread(X, 1, (size_t)bytes, in) != (size_t)bytes) return 2;
-    fclose(in);
-    {chr(10).join("    " + c for c in calls).strip()}
-    free(X); free(scores); free(flags);
-    return 0;
-}}
-"""
-
-
 def run_sanitized(bundle, compiler, directory: Path) -> None:
     """Build the generated headers, the host glue and a driver with ASan + UBSan, and run
     them over the battery; any sanitizer report fails."""
-    files = emit.render(bundle)
-    files["mcua_host_glue.c"] = glue_source(bundle)
-    files["driver.c"] = _driver(bundle)
-    for name, text in files.items():
-        (directory / name).write_text(text)
-    binary = directory / "driver"
-    build = subprocess.run([compiler, *SANITIZE, "-I", str(directory),
-                            *sorted(str(directory / n) for n in files if n.endswith(".c")),
-                            "-o", str(binary), "-lm"], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    rows = directory / "rows.f32"
-    _battery(bundle).tofile(rows)
-    run = subprocess.run([str(binary), str(rows)], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
-                              "UBSAN_OPTIONS": "print_stacktrace=1"})
-    assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr[-3000:]
+    exe = build_program(compiler, directory, host_program(bundle), SANITIZE)
+    run_program(exe, rows_input(_battery(bundle)))
 
 
 def outcome(path: Path, out: Path, compiler, capsys) -> str:

@@ -1,7 +1,7 @@
 """The contract every registered detector keeps, checked the same way for each: parity with
 the reference on the host C build, a one-ulp move of any of its constants caught, NaN/Inf
-never learnt, warning-free C under every compiler, constants in flash on AVR, the runtime
-version guard, f-suffixed literals.  (On-target parity: test_firmware_parity.py.)"""
+never learnt, warning-free C under every compiler, constants in flash on AVR, its footprint
+as the AVR objects hold it, the runtime version guard, f-suffixed literals.  (On-target parity: test_firmware_parity.py.)"""
 
 from __future__ import annotations
 
@@ -154,6 +154,28 @@ def test_constants_live_in_flash_on_avr(generated, case, tmp_path):
     # constants in flash; in RAM only what the code writes (zeroed scratch, in .bss)
     assert any(".progmem" in line for line in objects)
     assert all(".progmem" in line or ".bss" in line for line in objects), "\n".join(objects)
+
+
+@pytest.mark.parametrize("case", cases())
+def test_footprint_is_what_the_avr_objects_hold(contract, generated, case, tmp_path):
+    """The spec's footprint (codegen/firmware/memory.py) against avr-gcc's objects: its
+    RAM is the objects' static RAM (the state, scratch buffers) plus the window a caller
+    keeps for a windowed detector; its flash leaves out only the model structs."""
+    bundle, detector = contract(case)
+    fitted = bundle.detectors[detector]
+    spec = get(detector).SPEC
+    footprint = spec.footprint_of(fitted, len(bundle.channels))
+    objects = compile_objects("avr-gcc", generated(case), tmp_path)
+    table = "".join(subprocess.run(["avr-objdump", "-t", str(o)], capture_output=True,
+                                   text=True, check=True).stdout for o in objects)
+    sizes = {".progmem": 0, ".bss": 0}
+    for line in table.splitlines():
+        section = next((s for s in sizes if f" {s}" in line), None)
+        if " O " in line and section:
+            sizes[section] += int(line.split()[-2], 16)
+    caller = 4 * spec.window(fitted) if spec.kind_of(fitted) is Kind.WINDOWED else 0
+    assert footprint.ram == sizes[".bss"] + caller
+    assert footprint.flash <= sizes[".progmem"] <= footprint.flash + 128
 
 
 @pytest.mark.parametrize("case", cases())

@@ -19,7 +19,7 @@ from codegen.bench import firmware as bench
 from codegen.cli import build_parser
 from codegen.detectors import isolation_forest, window
 from codegen.emit import render as emit
-from codegen.firmware import OFFLINE_ENVS, sources
+from codegen.firmware import OFFLINE_ENVS, memory, sources
 from host_sim import targets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +88,24 @@ def test_uno_flash_limit_is_the_board_file():
     board = _platformio_ini()["env:uno"]["board"]
     board_file = ROOT / "firmware_targets/platforms/mcua_offline/boards" / f"{board}.json"
     assert targets.flash_limit(board) == json.loads(board_file.read_text())["upload"]["maximum_size"]
+
+
+def test_board_limits_are_the_board_files():
+    """codegen.firmware.memory checks a bundle against each offline board's RAM and flash,
+    the maximum_ram_size and maximum_size of the board platformio.ini's env builds for."""
+    assert set(memory.BOARDS) == set(OFFLINE_ENVS)
+    for env, limits in memory.BOARDS.items():
+        board = _platformio_ini()[f"env:{env}"]["board"]
+        upload = json.loads((ROOT / "firmware_targets/platforms/mcua_offline/boards"
+                             / f"{board}.json").read_text())["upload"]
+        assert (limits.ram, limits.flash) == (upload["maximum_ram_size"], upload["maximum_size"])
+
+
+def test_the_apps_line_buffer_is_the_estimates():
+    """memory.parts counts the app's serial line buffer as 24 B per channel plus 9."""
+    app = (ROOT / "firmware_targets/app/mcua_app.c").read_text()
+    assert "#define LINE_MAX (MCUA_FW_N_CHANNELS * 24 + 8)" in app
+    assert "static char rx_line[LINE_MAX + 1];" in app
 
 
 def test_makefile_installs_every_firmware_apt_package():

@@ -11,8 +11,6 @@ needed."""
 from __future__ import annotations
 
 import itertools
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,9 +24,8 @@ from codegen.tflite.runners import numpy_int8_network
 from codegen.training import train as training
 from codegen.verify import battery
 from codegen.verify.engines import PythonEngine
-from host_sim.hostlib import glue_source
 
-from support import require_tool
+from support import build_program, host_program, rows_input, run_program
 
 F32 = np.float32
 SANITIZE = ["-fsanitize=undefined,float-cast-overflow", "-fno-sanitize-recover=all"]
@@ -37,86 +34,12 @@ SPECIALS = F32([np.nan, -np.nan, np.inf, -np.inf, 3.4028235e38, -3.4028235e38, 1
                 1e20, -1e20, 1e-45, -1e-45, 1e-38, 0.0, -0.0, 0.5, -0.5, 2.5, 127.5, 1e10])
 
 
-def build(compiler: str, directory: Path, files: dict[str, str]) -> Path:
-    require_tool(compiler)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (directory / name).write_text(text)
-    exe = directory / "program"
-    sources = sorted(str(directory / n) for n in files if n.endswith(".c"))
-    result = subprocess.run([compiler, *FLAGS, "-I", str(directory), *sources, "-o", str(exe),
-                             "-lm"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return exe
-
-
-def run(exe: Path, data: bytes) -> bytes:
-    """The program's output; no sanitizer report (on stderr) and a clean exit."""
-    result = subprocess.run([str(exe)], input=data, capture_output=True)
-    assert result.returncode == 0 and result.stderr == b"", result.stderr.decode()[:2000]
-    return result.stdout
-
-
 def same_bits(a, b) -> bool:
     return np.array_equal(np.asarray(a, F32).view(np.uint32), np.asarray(b, F32).view(np.uint32))
 
 
 # ---------------------------------------------------------------------------
 # the detectors, through their generated API (the host glue)
-
-DETECTOR_MAIN = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <stdint.h>
-
-{declarations}
-
-/* stdin: uint32 n, then n rows of {n_channels} floats.  stdout: per call, n float scores
- * (none for a flag call) and n flags. */
-int main(void)
-{{
-    uint32_t n;
-    float *x, *scores;
-    uint8_t *flags;
-    if (fread(&n, sizeof n, 1, stdin) != 1) {{
-        return 1;
-    }}
-    x = malloc((size_t)n * {n_channels} * sizeof *x);
-    scores = malloc((size_t)n * sizeof *scores);
-    flags = malloc(n);
-    if (!x || !scores || !flags || fread(x, sizeof *x, (size_t)n * {n_channels}, stdin) !=
-        (size_t)n * {n_channels}) {{
-        return 1;
-    }}
-{calls}
-    free(x);
-    free(scores);
-    free(flags);
-    return 0;
-}}
-"""
-
-
-def detector_program(bundle) -> dict[str, str]:
-    declarations, calls = [], []
-    for call in emit.detector_calls(bundle):
-        name = f"mcua_host_{call['name']}"
-        state = call["kind"] == "streaming"
-        declarations.append(f"void {name}(const float *X, uint32_t n, float *scores, "
-                            f"uint8_t *flags{', float *sf, uint16_t *si' if state else ''});")
-        calls.append(f"    {name}(x, n, scores, flags{', NULL, NULL' if state else ''});\n"
-                     f"    fwrite(scores, sizeof *scores, n, stdout);\n"
-                     f"    fwrite(flags, 1, n, stdout);")
-        if call["flag_api"]:
-            declarations.append(f"void {name}_flag(const float *X, uint32_t n, uint8_t *flags);")
-            calls.append(f"    {name}_flag(x, n, flags);\n    fwrite(flags, 1, n, stdout);")
-    files = emit.render(bundle)
-    files["mcua_host_glue.c"] = glue_source(bundle)
-    files["main.c"] = DETECTOR_MAIN.format(declarations="\n".join(declarations),
-                                           calls="\n".join(calls),
-                                           n_channels=len(bundle.channels))
-    return files
-
 
 def hostile_rows(bundle) -> np.ndarray:
     """The parity battery's random and extreme streams, then every special value in every
@@ -153,8 +76,8 @@ def cases(iot):
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
 def test_detectors_have_no_undefined_behaviour(cases, tmp_path, compiler):
     for bundle, X, reference in cases:
-        exe = build(compiler, tmp_path / bundle.name, detector_program(bundle))
-        out = run(exe, np.uint32(len(X)).tobytes() + X.tobytes())
+        exe = build_program(compiler, tmp_path / bundle.name, host_program(bundle), FLAGS)
+        out = run_program(exe, rows_input(X))
         n, at = len(X), 0
         for call in emit.detector_calls(bundle):
             expected = reference[call["name"]]
@@ -301,13 +224,13 @@ def test_autoencoder_runtime_has_no_undefined_behaviour(tmp_path, compiler):
     files = {name: (emit.RUNTIME / name).read_text()
              for name in ("mcua_common.h", "mcua_autoencoder.h", "mcua_autoencoder.c")}
     files["main.c"] = AUTOENCODER_MAIN.format(model=autoencoder_model(net), W=W)
-    exe = build(compiler, tmp_path, files)
+    exe = build_program(compiler, tmp_path, files, FLAGS)
     x = windows(rng)
     triples = list(itertools.product(SPECIALS, SCALES, ZERO_POINTS))
     data = (np.uint32([len(x), len(triples)]).tobytes() + x.tobytes()
             + b"".join(F32(z).tobytes() + F32(s).tobytes() + np.int32(zp).tobytes()
                        for z, s, zp in triples))
-    out = run(exe, data)
+    out = run_program(exe, data)
 
     finite = np.isfinite(x).all(axis=1)
     z = standardise(x, MEAN, STD)

@@ -46,6 +46,24 @@ class Fitted:
     report: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Footprint:
+    """What a trained detector takes on any device at least, in bytes, from its shapes (the
+    arrays its header holds, its state, its buffers; no code, no padding): codegen/firmware/
+    memory.py checks these against a board."""
+
+    flash: int  # constants
+    ram: int = 0  # kept between calls: state, static scratch buffers, the caller's window
+    stack: int = 0  # buffers one call puts on the stack
+    shrink: str = "fewer channels (--columns)"  # how to make it smaller, for the refusal
+
+
+def array_bytes(fitted: Fitted) -> int:
+    """Bytes of all the arrays of fitted: the flash of a detector whose header holds exactly
+    its arrays."""
+    return sum(int(array.nbytes) for array in fitted.arrays.values())
+
+
 class Kind(enum.Enum):
     """How the device calls a detector, and so how the host glue, the firmware app and the
     Python reference feed it."""
@@ -93,6 +111,13 @@ class DetectorSpec:
     # Fits it to one NAB series from its probation rows x (float64) with the window
     # settings `common` and the variance floor `floor` (the streaming detectors only).
     fit_series: Callable[[np.ndarray, dict, float], Fitted] | None = None
+    # What it takes on a device, given the channel count (default: its arrays in flash).
+    footprint: Callable[[Fitted, int], Footprint] | None = None
+
+    def footprint_of(self, fitted: Fitted, n_channels: int) -> Footprint:
+        if self.footprint is None:
+            return Footprint(array_bytes(fitted))
+        return self.footprint(fitted, n_channels)
 
     def kind_of(self, fitted: Fitted) -> Kind:
         return self.kind(fitted) if callable(self.kind) else self.kind
@@ -166,11 +191,37 @@ def channel_std(name: str, normal: np.ndarray, channels: list[str]) -> np.ndarra
     return std
 
 
-def inverse_f32(values: np.ndarray) -> np.ndarray:
-    """float32(1 / v), computed in double so only one rounding happens."""
-    return (1.0 / np.asarray(values, dtype=np.float64)).astype(F32)
+FLOAT32_MAX = float(np.finfo(F32).max)
+FLOAT32_TINY = float(np.finfo(F32).tiny)  # the smallest normal float32
+
+
+def inverse_f32(name: str, values: np.ndarray, channels: list[str],
+                what: str = "standard deviation") -> np.ndarray:
+    """float32(1 / v) per channel, computed in double so only one rounding happens; a v so
+    small that its inverse is beyond float32 (v below 1/FLOAT32_MAX, 2.9e-39) is an error."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(over="ignore", divide="ignore"):
+        inverse = (1.0 / values).astype(F32)
+    for c in np.flatnonzero(~np.isfinite(inverse)):
+        raise UserError(f"{name}: channel {channels[c]!r}: {what} {values[c]:.3g} is below "
+                        f"float32's range (its inverse {1.0 / values[c]:.3g} overflows "
+                        f"float32's {FLOAT32_MAX:.3g}); rescale the channel (e.g. to mV or "
+                        f"µV) or leave it out with --columns")
+    return inverse
 
 
 def scalar(value) -> float:
     """A float32 value as the Python float that equals it exactly (JSON-safe, round-trips)."""
     return float(F32(value))
+
+
+def check_deviation(name: str, normal: np.ndarray, mean: np.ndarray, channels: list[str]) -> None:
+    """Refuse normal readings whose float32 deviation x - mean, the first step on the
+    device, overflows (readings of both signs near float32's limits)."""
+    with np.errstate(over="ignore"):
+        deviation = np.asarray(normal, F32) - np.asarray(mean, F32)
+    for c in np.flatnonzero(~np.isfinite(deviation).all(axis=0)):
+        raise UserError(f"{name}: channel {channels[c]!r}: normal readings lie so far from "
+                        f"their mean ({float(mean[c]):.3g}) that their difference overflows "
+                        f"float32 ({FLOAT32_MAX:.3g}); rescale the channel (e.g. to kV) or "
+                        f"leave it out with --columns")

@@ -61,8 +61,9 @@ from sklearn.ensemble import IsolationForest
 from codegen.training import thresholds
 from codegen.errors import UserError
 from codegen.detectors import window
-from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, channel_std,
-                                    int_param, merge_params, positive_int, scalar, threshold_param)
+from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind, Scored,
+                                    array_bytes, channel_std, int_param, merge_params,
+                                    positive_int, scalar, threshold_param)
 from codegen.detectors.window import Window
 
 NAME = "isolation_forest"
@@ -70,6 +71,9 @@ LEAF = 0x8000  # MCUA_IFOREST_LEAF: node codes at or above it are leaves
 MAX_SPLITS = LEAF  # node codes are uint16: at most 32768 split nodes and 32768 leaves
 MAX_LEAVES = LEAF
 MIN_ROWS = 16
+# scikit-learn's trees take a feature whose values in a node lie within this of each other
+# for constant (FEATURE_THRESHOLD in sklearn/tree/_splitter.pyx) and never split on it.
+SPLIT_RESOLUTION = 1e-7
 FEATURES = ("raw", "rolling")
 
 
@@ -250,6 +254,15 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
                         f"{normal.shape[1]} channels give {n_features} "
                         f"({params['features']} features): pick fewer with --columns")
     channel_std(NAME, normal, channels)
+    span = normal.max(axis=0).astype(np.float64) - normal.min(axis=0)
+    for c in np.flatnonzero(span <= SPLIT_RESOLUTION):
+        raise UserError(f"{NAME}: channel {channels[c]!r} spans only {span[c]:.3g} in the "
+                        f"normal training rows; scikit-learn's trees take a feature that varies "
+                        f"by at most {SPLIT_RESOLUTION:g} for constant and never split on it, so "
+                        f"the forest would ignore the channel; rescale it (e.g. to µV) or leave "
+                        f"it out with --columns")
+    if rolling(params):
+        window.check_span(NAME, normal, channels)
     max_samples = int_param(NAME, params, "max_samples", 2, 32768,
                             auto=min(target.max_samples, len(normal)))
     if max_samples > len(normal):
@@ -288,11 +301,13 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     return fitted
 
 
-def rolling_features(X: np.ndarray, length: int, with_state: bool = False):
-    """The rolling features of the readings X fed one by one to a fresh window of `length`
-    (see the module's docstring; a NaN/Inf row gives NaN features and leaves the window as
-    it was): (features [rows, 3 * channels], the window's state after every row when asked,
-    in the layout of window.Window.snapshot, else None)."""
+def rolling_features(X: np.ndarray, length: int, with_state: bool = False,
+                     state: Window | None = None):
+    """The rolling features of the readings X fed one by one to a fresh window of `length`,
+    or to `state` (a Window, updated in place) (see the module's docstring; a NaN/Inf row
+    gives NaN features and leaves the window as it was): (features [rows, 3 * channels], the
+    window's state after every row when asked, in the layout of window.Window.snapshot, else
+    None)."""
     X = np.asarray(X, dtype=F32)
 
     def step(w: Window, x: np.ndarray) -> np.ndarray:
@@ -304,7 +319,8 @@ def rolling_features(X: np.ndarray, length: int, with_state: bool = False):
         sd = np.where(var > 0, np.sqrt(np.maximum(var, F32(0))), F32(0))
         return np.concatenate([x, np.stack([w.anchor + m, sd], axis=1).ravel()])
 
-    out, states = window.replay(step, X, Window(X.shape[1], length), with_state)
+    state = Window(X.shape[1], length) if state is None else state
+    out, states = window.replay(step, X, state, with_state)
     return np.array(out, dtype=F32).reshape(len(X), 3 * X.shape[1]), states
 
 
@@ -397,12 +413,14 @@ def path_score(fitted: Fitted, features: np.ndarray) -> np.ndarray:
     return result
 
 
-def score(fitted: Fitted, X: np.ndarray, with_state: bool = False) -> Scored:
+def score(fitted: Fitted, X: np.ndarray, with_state: bool = False,
+          state: Window | None = None) -> Scored:
     """Scores and flags of the readings X, fed in order from a fresh state with rolling
-    features; with_state adds the window's state after every row (None with raw features)."""
+    features (or on from `state`, a Window); with_state adds the window's state after every
+    row (None with raw features)."""
     X = np.asarray(X, dtype=F32)
     if rolling(fitted.params):
-        features, states = rolling_features(X, fitted.params["window"], with_state)
+        features, states = rolling_features(X, fitted.params["window"], with_state, state)
     else:
         features, states = X, None
     result = path_score(fitted, features)
@@ -473,5 +491,19 @@ def check_stored(stored) -> None:
                                          f"never end")
 
 
+def footprint(fitted: Fitted, n_channels: int) -> Footprint:
+    """Its arrays in flash; with rolling features the window in RAM and the features
+    (3 floats per channel) on the stack."""
+    shrink = (f"fewer trees ({NAME}.n_trees), smaller ones ({NAME}.max_samples, or "
+              f"{NAME}.target=uno)")
+    if not rolling(fitted.params):
+        return Footprint(array_bytes(fitted), shrink=shrink)
+    state = window.state_bytes(n_channels, window.length(fitted))
+    return Footprint(array_bytes(fitted), ram=state, stack=12 * n_channels,
+                     shrink=f"fewer channels (--columns), a smaller --window, {NAME}.features=raw "
+                            f"or {shrink}")
+
+
 SPEC = DetectorSpec(NAME, units=("window", "isolation_forest"),  # the window: rolling features
-                    kind=kind, schema=check_stored, window=window.length, mutable=("leaf_value",), describe=describe)
+                    kind=kind, schema=check_stored, window=window.length, mutable=("leaf_value",),
+                    describe=describe, footprint=footprint)

@@ -17,8 +17,9 @@ from threadpoolctl import threadpool_limits
 
 from codegen.training import thresholds
 from codegen.errors import UserError
-from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, channel_std,
-                                    int_param, inverse_f32, merge_params, positive_int, scalar,
+from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind, Scored,
+                                    array_bytes, channel_std, check_deviation, int_param,
+                                    inverse_f32, merge_params, positive_int, scalar,
                                     threshold_param)
 
 NAME = "kmeans"
@@ -40,7 +41,11 @@ def check_stored(stored) -> None:
 SPEC = DetectorSpec(NAME, units=("kmeans",), kind=Kind.STATELESS, schema=check_stored,
                     score_args=", NULL",  # the nearest cluster is not reported
                     mutable=("mean", "inv_scale", "centroids"),
-                    describe=lambda fitted: f"K={fitted.params['k_chosen']}", default=True)
+                    describe=lambda fitted: f"K={fitted.params['k_chosen']}", default=True,
+                    # the standardised sample z[channels] on the stack (templates/kmeans.h.j2)
+                    footprint=lambda fitted, n_channels: Footprint(
+                        array_bytes(fitted), stack=4 * n_channels,
+                        shrink="fewer channels (--columns) or fewer clusters (kmeans.k_max)"))
 
 
 def _standardise(X: np.ndarray, mean: np.ndarray, inv_scale: np.ndarray) -> np.ndarray:
@@ -75,7 +80,8 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
         raise UserError(f"kmeans needs at least 4 normal rows to choose K, got {len(normal)}")
     std = channel_std(NAME, normal, channels)
     mean = normal.astype(np.float64).mean(axis=0).astype(F32)
-    inv_scale = inverse_f32(std)
+    inv_scale = inverse_f32(NAME, std, channels)
+    check_deviation(NAME, normal, mean, channels)
     Z = _standardise(normal, mean, inv_scale)
     # One thread: the same data and seed then give the same centroids on any machine.
     with threadpool_limits(1):

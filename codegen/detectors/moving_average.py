@@ -33,12 +33,14 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     if len(normal) < length:
         raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of {length}; "
                         f"give more data or a smaller {NAME}.window")
+    window.check_span(NAME, normal, channels)
     n_channels = normal.shape[1]
     unit = Fitted(params, {"threshold": float("inf")},
                   {"inv_scale": np.ones(n_channels, F32), "bound": np.zeros(n_channels, F32)})
     deviations = _deviations(unit, normal)[min_count:]
     scale = channel_std(NAME, deviations, channels)
-    inv_scale = inverse_f32(scale)
+    inv_scale = inverse_f32(NAME, scale, channels,
+                            "standard deviation of the deviation from the moving average")
     plain = Fitted(params, {"threshold": float("inf")},
                    {"inv_scale": inv_scale, "bound": np.zeros(n_channels, F32)})
     normal_scores = score(plain, normal).scores
@@ -82,8 +84,8 @@ def fit_series(x: np.ndarray, common: dict, floor: float) -> Fitted:
                   {"inv_scale": np.array([1.0 / scale], dtype=F32), "bound": np.zeros(1, F32)})
 
 
-def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
-    return window.score(step, fitted, X, with_state)
+def score(fitted: Fitted, X: np.ndarray, with_state: bool = False, state=None):
+    return window.score(step, fitted, X, with_state, state)
 
 
 template_context = functools.partial(window.template_context, NAME)

@@ -38,7 +38,15 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     if len(normal) < length:
         raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of {length}; "
                         f"give more data or a smaller {NAME}.window")
-    channel_std(NAME, normal, channels)  # refuses constant channels
+    std = channel_std(NAME, normal, channels)  # refuses constant channels
+    window.check_span(NAME, normal, channels)
+    for c in np.flatnonzero(std * std < MIN_VARIANCE):
+        raise UserError(f"{NAME}: channel {channels[c]!r}: standard deviation {std[c]:.3g} is "
+                        f"too small for the on-device window: the variance ({std[c] ** 2:.3g}) "
+                        f"is below float32's smallest normal number ({float(MIN_VARIANCE):.3g}), "
+                        f"so the squares the window sums underflow and the variance it learns "
+                        f"is lost; rescale the channel (e.g. to µV) or leave it out with "
+                        f"--columns")
     noise = np.diff(normal.astype(np.float64), axis=0).std(axis=0) / np.sqrt(2)
     var_floor = np.maximum((floor * noise) ** 2, MIN_VARIANCE).astype(F32)
     fitted = Fitted(params, {"threshold": float("inf")}, {"var_floor": var_floor})
@@ -69,8 +77,8 @@ def fit_series(x: np.ndarray, common: dict, floor: float) -> Fitted:
                   {"var_floor": np.array([floor], dtype=F32)})
 
 
-def score(fitted: Fitted, X: np.ndarray, with_state: bool = False):
-    return window.score(step, fitted, X, with_state)
+def score(fitted: Fitted, X: np.ndarray, with_state: bool = False, state=None):
+    return window.score(step, fitted, X, with_state, state)
 
 
 template_context = functools.partial(window.template_context, NAME)

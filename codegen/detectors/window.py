@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.detectors.base import F32, DetectorSpec, Kind, Scored, positive_int
+from codegen.detectors.base import (F32, DetectorSpec, Footprint, Kind, Scored, array_bytes,
+                                    positive_int)
+from codegen.errors import UserError
 
 MAX_DEVIATION = F32(1e15)  # MCUA_WINDOW_MAX_DEVIATION
 MAX_WINDOW = 4096  # the longest window a detector keeps (uint16 counters, RAM)
@@ -106,6 +108,21 @@ def run(step, X: np.ndarray, window: Window, with_state: bool = False) -> Scored
     return Scored(scores, flags, states)
 
 
+def check_span(name: str, normal: np.ndarray, channels: list[str]) -> None:
+    """Refuse normal data the window cannot hold: every admitted reading lies within
+    MAX_DEVIATION of the window's anchor (a reading of the window, near its mean), so a
+    channel whose normal readings span more would be clipped while it is normal."""
+    normal = np.asarray(normal, dtype=np.float64)
+    span = normal.max(axis=0) - normal.min(axis=0)
+    for c in np.flatnonzero(~(span <= float(MAX_DEVIATION))):
+        raise UserError(f"{name}: channel {channels[c]!r} spans {span[c]:.3g} in the normal "
+                        f"training rows, more than the {float(MAX_DEVIATION):.0e} the on-device "
+                        f"window keeps around its mean (MCUA_WINDOW_MAX_DEVIATION: farther "
+                        f"readings are clipped, so that no square in its float32 sums "
+                        f"overflows); rescale the channel (e.g. to kV) or leave it out with "
+                        f"--columns")
+
+
 def length(fitted) -> int:
     """The window of a detector that keeps one (DetectorSpec.window)."""
     return fitted.params["window"]
@@ -146,10 +163,13 @@ def clipping_step(fitted, measure):
     return update
 
 
-def score(step_factory, fitted, X: np.ndarray, with_state: bool = False) -> Scored:
-    """Run a windowed detector over X from a fresh state (see run)."""
+def score(step_factory, fitted, X: np.ndarray, with_state: bool = False,
+          state: Window | None = None) -> Scored:
+    """Run a windowed detector over X from a fresh state, or on from `state` (a Window,
+    updated in place: the stream goes on where the last call left it); see run."""
     X = np.asarray(X, dtype=F32)
-    return run(step_factory(fitted), X, Window(X.shape[1], length(fitted)), with_state)
+    state = Window(X.shape[1], length(fitted)) if state is None else state
+    return run(step_factory(fitted), X, state, with_state)
 
 
 def template_context(name: str, fitted) -> dict:
@@ -169,6 +189,13 @@ def check_stored(stored) -> None:
     stored.number("scalars", "threshold", lo=0)
 
 
+def state_bytes(n_channels: int, window: int) -> int:
+    """RAM of a window's state (templates/_common.j2 window_state): per channel six float
+    sums and `window` readings, and the counters (three uint16 and a float; 10 bytes on AVR,
+    padded to 12 on 32-bit targets)."""
+    return n_channels * (6 + window) * 4 + 10
+
+
 def spec(name: str, schema, **fields) -> DetectorSpec:
     """The spec of a detector that learns on the device in a window and clips what it
     learns at the threshold (clipping_step); schema checks its own arrays (after
@@ -178,7 +205,11 @@ def spec(name: str, schema, **fields) -> DetectorSpec:
         check_stored(stored)
         schema(stored)
 
+    def footprint(fitted, n_channels: int) -> Footprint:
+        return Footprint(array_bytes(fitted), ram=state_bytes(n_channels, length(fitted)),
+                         shrink="fewer channels (--columns) or a smaller --window")
+
     return DetectorSpec(name, units=("window", name), kind=Kind.STREAMING, schema=check,
                         window=length,
                         describe=lambda fitted: f"W={length(fitted)}", default=True,
-                        threshold_feeds_state=True, **fields)
+                        threshold_feeds_state=True, footprint=footprint, **fields)

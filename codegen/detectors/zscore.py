@@ -17,8 +17,9 @@ import numpy as np
 
 from codegen.emit import floatkeys
 from codegen.training import thresholds
-from codegen.detectors.base import (F32, DetectorSpec, Fitted, Kind, Scored, channel_std,
-                                    inverse_f32, merge_params, scalar, threshold_param)
+from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind, Scored,
+                                    channel_std, check_deviation, inverse_f32, merge_params,
+                                    scalar, threshold_param)
 
 NAME = "zscore"
 DEFAULTS = {"threshold": "value:3"}
@@ -32,7 +33,9 @@ def check_stored(stored) -> None:
 
 
 SPEC = DetectorSpec(NAME, units=("zscore",), kind=Kind.STATELESS, schema=check_stored,
-                    flag_api=True, mutable=("mean", "inv_std"), default=True)
+                    flag_api=True, mutable=("mean", "inv_std"), default=True,
+                    # mean, inv_std (float) and flag_lo, flag_hi (int32) per channel
+                    footprint=lambda fitted, n_channels: Footprint(16 * n_channels))
 
 
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
@@ -41,8 +44,9 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     std = channel_std(NAME, normal, channels)
     arrays = {
         "mean": normal.astype(np.float64).mean(axis=0).astype(F32),
-        "inv_std": inverse_f32(std),
+        "inv_std": inverse_f32(NAME, std, channels),
     }
+    check_deviation(NAME, normal, arrays["mean"], channels)
     fitted = Fitted(params, {"threshold": 0.0}, arrays)
     normal_scores = score(fitted, normal).scores
     fitted.scalars["threshold"] = scalar(thresholds.choose(params["threshold"], normal_scores))

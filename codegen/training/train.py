@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
 
+from codegen import schema
 from codegen.bundle import Bundle
 from codegen.emit.cnames import check_channel_names, check_model_name
 from codegen.data.dataset import Dataset
 from codegen.detectors import NAMES, get
+from codegen.detectors.base import FLOAT32_MAX
 from codegen.errors import UserError
 from codegen.evaluate.metrics import point_metrics
 from codegen.training import thresholds
@@ -74,6 +77,41 @@ def select(module, fitted, spec: str, X: np.ndarray, labels: np.ndarray, rounds:
     return chosen, info
 
 
+def check_constants(name: str, fitted, channels: list[str]) -> None:
+    """Refuse a trained detector that generate could not turn into working C: a float
+    constant that is not a finite float32, an empty array, anything bundle.load's schema
+    would refuse.  The detectors refuse the causes they can name first (a channel's
+    deviation, span, ...); this catches the rest."""
+    fix = ("rescale that channel of the training data (e.g. to mV or kV) or leave it out with "
+           "--columns")
+    fix_all = "rescale the channels of the training data (e.g. to mV or kV)"
+    for key, value in fitted.scalars.items():
+        if isinstance(value, float) and not abs(value) <= FLOAT32_MAX:
+            raise UserError(f"{name}: its constant {key} = {value!r} is not a finite float32; "
+                            f"{fix_all}")
+    for key, array in fitted.arrays.items():
+        if array.size == 0:
+            raise UserError(f"{name}: training left its array {key!r} empty, so the model is "
+                            f"degenerate; check that the normal rows vary on every channel")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int(np.flatnonzero(~np.isfinite(array.reshape(-1)))[0])
+            where = (f" (channel {channels[bad]!r})"
+                     if array.ndim == 1 and len(array) == len(channels) else f"[{bad}]")
+            raise UserError(f"{name}: its constant {key}{where} is "
+                            f"{float(array.reshape(-1)[bad])!r}, not a finite float32; {fix}")
+    # Last, what bundle.load will check (codegen/schema.py): train never writes a bundle
+    # that load refuses.  params and scalars as load reads them back, through JSON.
+    stored = schema.Stored("trained", name, json.loads(json.dumps(fitted.params)),
+                           json.loads(json.dumps(fitted.scalars)), fitted.arrays, len(channels))
+    try:
+        get(name).SPEC.schema(stored)
+    except schema.BundleError as error:
+        detail = str(error).removeprefix("bundle trained: ").removesuffix(f"; {schema.FIX}")
+        raise UserError(f"{name}: training gave a model that bundle.load would refuse "
+                        f"({detail}); the data is probably near float32's limits: "
+                        f"{fix_all}") from None
+
+
 def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed: int,
           name: str, verbose: bool = True, threshold: str | None = None,
           validation: Dataset | None = None) -> Bundle:
@@ -130,6 +168,7 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
                                                validation.values, validation.labels)
             info["data"] = validation.name
             fitted[module.NAME].report["threshold_choice"] = info
+        check_constants(module.NAME, fitted[module.NAME], dataset.channels)
         if dataset.labels is not None:
             flags = module.score(fitted[module.NAME], dataset.values).flags
             fitted[module.NAME].report["evaluation"] = evaluate(flags, dataset.labels)

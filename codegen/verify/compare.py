@@ -4,7 +4,9 @@ Inputs come as kinds (codegen/verify/battery.py: random, extreme, real); each ki
 stream.  An engine whose runs hold a limited number of rows (a firmware's flash) gets the
 stream in chunks, and the reference then starts each chunk from a fresh state too.  The
 detectors whose spec offers a flag API are compared a second time through it, as
-"<name> flag".
+"<name> flag".  On an engine without a chunk limit, the streaming detectors run a long
+stream in several runs that go on from each other (resume), so the states reported for
+every row never take more than STATE_BYTES, whatever the channel count.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ import numpy as np
 
 from codegen.bundle import Bundle
 from codegen.detectors import get
+from codegen.detectors.base import Scored
 from codegen.verify.engines import Engine, PythonEngine
 
 F32 = np.float32
 SHOWN_MISMATCHES = 5
+# The states one run of an engine reports at most: 64 MiB, e.g. 1,000 rows of 300 channels
+# with a window of 50 (the reference holds them twice while it builds the array).
+STATE_BYTES = 64 << 20
 
 
 @dataclass
@@ -78,12 +84,55 @@ def _state_mismatches(want, got) -> int:
     return int(((_bits(want_f) != _bits(got_f)).any(axis=1) | (want_i != got_i).any(axis=1)).sum())
 
 
+def _count(c: list, shown: list[Mismatch], w: Scored, g: Scored, rows: np.ndarray,
+           first: int, label: tuple[str, str, str]) -> None:
+    """Add what differs between the reference's w and the engine's g on rows (the kind's
+    inputs from index first on) to the counts c (inputs, scores, flags, states), and the
+    first mismatches to shown; label: (engine, detector, kind)."""
+    if len(g.scores) != len(rows):
+        raise ValueError(f"{label[0]} reported {len(g.scores)} rows of {label[1]}, "
+                         f"not {len(rows)}")
+    bad_s = _bits(w.scores) != _bits(g.scores)
+    bad_f = np.asarray(w.flags, bool) != np.asarray(g.flags, bool)
+    c[0] += len(rows)
+    c[1] += int(bad_s.sum())
+    c[2] += int(bad_f.sum())
+    if w.state is not None and g.state is not None:
+        c[3] = (c[3] or 0) + _state_mismatches(w.state, g.state)
+    for i in np.flatnonzero(bad_s | bad_f)[:SHOWN_MISMATCHES - len(shown)]:
+        shown.append(Mismatch(*label, first + int(i), rows[i],
+                              (int(_bits(w.scores)[i]), bool(w.flags[i])),
+                              (int(_bits(g.scores)[i]), bool(g.flags[i]))))
+
+
+def _state_rows(bundle: Bundle, streaming: list[str]) -> int:
+    """Rows per run of these streaming detectors whose states (one per row: per channel six
+    float sums and the window, and three counters) take at most STATE_BYTES."""
+    n = len(bundle.channels)
+    per_row = sum(4 * n * (6 + get(d).SPEC.window(bundle.detectors[d])) + 6 for d in streaming)
+    return max(1, STATE_BYTES // max(per_row, 1))
+
+
+def _runs(bundle: Bundle, engine: Engine, which: list[str], rows: int):
+    """(detectors, rows per run) covering `rows` rows: every detector in one run, except the
+    streaming ones on an engine without a chunk limit, which go on from run to run (resume)
+    in as many as keep their reported states within STATE_BYTES."""
+    streaming = [] if engine.chunk else [d for d in which
+                                          if get(d).SPEC.streaming(bundle.detectors[d])]
+    rest = [d for d in which if d not in streaming]
+    return [(group, step) for group, step in ((rest, rows),
+                                              (streaming, _state_rows(bundle, streaming)))
+            if group]
+
+
 def compare(bundle: Bundle, engine: Engine, inputs: dict[str, np.ndarray],
             detectors: list[str] | None = None, flag_api: bool = True,
             progress=None, reference: Engine | None = None) -> Comparison:
     """Run `detectors` (default: all of the bundle's) on `engine` and on the reference
     (default: PythonEngine(bundle)) over every kind of input and count what differs;
-    flag_api: also compare the flag APIs."""
+    flag_api: also compare the flag APIs.  Memory stays bounded for any channel count: the
+    states of the streaming detectors are compared run by run (_runs), with the same counts
+    and mismatches as in one run."""
     names = list(bundle.detectors) if detectors is None else list(detectors)
     flagging = [d for d in names if get(d).SPEC.flag_api] if flag_api else []
     reference = reference or PythonEngine(bundle)
@@ -101,26 +150,18 @@ def compare(bundle: Bundle, engine: Engine, inputs: dict[str, np.ndarray],
             part = X[start:start + chunk]
             runs = [("", names, False)] + ([(" flag", flagging, True)] if flagging else [])
             for suffix, which, api in runs:
-                want = reference.run(part, which, flag_api=api)
-                got = engine.run(part, which, flag_api=api)
-                for name in which:
-                    w, g = want[name], got[name]
-                    if len(g.scores) != len(part):
-                        raise ValueError(f"{engine.name} reported {len(g.scores)} rows of "
-                                         f"{name}, not {len(part)}")
-                    bad_s = _bits(w.scores) != _bits(g.scores)
-                    bad_f = np.asarray(w.flags, bool) != np.asarray(g.flags, bool)
-                    c = counts[(name + suffix, kind)]
-                    c[0] += len(part)
-                    c[1] += int(bad_s.sum())
-                    c[2] += int(bad_f.sum())
-                    if w.state is not None and g.state is not None:
-                        c[3] = (c[3] or 0) + _state_mismatches(w.state, g.state)
-                    for i in np.flatnonzero(bad_s | bad_f)[:SHOWN_MISMATCHES - len(mismatches)]:
-                        mismatches.append(Mismatch(
-                            engine.name, name + suffix, kind, start + int(i), part[i],
-                            (int(_bits(w.scores)[i]), bool(w.flags[i])),
-                            (int(_bits(g.scores)[i]), bool(g.flags[i]))))
+                found: dict[str, list[Mismatch]] = {name: [] for name in which}
+                for group, step in _runs(bundle, engine, which, len(part)):
+                    for at in range(0, len(part), step):
+                        rows = part[at:at + step]
+                        want = reference.run(rows, group, flag_api=api, resume=at > 0)
+                        got = engine.run(rows, group, flag_api=api, resume=at > 0)
+                        for name in group:
+                            _count(counts[(name + suffix, kind)], found[name], want[name],
+                                   got[name], rows, start + at,
+                                   (engine.name, name + suffix, kind))
+                for name in which:  # in the detectors' order, as one run reports them
+                    mismatches += found[name][:SHOWN_MISMATCHES - len(mismatches)]
             if progress:
                 progress(f"{engine.name}: {kind} samples {start}..{start + len(part) - 1} "
                          f"compared")

@@ -18,6 +18,7 @@ import numpy as np
 from codegen.bundle import Bundle
 from codegen.detectors import get
 from codegen.detectors.base import Scored
+from codegen.detectors.window import Window
 
 F32 = np.float32
 
@@ -26,10 +27,13 @@ class Engine(Protocol):
     name: str  # in reports: "python", "host", "uno", ...
     chunk: int | None  # rows one run holds, each run from a fresh state (None: no limit)
 
-    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False) -> dict[str, Scored]:
+    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False,
+            resume: bool = False) -> dict[str, Scored]:
         """Every detector named, from a fresh state, over the rows of X, with the state
         after every row where the engine can report it.  flag_api: the detectors whose spec
-        has flag_api, through <model>_<name>_flag (scores are 0)."""
+        has flag_api, through <model>_<name>_flag (scores are 0).  resume (engines without
+        a chunk limit, streaming detectors): go on from the state the engine's previous run
+        of the detector left, as if X followed those rows in one stream."""
         ...
 
 
@@ -41,13 +45,21 @@ class PythonEngine:
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
+        self.windows: dict[str, Window] = {}  # each streaming detector's, for resume
 
-    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False) -> dict[str, Scored]:
+    def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False,
+            resume: bool = False) -> dict[str, Scored]:
         out = {}
         for name in detectors:
             fitted = self.bundle.detectors[name]
             module = get(name)
-            result = module.score(fitted, X, with_state=module.SPEC.streaming(fitted))
+            if module.SPEC.streaming(fitted):
+                if not resume or name not in self.windows:
+                    self.windows[name] = Window(len(self.bundle.channels),
+                                                module.SPEC.window(fitted))
+                result = module.score(fitted, X, with_state=True, state=self.windows[name])
+            else:
+                result = module.score(fitted, X)
             if flag_api:
                 result = Scored(np.zeros(len(X), dtype=F32), result.flags)
             out[name] = result

@@ -19,10 +19,10 @@ Micro by a few LSB.
 
 from codegen.detectors.autoencoder.params import DEFAULTS, NAME
 from codegen.detectors.autoencoder.pipeline import score
-from codegen.detectors.autoencoder.stored import check_stored, load
+from codegen.detectors.autoencoder.stored import check_stored, load, network_of
 from codegen.detectors.autoencoder.template import template_context
 from codegen.detectors.autoencoder.training import fit
-from codegen.detectors.base import DetectorSpec, Fitted, Kind
+from codegen.detectors.base import DetectorSpec, Fitted, Footprint, Kind
 
 __all__ = ["NAME", "DEFAULTS", "SPEC", "fit", "score", "template_context", "load"]
 
@@ -32,6 +32,18 @@ def describe(fitted: Fitted) -> str:
     return "-".join(str(n) for n in [window, *fitted.params["hidden"], window])
 
 
+def footprint(fitted: Fitted, n_channels: int) -> Footprint:
+    """The plain-C engine (templates/autoencoder.h.j2): per layer int8 weights, int32 bias
+    and multiplier, int8 shift, and 255 int32 input steps in flash; its two int8 scratch
+    buffers and the caller's window of W floats in RAM.  The .tflite array is left out (the
+    linker drops it unless TFLite Micro runs it), and so is TFLite Micro's arena."""
+    net = network_of(fitted)
+    flash = 255 * 4 + sum(layer.in_dim * layer.out_dim + 9 * layer.out_dim
+                          for layer in net.layers)
+    return Footprint(flash, ram=sum(net.scratch_sizes) + 4 * net.window,
+                     shrink="smaller hidden layers (autoencoder.hidden) or a smaller --window")
+
+
 SPEC = DetectorSpec(NAME, units=("autoencoder",), kind=Kind.WINDOWED, schema=check_stored,
                     window=lambda fitted: fitted.scalars["window"], mutable=("std",),
-                    describe=describe, load=load)
+                    describe=describe, load=load, footprint=footprint)

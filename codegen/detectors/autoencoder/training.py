@@ -17,7 +17,7 @@ from codegen.detectors.autoencoder.params import (AutoencoderConfigError, Autoen
 from codegen.detectors.autoencoder.pipeline import (network_int8, score_windows,
                                                     sliding_windows, standardise)
 from codegen.detectors.autoencoder.stored import BLOB_ARENA, BLOB_MODEL
-from codegen.detectors.base import Fitted
+from codegen.detectors.base import FLOAT32_TINY, Fitted
 from codegen.tflite import arena as tflm_arena
 from codegen.tflite.convert import seeded_session, to_int8
 from codegen.tflite.flatbuffer import Network, extract_network
@@ -154,6 +154,12 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
             f"channel {ch} is constant (or overflows float32) in the normal training rows "
             f"(std {float(std)!r}): it cannot be standardised; watch another channel or use "
             f"another detector")
+    if std < FLOAT32_TINY:
+        raise AutoencoderError(
+            f"channel {ch}: standard deviation {float(std):.3g} is below float32's normal "
+            f"range ({FLOAT32_TINY:.3g}); the device standardises (x - mean) / std in float32, "
+            f"where so small a std keeps only a few significant bits: rescale the channel "
+            f"(e.g. to µV) or watch another one")
     raw_train_w = sliding_windows(xt, W)
     raw_val_w = sliding_windows(x[n_train_rows:], W)
     z_train_w = standardise(raw_train_w, mean, std)
