@@ -103,6 +103,9 @@ class DetectorSpec:
     # The threshold is also where a flagged sample is clipped before it is learnt, so the
     # scores depend on it (training/thresholds.py iterates a labelled choice).
     threshold_feeds_state: bool = False
+    # Rows after a reset that never flag, whatever the threshold (a window detector's
+    # min_count): a labelled threshold is chosen on the other rows (training/train.py).
+    quiet: Callable[[Fitted], int] | None = None
     # fitted with another threshold and what derives from it (default: the scalar alone).
     with_threshold: Callable[[Fitted, float], Fitted] | None = None
     # Rebuilds a stored detector, checking that its stored parts agree (bundle.load;

@@ -191,9 +191,9 @@ def check_stored(stored) -> None:
 
 def state_bytes(n_channels: int, window: int) -> int:
     """RAM of a window's state (templates/_common.j2 window_state): per channel six float
-    sums and `window` readings, and the counters (three uint16 and a float; 10 bytes on AVR,
-    padded to 12 on 32-bit targets)."""
-    return n_channels * (6 + window) * 4 + 10
+    sums and `window` readings, and the counters (three uint16, the uint8 streak and a float:
+    11 bytes on AVR, padded to 12 on 32-bit targets)."""
+    return n_channels * (6 + window) * 4 + 11
 
 
 def spec(name: str, schema, **fields) -> DetectorSpec:
@@ -210,6 +210,6 @@ def spec(name: str, schema, **fields) -> DetectorSpec:
                          shrink="fewer channels (--columns) or a smaller --window")
 
     return DetectorSpec(name, units=("window", name), kind=Kind.STREAMING, schema=check,
-                        window=length,
+                        window=length, quiet=lambda fitted: fitted.params["min_count"],
                         describe=lambda fitted: f"W={length(fitted)}", default=True,
                         threshold_feeds_state=True, footprint=footprint, **fields)

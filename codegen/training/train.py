@@ -30,6 +30,16 @@ def _metrics(flags: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return m["precision"], m["recall"]
 
 
+def _judged_scores(module, fitted, X: np.ndarray, quiet: int):
+    """(scores, flags) of X, the scores 0 where the detector cannot flag whatever its threshold: the first
+    `quiet` rows after the reset, and rows over its threshold that did not flag (a window
+    detector warming up again after a restart, mcua_window_settle)."""
+    scores, flags, _ = module.score(fitted, X)
+    silent = (scores > np.float32(fitted.scalars["threshold"])) & ~flags
+    silent[:quiet] = True
+    return np.where(silent, np.float32(0), scores), flags
+
+
 def select(module, fitted, spec: str, X: np.ndarray, labels: np.ndarray, rounds: int = 6):
     """fitted with the threshold of a labelled strategy (max-f1, recall:R, precision:P) chosen
     on validation rows X with labels.  For a detector whose threshold feeds its state, the
@@ -42,14 +52,15 @@ def select(module, fitted, spec: str, X: np.ndarray, labels: np.ndarray, rounds:
     starts = [fitted] + ([thresholds.apply(module, fitted, np.float32(np.inf))] if stateful else [])
     tried = {}
     best = None
+    quiet = module.SPEC.quiet(fitted) if module.SPEC.quiet else 0
     for start in starts:
-        scores = module.score(start, X).scores
+        scores, _ = _judged_scores(module, start, X, quiet)
         for _ in range(rounds if stateful else 1):
             t = thresholds.from_labels(spec, scores, labels)
             if float(t) in tried:
                 break
             candidate = thresholds.apply(module, fitted, t)
-            scores, flags, _ = module.score(candidate, X)
+            scores, flags = _judged_scores(module, candidate, X, quiet)
             precision, recall = _metrics(flags, labels)
             tried[float(t)] = (precision, recall)
             key = thresholds.objective(spec, precision, recall, float(t))
