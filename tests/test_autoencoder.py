@@ -342,6 +342,22 @@ def test_same_data_and_seed_give_identical_tflite(machine):
     assert a != c
 
 
+def test_same_data_and_seed_give_byte_identical_bundles(tmp_path):
+    """No timing or other run-dependent value is stored: two trainings write the same files."""
+    from codegen import bundle as bundle_mod
+    from codegen.data import dataset as data
+    from codegen.training import train as train_mod
+
+    iot = data.iot_sensors()
+    trees = []
+    for run in ("a", "b"):
+        trained = train_mod.train(iot, ["autoencoder"], {"autoencoder": {"epochs": 2}}, 0,
+                                  "sensors", verbose=False)
+        root = bundle_mod.save(trained, tmp_path / run)
+        trees.append({p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()})
+    assert trees[0] == trees[1]
+
+
 def test_load_round_trip(fitted, machine):
     again = ae.load(fitted.params, fitted.scalars, fitted.arrays, fitted.blobs)
     X = machine[N_NORMAL:N_NORMAL + 500].reshape(-1, 1)
