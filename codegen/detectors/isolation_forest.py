@@ -163,7 +163,7 @@ def ram_bytes(params: dict, target: Target) -> int:
     three uint16, a uint8 and a float)."""
     if not rolling(params):
         return 0
-    return params["n_channels"] * (6 + params["window"]) * 4 + _aligned(3 * 2 + 1, target) + 4
+    return window.state_bytes(params["n_channels"], params["window"], target.align)
 
 
 def _export(forest: IsolationForest) -> dict[str, np.ndarray]:

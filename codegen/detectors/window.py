@@ -189,11 +189,11 @@ def check_stored(stored) -> None:
     stored.number("scalars", "threshold", lo=0)
 
 
-def state_bytes(n_channels: int, window: int) -> int:
+def state_bytes(n_channels: int, window: int, align: int = 1) -> int:
     """RAM of a window's state (templates/_common.j2 window_state): per channel six float
-    sums and `window` readings, and the counters (three uint16, the uint8 streak and a float:
-    11 bytes on AVR, padded to 12 on 32-bit targets)."""
-    return n_channels * (6 + window) * 4 + 11
+    sums and `window` readings, and the counters (three uint16 and the uint8 streak, padded
+    to the float's alignment, then a float: 11 bytes on AVR, 12 on 32-bit targets)."""
+    return n_channels * (6 + window) * 4 + -(-(3 * 2 + 1) // align) * align + 4
 
 
 def spec(name: str, schema, **fields) -> DetectorSpec:
