@@ -40,6 +40,7 @@ BUNDLES = {
               {"isolation_forest": {"features": "rolling", "window": 20}}),
     "forest_raw": (["isolation_forest"], {"isolation_forest": {"target": "uno"}}),
     "autoencoder": (["autoencoder"], {"autoencoder": {"epochs": 2}}),
+    "multivariate": (["mahalanobis"], {}),
 }
 
 
@@ -189,6 +190,7 @@ INJECTED = re.compile(r"^\s*#\s*define (A|mcua_is_finite\(x\)) 1", re.M)
 REFUSED, EITHER = "refused", "refused or safe"
 Z, S, M, K, F, A = ("zscore", "streaming_zscore", "moving_average", "kmeans",
                     "isolation_forest", "autoencoder")
+MH = "mahalanobis"
 AE_MODEL, AE_ARENA = "blobs/autoencoder.tflite", "blobs/autoencoder_arena.json"
 
 # (id, bundle, mutation, expected outcome, words the refusal must contain)
@@ -300,6 +302,15 @@ MUTATIONS = [
      "k_chosen is True"),
     ("kmeans-centroids-moved", "plain", array(K, "centroids", lambda a: a * np.float32(-3)),
      EITHER, ""),
+    # mahalanobis
+    ("mahalanobis-factor-short", "multivariate", array(MH, "factor", lambda a: a[:-1]), REFUSED,
+     "factor has shape"),
+    ("mahalanobis-centre-nan", "multivariate", array(MH, "centre", at(1, np.nan)), REFUSED,
+     "NaN or Inf"),
+    ("mahalanobis-covariance-unknown", "multivariate", edit("detectors", MH, "params",
+                                                            "covariance", value="mcd"),
+     REFUSED, "not one of empirical"),
+    ("mahalanobis-factor-huge", "multivariate", array(MH, "factor", at(0, 3e38)), EITHER, ""),
     # the isolation forest (rolling features in "plain", raw ones in "forest_raw")
     ("forest-child-7fff", "forest_raw", array(F, "right", at(0, 0x7FFF)), REFUSED,
      "node code 32767"),

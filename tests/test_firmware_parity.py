@@ -38,8 +38,9 @@ HAVE_AUTOENCODER = all(importlib.util.find_spec(m) for m in ("tensorflow", "tfli
 
 # Detectors with an on-target test of their own (the forests, with their boundary rows).
 OWN_TEST = {"isolation_forest"}
-# Parameters of the others where their defaults cost time parity does not need.
-QUICK = {"autoencoder": {"epochs": 4}}
+# Parameters of the others where their defaults cost time parity does not need, or test
+# less (mahalanobis: Ledoit-Wolf shrinks the iot covariance to a diagonal).
+QUICK = {"autoencoder": {"epochs": 4}, "mahalanobis": {"covariance": "empirical"}}
 
 
 @pytest.fixture(scope="module")
