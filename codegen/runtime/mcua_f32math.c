@@ -82,6 +82,11 @@ float mcua_log(float x)
     s = f / (2.0f + f); /* 0 or |s| >= 2^-26: never subnormal */
     w = s * s;
     t = w * (MCUA_LOG_L1 + w * (MCUA_LOG_L2 + w * MCUA_LOG_L3));
+    if (e == 0) {
+        /* The same bits without the exponent's terms: they are +0 here, x - +0
+         * is x, and f - s*(f - t) is never -0, so +0 + it is it. */
+        return f - s * (f - t);
+    }
     fe = (float)e;
     return fe * MCUA_LN2_HI + (f - (s * (f - t) - fe * MCUA_LN2_LO));
 }
