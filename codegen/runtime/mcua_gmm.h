@@ -29,6 +29,15 @@
 extern "C" {
 #endif
 
+/* For the generated wrapper, whose scratch arrays would otherwise join the
+ * frame of whatever function it is inlined into (on the Uno, the firmware's
+ * dispatch, whose frame every detector's call chain then carries). */
+#if defined(__GNUC__)
+#define MCUA_GMM_NOINLINE __attribute__((noinline))
+#else
+#define MCUA_GMM_NOINLINE
+#endif
+
 typedef struct {
     uint16_t n_features;
     uint16_t n_components;
