@@ -111,3 +111,15 @@ def test_a_constant_channel_is_refused():
     X[:, 1] = 5.0
     with pytest.raises(UserError, match="channel 'b' is constant"):
         fit(X)
+
+
+def test_the_terms_left_out_change_no_bit(monkeypatch):
+    """Terms below exp(-16.7) after the maximum's are left out (mcua_gmm.c): the total holds
+    1 by then, so adding them rounds them away; scores without the shortcut are the same."""
+    X = blobs()
+    fitted = fit(X, k=3)
+    rng = np.random.default_rng(2)
+    probe = np.vstack([X, X[:3000] + rng.standard_normal((3000, 3)).astype(F32) * [3, 30, 0.3]])
+    short = gmm.score(fitted, probe).scores
+    monkeypatch.setattr(gmm, "NEGLIGIBLE", F32(-np.inf))
+    assert (gmm.score(fitted, probe).scores.view(np.uint32) == short.view(np.uint32)).all()

@@ -17,7 +17,7 @@ import pytest
 
 from codegen.bench import firmware as bench
 from codegen.cli import build_parser
-from codegen.detectors import f32math, isolation_forest, window
+from codegen.detectors import f32math, gmm, isolation_forest, window
 from codegen.emit import render as emit
 from codegen.firmware import OFFLINE_ENVS, memory, sources
 from host_sim import targets
@@ -96,6 +96,11 @@ def test_f32math_constants():
     assert runtime_define("mcua_f32math.c", "MCUA_SQRT2_MANTISSA") == \
         f32math.SQRT2_BITS & 0x007FFFFF
     assert runtime_define("mcua_f32math.c", "MCUA_NAN_BITS") == f32math.NAN_BITS
+
+
+def test_gmm_negligible_term():
+    c_value = -np.float32(runtime_define("mcua_gmm.c", "MCUA_GMM_NEGLIGIBLE"))
+    assert c_value.view(np.uint32) == gmm.NEGLIGIBLE.view(np.uint32)
 
 
 def test_uno_flash_limit_is_the_board_file():

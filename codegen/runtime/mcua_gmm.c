@@ -1,8 +1,9 @@
 #include "mcua_gmm.h"
 
-/* -16.7f: mcua_exp of anything below is under 2^-24 (exp(-16.7) = 5.6e-8, and
- * mcua_exp is within 1 ulp), so adding it to a total >= 1 changes nothing. */
-#define MCUA_GMM_NEGLIGIBLE (-16.7f)
+/* mcua_exp of anything below -16.7f is under 2^-24 (exp(-16.7) = 5.6e-8, and
+ * mcua_exp is within 1 ulp), so adding it to a total >= 1 changes nothing
+ * (codegen/detectors/gmm.py NEGLIGIBLE, tests/test_shared_constants.py). */
+#define MCUA_GMM_NEGLIGIBLE 16.7f
 
 /* 0.5f * q for q >= +0, exactly: one less in the exponent when the result is
  * normal (a few integer instructions instead of a software multiply on AVR),
@@ -60,7 +61,7 @@ float mcua_gmm_score(const mcua_gmm_model *model, const float *x, float *d, floa
         float term = 1.0f;
         if (mcua_order_key(a[k]) != mcua_order_key(m)) {
             const float diff = a[k] - m;
-            if (past_max && mcua_order_key(diff) < mcua_order_key(MCUA_GMM_NEGLIGIBLE)) {
+            if (past_max && mcua_order_key(diff) < mcua_order_key(-MCUA_GMM_NEGLIGIBLE)) {
                 continue;
             }
             term = mcua_exp(diff);
