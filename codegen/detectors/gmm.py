@@ -150,13 +150,12 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False) -> Scored:
     m = a.max(axis=0)
     # The C's shortcuts, which change no bit: the maximum's term is exp(0) = 1; once the
     # total holds it, a term below 2^-24 is left out (adding it would round it away).
-    past_max = np.zeros(len(X), dtype=bool)
-    total = np.zeros(len(X), dtype=F32)
-    for k, a_k in enumerate(a):
+    past_max, total = np.zeros(len(X), dtype=bool), None
+    for a_k in a:
         diff = a_k - m
         term = np.where(a_k == m, F32(1.0), f32math.exp(diff))
         term = np.where(past_max & (a_k != m) & (diff < NEGLIGIBLE), F32(0.0), term)
-        total = total + term if k else term
+        total = term if total is None else total + term
         past_max |= a_k == m
     nll = -(m + np.where(total == F32(1.0), F32(0.0), f32math.log(total)))
     nll[~np.isfinite(m)] = np.inf  # NaN/Inf readings make every q[k] +Inf, so m -Inf
