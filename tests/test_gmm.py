@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture
 
+from codegen import cli
+from codegen.bench.firmware import synthetic
 from codegen.detectors import gmm
 from codegen.errors import UserError
+from support import write_csv
 
 F32 = np.float32
 CHANNELS = ["a", "b", "c"]
@@ -123,3 +126,21 @@ def test_the_terms_left_out_change_no_bit(monkeypatch):
     short = gmm.score(fitted, probe).scores
     monkeypatch.setattr(gmm, "NEGLIGIBLE", F32(-np.inf))
     assert (gmm.score(fitted, probe).scores.view(np.uint32) == short.view(np.uint32)).all()
+
+
+def test_a_mixture_beyond_the_unos_flash_is_refused(tmp_path, capsys):
+    """60 channels, 5 full components: 5 x 60 x 61 / 2 factor floats (36,600 B), the offsets'
+    1,200 B, the constants' 20 B and the mean's 240 B exceed the Uno's 32 KB of flash; the
+    diagonal mixture fits."""
+    values = synthetic(60, 400).values
+    csv = write_csv(tmp_path / "wide.csv", [f"s{c}" for c in range(60)],
+                    [[repr(float(v)) for v in row] for row in values])
+    out = tmp_path / "model"
+    args = ["train", str(csv), "--detectors", "gmm", "--set", "gmm.k=5", "--out", str(out),
+            "--quiet", "--target", "uno"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert not out.exists()
+    assert "38,060 B of flash on uno" in err and "gmm 38,060 B" in err
+    assert "gmm.covariance=diag" in err
+    assert cli.main(args + ["--set", "gmm.covariance=diag"]) == 0
