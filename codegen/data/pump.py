@@ -10,12 +10,12 @@ opening, ambient temperature, supply voltage) through simple physics:
     vibration         base + c s^2 + a term away from the best efficiency point (each end)
     temperatures      first-order lags toward ambient + losses (fluid) and ambient + k I^2 (motor)
 
-Normal operation moves between operating points (speed and valve ramps), the ambient drifts,
-and the supply voltage sags now and then, which the current follows (normal: the power is
-the same).  Faults are labelled from start to end; several break only a relation between
-channels, each channel staying within its normal range, so that a detector watching the
-channels one by one misses them.  A run is deterministic from its seed; its first
-`train_rows` rows are normal.
+Normal operation moves between operating points (speed and valve ramps), the ambient swings
+daily, and the supply voltage sags now and then, which the current follows (normal: the
+power is the same).  Faults are labelled from start to end; most break only a relation
+between channels, each channel staying mostly within its normal range, so that a detector
+watching the channels one by one misses them.  A run is deterministic from its seed; its
+first `train_rows` rows are normal.
 """
 
 from __future__ import annotations

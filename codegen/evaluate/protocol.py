@@ -64,7 +64,7 @@ def _flags(module, params: dict, run, channels: list[str], seed: int) -> np.ndar
     return module.score(fitted, run.values).flags[run.train_rows:]
 
 
-def measure(name: str, runs: list, flags: list[np.ndarray]) -> tuple[dict, dict, list]:
+def measure(runs: list, flags: list[np.ndarray]) -> tuple[dict, dict, list]:
     """Pooled metrics, event recall per fault type and per-run metrics of the test flags of
     each run."""
     spans, kinds, per_run = [], [], []
@@ -106,7 +106,7 @@ def evaluate(runs: list, channels: list[str], detectors: list[str], params: dict
                 outcome.reason = f"needs the Python module {error.name}, not installed"
                 break
         if outcome.reason is None:
-            outcome.metrics, outcome.by_fault, outcome.runs = measure(name, runs, flags)
+            outcome.metrics, outcome.by_fault, outcome.runs = measure(runs, flags)
         outcomes.append(outcome)
     return outcomes
 
