@@ -14,6 +14,7 @@ otherwise, and one that watches a single channel (a `channel` parameter) is note
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,7 +94,7 @@ def evaluate(runs: list, channels: list[str], detectors: list[str], params: dict
         module = get(name)
         chosen, notes = protocol_params(module, params.get(name, {}), channels)
         outcome = Outcome(name, notes)
-        flags = []
+        flags, start = [], time.perf_counter()
         for i, run in enumerate(runs):
             if progress:
                 progress(f"{name}: run {i + 1}/{len(runs)}")
@@ -105,6 +106,8 @@ def evaluate(runs: list, channels: list[str], detectors: list[str], params: dict
             except ImportError as error:
                 outcome.reason = f"needs the Python module {error.name}, not installed"
                 break
+        if progress:
+            progress(f"{name}: {time.perf_counter() - start:.1f} s")
         if outcome.reason is None:
             outcome.metrics, outcome.by_fault, outcome.runs = measure(runs, flags)
         outcomes.append(outcome)
