@@ -46,6 +46,9 @@ def _count(text: str) -> int:
     return value
 
 
+MIN_RUN_ROWS = 1500  # a benchmark run's test part then holds at least one fault
+
+
 def _bounded(text: str, lower: int, upper: int, what: str) -> int:
     try:
         value = int(text)
@@ -63,9 +66,6 @@ def _runs(text: str) -> int:
 
 def _rows(text: str) -> int:
     return _bounded(text, MIN_RUN_ROWS, 10**7, "rows")
-
-
-MIN_RUN_ROWS = 1500  # a benchmark run's test part then holds at least one fault
 
 
 def _seed(text: str) -> int:
@@ -223,7 +223,8 @@ BENCHMARK_ONLY = ("detectors", "set", "json", "runs", "rows", "seed")
 
 def _given(args, names) -> list[str]:
     """The options among names that were given (their defaults are None or False)."""
-    return ["--" + n.replace("_", "-") for n in names if getattr(args, n) not in (None, False)]
+    return ["--" + n.replace("_", "-") for n in names
+            if getattr(args, n) is not None and getattr(args, n) is not False]
 
 
 def _apply(options: list[str]) -> str:
@@ -382,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="metrics of a bundle on labelled data, and a "
                                                "report; or the protocol of a built-in benchmark")
-    evaluate.add_argument("bundle", nargs="?")
+    evaluate.add_argument("bundle", nargs="?", help="bundle directory (none with --builtin)")
     evaluate.add_argument("csv", nargs="?", help="labelled CSV with the bundle's sensor columns")
     evaluate.add_argument("--builtin", choices=sorted(data.BENCHMARKS),
                           help="no bundle: run the benchmark protocol (train each detector on "

@@ -163,6 +163,7 @@ def test_every_registered_detector_by_default(monkeypatch, capsys):
     ["evaluate", "--builtin", "pump", "model", "data.csv"],
     ["evaluate", "--builtin", "pump", "--report", "r.html"],
     ["evaluate", "model", "data.csv", "--runs", "2"],
+    ["evaluate", "model", "data.csv", "--seed", "0"],
     ["evaluate", "model"],
     ["evaluate", "--builtin", "pump", "--detectors", "nope"],
 ])
