@@ -14,7 +14,9 @@ from codegen.errors import UserError
 from codegen.training import train as training
 from codegen.verify import battery as battery_mod
 
-from support import build_program, rows_input, run_program
+from codegen import cli
+
+from support import build_program, rows_input, run_program, write_csv
 
 F32 = np.float32
 CHANNELS = ["flow", "current", "pressure"]
@@ -149,6 +151,19 @@ def test_collinear_channels_leaving_no_residual_are_refused_naming_them():
     assert pca.fit(normal, {"components": 2}, 0, False, CHANNELS + ["twice_flow"])
 
 
+def test_the_cli_refuses_collinear_channels_and_writes_nothing(tmp_path, capsys):
+    normal = correlated(500)
+    rows = [[repr(float(v)) for v in (*row, 2 * row[0])] for row in normal]
+    csv = write_csv(tmp_path / "pump.csv", CHANNELS + ["twice_flow"], rows)
+    out = tmp_path / "model"
+    assert cli.main(["train", str(csv), "--detectors", "pca", "--set", "pca.components=3",
+                     "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: pca: the residual variance") and "'twice_flow'" in last
+    assert not out.exists()
+
+
 def test_nan_inf_and_overflow_give_infinite_t2_q_and_score_never_nan():
     fitted = pca.fit(correlated(), {}, 0, False, CHANNELS)
     rows = np.array([[np.nan, 2, 50], [10, np.inf, 50], [10, 2, -np.inf],
@@ -179,8 +194,8 @@ int main(void)
     x = (float *)malloc((size_t)n * {MODEL}_N_CHANNELS * sizeof *x);
     out = (float *)malloc((size_t)n * 4 * sizeof *out);
     flags = (uint8_t *)malloc(n);
-    if (!x || !out || !flags ||
-        fread(x, sizeof *x, (size_t)n * {MODEL}_N_CHANNELS, stdin) != (size_t)n * {MODEL}_N_CHANNELS) {{
+    if (!x || !out || !flags || fread(x, sizeof *x, (size_t)n * {MODEL}_N_CHANNELS, stdin) !=
+        (size_t)n * {MODEL}_N_CHANNELS) {{
         return 1;
     }}
     for (i = 0; i < n; ++i) {{
@@ -192,6 +207,9 @@ int main(void)
     fwrite(out, sizeof *out, n, stdout);
     fwrite(flags, 1, n, stdout);
     fwrite(out + n, sizeof *out, (size_t)n * 3, stdout);
+    free(x);
+    free(out);
+    free(flags);
     return 0;
 }}
 """

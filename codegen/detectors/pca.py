@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from codegen.detectors.base import (F32, FLOAT32_MAX, DetectorSpec, Fitted, Footprint, Kind,
+from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind,
                                     Scored, array_bytes, channel_std, check_deviation,
                                     int_param, inverse_f32, merge_params, number_param, scalar,
                                     threshold_param)
@@ -114,10 +114,10 @@ def _most_collinear(Z: np.ndarray, channels: list[str]) -> str:
 
 
 def _refuse_residual(what: str, Z: np.ndarray, k: int, channels: list[str]):
-    fix = f"choose fewer components (pca.components < {k})" if k > 1 else "leave one out"
+    fix = (f"choose fewer components (pca.components < {k}) or " if k > 1 else "") + \
+        "leave one of them out with --columns"
     raise UserError(f"pca: {what}: the channels left out of the {k} components are (nearly) "
-                    f"collinear with them, {_most_collinear(Z, channels)}; {fix}, or leave "
-                    f"one of them out with --columns")
+                    f"collinear with them, {_most_collinear(Z, channels)}; {fix}")
 
 
 def _eigen(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +184,8 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     else:
         found = classical_limits(eigenvalues, k, n, level)
     for name, limit in zip(LIMIT_SCALARS, found):
-        stored = scalar(limit) if abs(limit) <= FLOAT32_MAX else np.inf
+        with np.errstate(over="ignore"):
+            stored = scalar(limit)
         if not (np.isfinite(stored) and stored > 0 and np.isfinite(inverse_of(stored))):
             _refuse_residual(f"the {name} {limit:.3g} has no float32 inverse", Z, k, channels)
         fitted.scalars[name], fitted.scalars[f"inv_{name}"] = stored, inverse_of(stored)
