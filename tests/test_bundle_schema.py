@@ -41,6 +41,7 @@ BUNDLES = {
     "forest_raw": (["isolation_forest"], {"isolation_forest": {"target": "uno"}}),
     "autoencoder": (["autoencoder"], {"autoencoder": {"epochs": 2}}),
     "multivariate": (["mahalanobis"], {}),
+    "pca": (["pca"], {}),
     "gmm": (["gmm"], {"gmm": {"k": 3}}),
     "gmm_diag": (["gmm"], {"gmm": {"k": 2, "covariance": "diag"}}),
 }
@@ -193,6 +194,7 @@ REFUSED, EITHER = "refused", "refused or safe"
 Z, S, M, K, F, A, G = ("zscore", "streaming_zscore", "moving_average", "kmeans",
                        "isolation_forest", "autoencoder", "gmm")
 MH = "mahalanobis"
+PC = "pca"
 AE_MODEL, AE_ARENA = "blobs/autoencoder.tflite", "blobs/autoencoder_arena.json"
 
 # (id, bundle, mutation, expected outcome, words the refusal must contain)
@@ -313,6 +315,26 @@ MUTATIONS = [
                                                             "covariance", value="mcd"),
      REFUSED, "not one of empirical"),
     ("mahalanobis-factor-huge", "multivariate", array(MH, "factor", at(0, 3e38)), EITHER, ""),
+    # pca
+    ("pca-loadings-narrow", "pca", array(PC, "loadings", lambda a: a[:, :1]), REFUSED,
+     "loadings has shape [3, 1], not [3, 2]"),
+    ("pca-k-all-channels", "pca", edit("detectors", PC, "params", "k_chosen", value=3), REFUSED,
+     "k_chosen is 3, not an integer from 1 to 2"),
+    ("pca-inv-lambda-short", "pca", array(PC, "inv_lambda", lambda a: a[:1]), REFUSED,
+     "inv_lambda has shape [1]"),
+    ("pca-inv-lambda-zero", "pca", array(PC, "inv_lambda", at(1, 0)), REFUSED, "below"),
+    ("pca-loadings-nan", "pca", array(PC, "loadings", at(3, np.nan)), REFUSED, "NaN or Inf"),
+    ("pca-q-limit-negative", "pca", edit("detectors", PC, "scalars", "q_limit", value=-1.0),
+     REFUSED, "q_limit is -1.0"),
+    ("pca-inv-t2-limit-disagrees", "pca", edit("detectors", PC, "scalars", "inv_t2_limit",
+                                               value=2.0), REFUSED, "not float32(1 / t2_limit)"),
+    ("pca-inv-q-limit-missing", "pca", remove("detectors", PC, "scalars", "inv_q_limit"),
+     REFUSED, "inv_q_limit is missing"),
+    ("pca-loadings-huge", "pca", array(PC, "loadings", at(0, 3e38)), EITHER, ""),
+    ("pca-t2-limit-tiny", "pca", both(
+        edit("detectors", PC, "scalars", "t2_limit", value=float(np.float32(1e-37))),
+        edit("detectors", PC, "scalars", "inv_t2_limit", value=float(np.float32(1e37)))),
+     EITHER, ""),
     # the Gaussian mixture (full covariance in "gmm", diagonal in "gmm_diag")
     ("gmm-factor-short", "gmm", array(G, "factor", lambda a: a[:, :-1]), REFUSED,
      "factor has shape"),
