@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from codegen import __version__
+from codegen.bench import peers
 from codegen.training import train as training
 from codegen.bundle import Bundle
 from codegen.data.dataset import Dataset
@@ -87,7 +88,30 @@ def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | N
         forest = training.train(synthetic(3, seed=seed), ["isolation_forest"],
                                 {"isolation_forest": params}, seed, name, verbose=False)
         cases.append((forest, synthetic(3, seed=seed + 1).values, envs))
+    for features, detectors in peers.paired().items():
+        ours = training.train(synthetic(features, seed=seed), list(detectors), detectors, seed,
+                              peers.bundle_name(features), verbose=False)
+        cases.append((ours, synthetic(features, seed=seed + 1).values, (peers.ENV,)))
     return cases
+
+
+def peer_rows(envs: list[str], make_target, workdir: Path, samples: int, seed: int = 0,
+              progress=None) -> list[dict]:
+    """Each of peers.PEERS on the Uno (when in envs), trained and measured on the rows
+    reference_bundles gives the detectors they are paired with."""
+    if peers.ENV not in envs:
+        return []
+    rows = []
+    for i, peer in enumerate(peers.PEERS):
+        normal = synthetic(peer.features, seed=seed + 1).values
+        row = peers.measure(peer, synthetic(peer.features, seed=seed).values,
+                            np.resize(normal, (samples, peer.features)), make_target,
+                            workdir / f"peer{i}", seed)
+        rows.append(row)
+        if progress:
+            progress(f"{peers.ENV} {row['peer']} {row['model']} ({row['shape']}): "
+                     f"{row['cycles']} cycles")
+    return rows
 
 
 def shape(bundle: Bundle, detector: str) -> str:
@@ -198,23 +222,26 @@ def table(rows: list[dict]) -> str:
 
 def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: list[str],
         make_target, json_out: str | Path, samples: int = SAMPLES, judge: bool = False,
-        progress=None) -> list[dict]:
+        progress=None, with_peers: bool = False) -> dict:
     """Measure each (bundle, normal rows or None, the envs it runs on or None for all) on
-    those of envs (make_target: see measure), write the JSON (atomically) and return the
-    rows."""
+    those of envs (make_target: see measure), and with_peers emlearn's models (peer_rows,
+    paired with our rows); write the JSON (atomically) and return what it holds."""
     if samples < 1:
         raise UserError(f"--samples must be at least 1, not {samples}")
-    rows = []
+    rows, peer = [], []
     with tempfile.TemporaryDirectory(prefix="mcua-bench-") as tmp:
         for bundle, normal, only in bundles:
             runs_on = [env for env in envs if only is None or env in only]
             rows += measure(bundle, runs_on, make_target, Path(tmp) / bundle.name, samples,
                             normal, judge, progress)
-    write_file(json_out, json.dumps({"tool_version": __version__, "samples": samples,
-                                     "rows": rows,
-                                     "autoencoder_memory": autoencoder_memory(bundles, rows)},
-                                    indent=2) + "\n")
-    return rows
+        if with_peers:
+            peer = peer_rows(envs, make_target, Path(tmp) / "peers", samples,
+                             progress=progress)
+    document = {"tool_version": __version__, "samples": samples, "rows": rows,
+                "autoencoder_memory": autoencoder_memory(bundles, rows),
+                "peers": [peers.pair(p, rows) for p in peer]}
+    write_file(json_out, json.dumps(document, indent=2) + "\n")
+    return document
 
 
 def autoencoder_memory(bundles, rows: list[dict]) -> list[dict]:
