@@ -74,7 +74,7 @@ def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | N
     measure on and the envs it runs on (None: all): Z-score, streaming Z-score and moving
     average on one channel; K-means with K = 3 on five features; the int8 autoencoder
     20-8-4-8-20 when TensorFlow and TFLite Micro are installed (the [autoencoder] extra);
-    the isolation forests of FORESTS on three channels."""
+    the isolation forests of FORESTS on three channels; paired_bundles."""
     detectors = ["zscore", "streaming_zscore", "moving_average"]
     if all(importlib.util.find_spec(m) for m in ("tensorflow", "tflite_micro")):
         detectors.append("autoencoder")
@@ -88,6 +88,13 @@ def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | N
         forest = training.train(synthetic(3, seed=seed), ["isolation_forest"],
                                 {"isolation_forest": params}, seed, name, verbose=False)
         cases.append((forest, synthetic(3, seed=seed + 1).values, envs))
+    return cases + paired_bundles(seed)
+
+
+def paired_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple]]:
+    """Our detectors that peers.PEERS pairs with emlearn's models, one bundle per feature
+    count, measured on the Uno only (as the peers)."""
+    cases = []
     for features, detectors in peers.paired().items():
         ours = training.train(synthetic(features, seed=seed), list(detectors), detectors, seed,
                               peers.bundle_name(features), verbose=False)
@@ -98,7 +105,7 @@ def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | N
 def peer_rows(envs: list[str], make_target, workdir: Path, samples: int, seed: int = 0,
               progress=None) -> list[dict]:
     """Each of peers.PEERS on the Uno (when in envs), trained and measured on the rows
-    reference_bundles gives the detectors they are paired with."""
+    paired_bundles gives the detectors they are paired with."""
     if peers.ENV not in envs:
         return []
     rows = []

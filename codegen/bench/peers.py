@@ -30,8 +30,8 @@ from codegen.errors import UserError
 
 F32 = np.float32
 ENV = "uno"
-EMLEARN = "0.23.2"  # pyproject.toml's [peers] extra
-INSTALL = "the emlearn peer rows need `pip install '.[peers]'` (emlearn==0.23.2); going on without"
+PIP_PACKAGE = "emlearn==0.23.2"  # pyproject.toml's [peers] extra
+INSTALL = f"the emlearn peer rows need `pip install '.[peers]'` ({PIP_PACKAGE}); going on without"
 # A peer run is sane when its decision agrees with scikit-learn's on this share of rows and
 # its scores are this close to scikit-learn's float64 ones (|difference| / max(1, |score|)).
 MIN_AGREEMENT = 0.95
@@ -152,7 +152,7 @@ def measure(peer: Peer, train: np.ndarray, vectors: np.ndarray, make_target, wor
         raise UserError(f"emlearn's {peer.model} ({peer.shape}) on the {ENV} is off "
                         f"scikit-learn's: decision agrees on {agreement:.1%} of rows, scores "
                         f"within {error:.2g}; check the emlearn version "
-                        f"(pip install emlearn=={EMLEARN})")
+                        f"(pip install {PIP_PACKAGE})")
     return {"target": ENV, "peer": f"emlearn {importlib.metadata.version('emlearn')}",
             "model": peer.model, "shape": peer.shape, "samples": len(cycles),
             "cycles": int(np.median(cycles)), "cycles_max": int(cycles.max()),
