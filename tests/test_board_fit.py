@@ -108,3 +108,17 @@ def test_the_iot_bundle_fits_every_board(iot_bundle, env, tmp_path):
     path = bundle_mod.save(iot_bundle, tmp_path / "model")
     assert cli.main(["generate", str(path), "--firmware", "--target", env,
                      "--out", str(tmp_path / "fw")]) == 0
+
+
+def test_a_mahalanobis_factor_beyond_the_unos_flash_is_refused(tmp_path, capsys):
+    """130 channels: the packed factor holds 130 x 131 / 2 = 8,515 floats (34,060 B), and
+    with the centre's 520 B that is beyond the Uno's 32 KB of flash."""
+    csv = csv_of(tmp_path / "wide.csv", 130)
+    out = tmp_path / "model"
+    args = ["train", str(csv), "--detectors", "mahalanobis", "--out", str(out), "--quiet"]
+    assert cli.main(args + ["--target", "uno"]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert not out.exists()
+    assert "34,580 B of flash on uno" in err and "mahalanobis 34,580 B" in err
+    assert "the factor has C(C+1)/2 floats" in err
+    assert cli.main(args + ["--target", "cortex_m4f"]) == 0

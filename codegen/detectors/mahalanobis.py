@@ -1,6 +1,6 @@
 """mahalanobis: squared Mahalanobis distance (Hotelling's T²) to the normal data's centre.
 
-Reference arithmetic (float32, the order of mcua_mahalanobis.c and mcua_quadform.c):
+Reference arithmetic (float32, the order of mcua_mahalanobis.c and mcua_quadform.h):
     d[f]  = x[f] - centre[f]
     y[i]  = sum over f = i..C-1 of factor[i][f] * d[f]      (factor: upper triangular)
     score = sum over i of y[i]^2 = d' P d                   (+Inf for NaN/Inf, never NaN)

@@ -1,4 +1,4 @@
-"""The reference of codegen/runtime/mcua_quadform.c: the sum of squares of a triangular or
+"""The reference of codegen/runtime/mcua_quadform.h: the sum of squares of a triangular or
 diagonal factor times a vector, per row of D, in float32 and in the C's order.
 
     upper: y[i] = sum over j = i..n-1 of U[i][j] * d[j] (in order), minus b[i]

@@ -8,11 +8,10 @@ float mcua_mahalanobis_score(const mcua_mahalanobis_model *model, const float *x
     float t2;
     uint16_t f;
 
+    /* No test for NaN/Inf readings: they make a d[f] NaN or +-Inf, and with it
+     * a y[f] (the factor's diagonal is > 0, and 0 * Inf is NaN), so the sum
+     * is not finite and mcua_quadform_upper returns +Inf. */
     for (f = 0; f < n_features; ++f) {
-        if (!mcua_is_finite(x[f])) {
-            *flag = 1;
-            return mcua_infinity();
-        }
         d[f] = x[f] - mcua_read_f32(centre + f);
     }
     t2 = mcua_quadform_upper((const float *)mcua_read_ptr(&model->factor), NULL, d,

@@ -21,8 +21,52 @@
 extern "C" {
 #endif
 
-float mcua_quadform_upper(const float *u, const float *b, const float *d, uint16_t n);
-float mcua_quadform_diag(const float *u, const float *b, const float *d, uint16_t n);
+/* The running sum's end: +Inf for an overflow or a NaN. */
+static inline float mcua_quadform_finite(float sum)
+{
+    return mcua_is_finite(sum) ? sum : mcua_infinity();
+}
+
+/* Inline: a detector calls it once per sample or per component, and a call
+ * with its register saves costs ~10 % of a 3-channel form on AVR. */
+static inline float mcua_quadform_upper(const float *u, const float *b, const float *d,
+                                        uint16_t n)
+{
+    const float *end = d + n;
+    const float *row;
+    float sum = 0.0f;
+
+    for (row = d; row != end; ++row) {
+        const float *dj = row;
+        float y = mcua_read_f32(u) * *dj;
+        for (++u, ++dj; dj != end; ++dj, ++u) {
+            y = y + mcua_read_f32(u) * *dj;
+        }
+        if (b) {
+            y = y - mcua_read_f32(b);
+            ++b;
+        }
+        /* +0 + t is t for every t >= +0: starting from the first square is the plain sum */
+        sum = row == d ? y * y : sum + y * y;
+    }
+    return mcua_quadform_finite(sum);
+}
+
+static inline float mcua_quadform_diag(const float *u, const float *b, const float *d,
+                                       uint16_t n)
+{
+    float sum = 0.0f;
+    uint16_t i;
+
+    for (i = 0; i < n; ++i) {
+        float y = mcua_read_f32(u + i) * d[i];
+        if (b) {
+            y = y - mcua_read_f32(b + i);
+        }
+        sum = i ? sum + y * y : y * y;
+    }
+    return mcua_quadform_finite(sum);
+}
 
 #ifdef __cplusplus
 }
