@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from codegen import __version__, bundle
+from codegen import __version__, bundle, files
 from codegen.data import dataset as data
 from codegen.emit import render as emit
 from codegen.training import train as training
@@ -44,6 +44,28 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a count of samples; give an "
                                          f"integer >= {MIN_SAMPLES}, e.g. --samples 10000")
     return value
+
+
+MIN_RUN_ROWS = 1500  # a benchmark run's test part then holds at least one fault
+
+
+def _bounded(text: str, lower: int, upper: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = lower - 1
+    if not lower <= value <= upper:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count of {what}; give an integer "
+                                         f"from {lower} to {upper}")
+    return value
+
+
+def _runs(text: str) -> int:
+    return _bounded(text, 1, 1000, "runs")
+
+
+def _rows(text: str) -> int:
+    return _bounded(text, MIN_RUN_ROWS, 10**7, "rows")
 
 
 def _seed(text: str) -> int:
@@ -204,7 +226,41 @@ def cmd_demo(args) -> int:
     return 0
 
 
+BUNDLE_ONLY = ("report", "bench", "label_column", "time_column", "no_baseline")
+BENCHMARK_ONLY = ("detectors", "set", "json", "runs", "rows", "seed")
+
+
+def _given(args, names) -> list[str]:
+    """The options among names that were given (their defaults are None or False)."""
+    return ["--" + n.replace("_", "-") for n in names
+            if getattr(args, n) is not None and getattr(args, n) is not False]
+
+
+def _apply(options: list[str]) -> str:
+    return "applies" if len(options) == 1 else "apply"
+
+
+def _them(options: list[str]) -> str:
+    return "it" if len(options) == 1 else "them"
+
+
 def cmd_evaluate(args) -> None:
+    if args.builtin:
+        if args.bundle or args.csv:
+            raise UserError(f"evaluate --builtin {args.builtin} trains its own detectors on the "
+                            f"benchmark's runs: give no bundle or CSV, or leave out --builtin")
+        wrong = _given(args, BUNDLE_ONLY)
+        if wrong:
+            raise UserError(f"{', '.join(wrong)} {_apply(wrong)} to a bundle's evaluation on a "
+                            f"CSV, not to --builtin; leave {_them(wrong)} out")
+        return _evaluate_benchmark(args)
+    if not (args.bundle and args.csv):
+        raise UserError("evaluate needs a bundle and a labelled CSV (evaluate BUNDLE DATA.csv), "
+                        "or --builtin pump for the benchmark protocol")
+    wrong = _given(args, BENCHMARK_ONLY)
+    if wrong:
+        raise UserError(f"{', '.join(wrong)} {_apply(wrong)} to the benchmark protocol "
+                        f"(--builtin pump), not to a bundle's evaluation; leave {_them(wrong)} out")
     from codegen.evaluate import evaluation as evaluate
     from codegen.evaluate import report
 
@@ -217,6 +273,28 @@ def cmd_evaluate(args) -> None:
         print("rendering the report ...", flush=True)
         out = report.write(report.render(result, bench), args.report)
         print(f"report written to {out}")
+
+
+def _evaluate_benchmark(args) -> None:
+    from codegen.evaluate import protocol
+
+    given = args.detectors if args.detectors is not None else ",".join(DETECTORS)
+    detectors = [d.strip() for d in given.split(",") if d.strip()]
+    if not detectors:
+        raise UserError(f"--detectors names no detector; choose from {', '.join(DETECTORS)}")
+    for name in detectors:
+        get(name)
+    seed = args.seed or 0
+    runs = data.BENCHMARKS[args.builtin](seed, args.runs, args.rows)
+    outcomes = protocol.evaluate(runs, list(runs[0].channels), detectors,
+                                 parse_sets(args.set or []), seed, progress=_progress)
+    print(protocol.table(outcomes, runs))
+    if args.json:
+        document = {"benchmark": args.builtin, "seed": seed, "runs": len(runs),
+                    "rows": len(runs[0].values), "train_rows": runs[0].train_rows,
+                    "detectors": {o.name: o.to_json() for o in outcomes}}
+        files.write_file(args.json, json.dumps(document, indent=1) + "\n")
+        print(f"written to {args.json}")
 
 
 def cmd_nab(args) -> None:
@@ -312,9 +390,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="build")
     demo.set_defaults(func=cmd_demo)
 
-    evaluate = sub.add_parser("evaluate", help="metrics of a bundle on labelled data, and a report")
-    evaluate.add_argument("bundle")
-    evaluate.add_argument("csv", help="labelled CSV with the bundle's sensor columns")
+    evaluate = sub.add_parser("evaluate", help="metrics of a bundle on labelled data, and a "
+                                               "report; or the protocol of a built-in benchmark")
+    evaluate.add_argument("bundle", nargs="?", help="bundle directory (none with --builtin)")
+    evaluate.add_argument("csv", nargs="?", help="labelled CSV with the bundle's sensor columns")
+    evaluate.add_argument("--builtin", choices=sorted(data.BENCHMARKS),
+                          help="no bundle: run the benchmark protocol (train each detector on "
+                               "each run's normal head, test on the rest, pooled metrics)")
+    evaluate.add_argument("--detectors",
+                          help="with --builtin: comma-separated (default: every one)")
+    evaluate.add_argument("--set", action="append", metavar="DET.PARAM=VALUE",
+                          help="with --builtin: a detector parameter, as for train")
+    evaluate.add_argument("--json", metavar="JSON", help="with --builtin: write the results")
+    evaluate.add_argument("--runs", type=_runs, help="with --builtin: runs (default: all)")
+    evaluate.add_argument("--rows", type=_rows, help="with --builtin: rows per run, the first "
+                                                     "third normal (default: the benchmark's)")
+    evaluate.add_argument("--seed", type=_seed,
+                          help="with --builtin: the data's and the training's seed (default 0)")
     evaluate.add_argument("--report", metavar="HTML", help="write a self-contained HTML report")
     evaluate.add_argument("--bench", metavar="JSON", help="firmware bench JSON to add to the report")
     evaluate.add_argument("--label-column", help="0/1 label column (default: is_anomaly/anomaly)")

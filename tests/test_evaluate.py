@@ -6,6 +6,7 @@ import pytest
 
 from codegen import bundle as bundle_mod
 from codegen.evaluate import evaluation as evaluate
+from codegen.evaluate import metrics
 from codegen.cli import main
 from codegen.errors import UserError
 from support import write_csv, write_labelled
@@ -59,7 +60,49 @@ def test_event_recall_and_delay():
     assert [e["delay"] for e in r.events] == [2, None, 0]
     assert r.metrics["event_recall"] == pytest.approx(2 / 3)
     assert r.metrics["mean_delay"] == 1.0 and r.metrics["max_delay"] == 2
+    assert r.metrics["median_delay"] == 1.0
     assert r.confusion == [[21, 1], [6, 2]]
+
+
+def test_an_undetected_event_and_one_at_the_end():
+    labels = np.array([0, 1, 1, 0, 0, 1, 1, 1], dtype=bool)
+    flags = np.array([1, 0, 0, 0, 0, 0, 0, 1], dtype=bool)
+    spans = metrics.events(labels, flags)
+    assert [(e["start"], e["end"], e["caught"], e["delay"]) for e in spans] == [
+        (1, 2, False, None), (5, 7, True, 2)]
+    m = metrics.event_metrics(spans)
+    assert m["events"] == 2 and m["events_caught"] == 1 and m["event_recall"] == 0.5
+    assert m["median_delay"] == 2.0 and m["mean_delay"] == 2.0 and m["max_delay"] == 2
+
+
+def test_adjacent_events_stay_apart_with_ids():
+    """Two faults back to back are one span of labels, two events with ids."""
+    labels = np.array([0, 1, 1, 1, 1, 0], dtype=bool)
+    ids = np.array([0, 1, 1, 2, 2, 0])
+    flags = np.array([0, 0, 0, 0, 1, 0], dtype=bool)
+    assert len(metrics.events(labels, flags)) == 1
+    spans = metrics.events(labels, flags, ids)
+    assert [(e["start"], e["end"], e["caught"], e["delay"], e["flagged"]) for e in spans] == [
+        (1, 2, False, None, 0), (3, 4, True, 1, 1)]
+    by_kind = metrics.recall_by_kind(spans, ["valve", "drift"])
+    assert by_kind == {"drift": {"events": 1, "event_recall": 1.0, "recall": 0.5},
+                       "valve": {"events": 1, "event_recall": 0.0, "recall": 0.0}}
+
+
+def test_the_median_delay_over_the_caught_events_only():
+    spans = [{"caught": True, "delay": d} for d in (1, 3, 50)] + [{"caught": False, "delay": None}]
+    m = metrics.event_metrics(spans)
+    assert m["median_delay"] == 3.0 and m["mean_delay"] == 18.0 and m["event_recall"] == 0.75
+    assert metrics.event_metrics([])["event_recall"] == 0.0
+    assert metrics.event_metrics(spans[-1:])["median_delay"] is None
+
+
+def test_alarm_rates():
+    point = metrics.point_metrics(np.array([1, 0, 1, 0, 0], bool), np.array([0, 0, 1, 1, 1], bool))
+    assert metrics.alarm_rates(point) == {"false_alarm_rate": 0.5,
+                                          "missed_alarm_rate": pytest.approx(2 / 3)}
+    none = metrics.point_metrics(np.zeros(3, bool), np.zeros(3, bool))
+    assert metrics.alarm_rates(none)["missed_alarm_rate"] == 0.0
 
 
 def test_infinite_scores_rank_first():
@@ -73,7 +116,7 @@ def test_cli_prints_the_table(tmp_path, iot_bundle, labelled_csv, capsys):
     model = bundle_mod.save(iot_bundle, tmp_path / "model")
     assert main(["evaluate", str(model), str(labelled_csv)]) == 0
     out = capsys.readouterr().out
-    for name in list(iot_bundle.detectors) + ["sklearn_iforest", "PR-AUC", "ROC-AUC"]:
+    for name in list(iot_bundle.detectors) + ["sklearn_iforest", "PR-AUC", "ROC-AUC", "ev.rec"]:
         assert name in out
 
 

@@ -69,7 +69,25 @@ def day_night(seed: int = 42) -> Dataset:
     return Dataset("daynight", ["temperature", "humidity"], values, labels)
 
 
-BUILTIN = {"iot": iot_sensors, "daynight": day_night}
+def pump_run(seed: int = 0) -> Dataset:
+    """Run 0 of the simulated pump benchmark (codegen/data/pump.py): 8 correlated channels,
+    its first third normal, then labelled faults."""
+    from codegen.data import pump  # pump builds Datasets: imported here, not at the top
+
+    return pump.dataset(pump.benchmark(seed, runs=1)[0])
+
+
+def pump_benchmark(seed: int = 0, runs: int | None = None, rows: int | None = None) -> list:
+    """Every run of the pump benchmark (pump.Run: readings, labels, faults, normal head)."""
+    from codegen.data import pump
+
+    return pump.benchmark(seed, runs or pump.RUNS, rows or pump.ROWS)
+
+
+BUILTIN = {"iot": iot_sensors, "daynight": day_night, "pump": pump_run}
+# The built-in benchmarks: several runs, each trained on its normal head and tested on the
+# rest (codegen/evaluate/protocol.py).
+BENCHMARKS = {"pump": pump_benchmark}
 
 
 def builtin(name: str) -> Dataset:

@@ -2,7 +2,7 @@
 
 Metrics come from scikit-learn where it has them (precision/recall/F1, confusion matrix,
 average precision as PR-AUC, ROC-AUC and the PR/ROC curves); event-level recall and the
-detection delay are written here: an anomalous span (a run of consecutive rows labelled 1)
+detection delays are metrics.py's: an anomalous span (a run of consecutive rows labelled 1)
 is caught when any of its rows is flagged, and its delay is the number of rows from the
 span's first row to the first flag.
 
@@ -26,7 +26,7 @@ from codegen.bundle import Bundle
 from codegen.data.dataset import LABEL_COLUMNS, TIME_COLUMNS, Dataset, load_csv, read_header
 from codegen.detectors import get
 from codegen.errors import UserError
-from codegen.evaluate.metrics import events, point_metrics
+from codegen.evaluate.metrics import alarm_rates, event_metrics, events, point_metrics
 
 BASELINE = "sklearn_iforest"
 SWEEP_POINTS = 60
@@ -55,18 +55,21 @@ class Evaluation:
 
     def table(self) -> str:
         head = (f"{'detector':<20} {'P':>6} {'R':>6} {'F1':>6} {'FAR':>7} {'MAR':>6} "
-                f"{'PR-AUC':>7} {'ROC-AUC':>7} {'events':>8} {'delay':>6}  TN/FP/FN/TP")
+                f"{'PR-AUC':>7} {'ROC-AUC':>7} {'events':>8} {'ev.rec':>6} {'delay':>6}  "
+                f"TN/FP/FN/TP")
         lines = [head]
         for r in self.results:
             m = r.metrics
-            delay = "-" if m["mean_delay"] is None else f"{m['mean_delay']:.1f}"
+            delay = "-" if m["median_delay"] is None else f"{m['median_delay']:.1f}"
             (tn, fp), (fn, tp) = r.confusion
             name = r.name + (" *" if r.host_only else "")
             lines.append(f"{name:<20} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
                          f"{m['false_alarm_rate']:7.4f} {m['missed_alarm_rate']:6.3f} "
                          f"{m['pr_auc']:7.3f} {m['roc_auc']:7.3f} "
-                         f"{m['events_caught']:>3}/{m['events']:<4} {delay:>6}  "
-                         f"{tn}/{fp}/{fn}/{tp}")
+                         f"{m['events_caught']:>3}/{m['events']:<4} {m['event_recall']:6.3f} "
+                         f"{delay:>6}  {tn}/{fp}/{fn}/{tp}")
+        lines.append("events: labelled spans with a flag; ev.rec: their fraction; delay: median "
+                     "rows from a span's start to its first flag")
         if any(r.host_only for r in self.results):
             lines.append("* host-only baseline (scikit-learn IsolationForest, as in the notebook)")
         return "\n".join(lines)
@@ -120,17 +123,12 @@ def measure(name: str, scores: np.ndarray, flags: np.ndarray, threshold: float,
     precision, recall, pr_thresholds = precision_recall_curve(labels, s)
     fpr, tpr, _ = roc_curve(labels, s) if both else (np.array([0, 1]), np.array([0, 1]), None)
     spans = events(labels, flags)
-    delays = [e["delay"] for e in spans if e["caught"]]
     metrics = {
         "precision": point["precision"], "recall": point["recall"], "f1": point["f1"],
-        "false_alarm_rate": float(fp / (fp + tn)) if fp + tn else 0.0,
-        "missed_alarm_rate": float(fn / (fn + tp)) if fn + tp else 0.0,
+        **alarm_rates(point),
         "pr_auc": float(average_precision_score(labels, s)),
         "roc_auc": float(roc_auc_score(labels, s)) if both else float("nan"),
-        "events": len(spans), "events_caught": sum(e["caught"] for e in spans),
-        "event_recall": (sum(e["caught"] for e in spans) / len(spans)) if spans else 0.0,
-        "mean_delay": float(np.mean(delays)) if delays else None,
-        "max_delay": int(max(delays)) if delays else None,
+        **event_metrics(spans),
     }
     # The sweep: point-wise metrics if this score stream were cut at other thresholds.
     # For the streaming detectors the stream itself depends on the threshold (clipping), so

@@ -20,13 +20,51 @@ def point_metrics(flags: np.ndarray, labels: np.ndarray) -> dict:
             "fn": int((~flags & labels).sum()), "tn": int((~flags & ~labels).sum())}
 
 
-def events(labels: np.ndarray, flags: np.ndarray) -> list[dict]:
-    """Per anomalous span: start, end (rows), caught, delay (None when missed)."""
-    edges = np.diff(np.r_[0, np.asarray(labels).astype(np.int8), 0])
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+def alarm_rates(point: dict) -> dict:
+    """FAR (false alarms / normal rows) and MAR (missed / anomalous rows) of point_metrics'
+    counts, 0 where there are no such rows."""
+    normal, anomalous = point["fp"] + point["tn"], point["fn"] + point["tp"]
+    return {"false_alarm_rate": point["fp"] / normal if normal else 0.0,
+            "missed_alarm_rate": point["fn"] / anomalous if anomalous else 0.0}
+
+
+def events(labels: np.ndarray, flags: np.ndarray, ids: np.ndarray | None = None) -> list[dict]:
+    """Per anomalous span: start, end (rows), caught, delay (None when missed), flagged (its
+    rows flagged).  A span is a
+    run of rows labelled 1, or with ids (0 normal, else an event's number) a run of one id,
+    so that two events back to back stay two."""
+    labels = np.asarray(labels, dtype=bool)
+    flags = np.asarray(flags, dtype=bool)
+    ids = labels.astype(np.int64) if ids is None else np.where(labels, ids, 0)
+    change = np.flatnonzero(np.diff(np.r_[0, ids, 0]))  # every row where the id changes
     out = []
-    for start, end in zip(starts, ends):
-        hits = np.flatnonzero(flags[start:end + 1])
-        out.append({"start": int(start), "end": int(end), "caught": bool(len(hits)),
-                    "delay": int(hits[0]) if len(hits) else None})
+    for start, stop in zip(change[:-1], change[1:]):
+        if ids[start]:
+            hits = np.flatnonzero(flags[start:stop])
+            out.append({"start": int(start), "end": int(stop - 1), "caught": bool(len(hits)),
+                        "delay": int(hits[0]) if len(hits) else None, "flagged": len(hits)})
+    return out
+
+
+def event_metrics(spans: list[dict]) -> dict:
+    """Event recall (spans with a flag / spans) and the delays over the caught spans: mean,
+    median and max (None when none is caught)."""
+    delays = [e["delay"] for e in spans if e["caught"]]
+    return {"events": len(spans), "events_caught": len(delays),
+            "event_recall": len(delays) / len(spans) if spans else 0.0,
+            "mean_delay": float(np.mean(delays)) if delays else None,
+            "median_delay": float(np.median(delays)) if delays else None,
+            "max_delay": int(max(delays)) if delays else None}
+
+
+def recall_by_kind(spans: list[dict], kinds: list[str]) -> dict[str, dict]:
+    """Per kind of event (kinds[i] the kind of spans[i]): its event recall, and the
+    fraction of its rows flagged (`recall`, which stray alarms move less)."""
+    out = {}
+    for kind in sorted(set(kinds)):
+        mine = [e for e, k in zip(spans, kinds) if k == kind]
+        rows = sum(e["end"] - e["start"] + 1 for e in mine)
+        out[kind] = {"events": len(mine),
+                     "event_recall": sum(e["caught"] for e in mine) / len(mine),
+                     "recall": sum(e["flagged"] for e in mine) / rows}
     return out
