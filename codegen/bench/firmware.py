@@ -19,7 +19,9 @@ reference.
 
 Without a bundle, bench trains the shapes issue 4 sets goals for on synthetic data, and
 issue 6's isolation forests: the Uno forest on every target, the default (ESP32-class) one
-and the one on rolling features on the 32-bit targets (neither fits an Uno).
+and the one on rolling features on the 32-bit targets (neither fits an Uno); with the
+[peers] extra, emlearn's models on the Uno beside the detectors of ours paired with them
+(codegen/bench/peers.py).
 """
 
 from __future__ import annotations
