@@ -41,6 +41,8 @@ BUNDLES = {
     "forest_raw": (["isolation_forest"], {"isolation_forest": {"target": "uno"}}),
     "autoencoder": (["autoencoder"], {"autoencoder": {"epochs": 2}}),
     "multivariate": (["mahalanobis"], {}),
+    "gmm": (["gmm"], {"gmm": {"k": 3}}),
+    "gmm_diag": (["gmm"], {"gmm": {"k": 2, "covariance": "diag"}}),
 }
 
 
@@ -188,8 +190,8 @@ def big_bias(blob: bytes) -> bytes:
 INJECTION = "50\n#define mcua_is_finite(x) 1"
 INJECTED = re.compile(r"^\s*#\s*define (A|mcua_is_finite\(x\)) 1", re.M)
 REFUSED, EITHER = "refused", "refused or safe"
-Z, S, M, K, F, A = ("zscore", "streaming_zscore", "moving_average", "kmeans",
-                    "isolation_forest", "autoencoder")
+Z, S, M, K, F, A, G = ("zscore", "streaming_zscore", "moving_average", "kmeans",
+                       "isolation_forest", "autoencoder", "gmm")
 MH = "mahalanobis"
 AE_MODEL, AE_ARENA = "blobs/autoencoder.tflite", "blobs/autoencoder_arena.json"
 
@@ -311,6 +313,25 @@ MUTATIONS = [
                                                             "covariance", value="mcd"),
      REFUSED, "not one of empirical"),
     ("mahalanobis-factor-huge", "multivariate", array(MH, "factor", at(0, 3e38)), EITHER, ""),
+    # the Gaussian mixture (full covariance in "gmm", diagonal in "gmm_diag")
+    ("gmm-factor-short", "gmm", array(G, "factor", lambda a: a[:, :-1]), REFUSED,
+     "factor has shape"),
+    ("gmm-k-mismatch", "gmm", edit("detectors", G, "params", "k_chosen", value=lambda k: k + 1),
+     REFUSED, "factor has shape"),
+    ("gmm-k-65", "gmm", edit("detectors", G, "params", "k_chosen", value=65), REFUSED,
+     "k_chosen is 65"),
+    ("gmm-covariance-bogus", "gmm", edit("detectors", G, "params", "covariance",
+                                         value="spherical"), REFUSED, "not one of full, diag"),
+    ("gmm-diag-read-as-full", "gmm_diag", edit("detectors", G, "params", "covariance",
+                                               value="full"), REFUSED, "factor has shape"),
+    ("gmm-offset-wide", "gmm", array(G, "offset", lambda a: np.hstack([a, a[:, :1]])), REFUSED,
+     "offset has shape"),
+    ("gmm-constant-nan", "gmm", array(G, "constant", at(0, np.nan)), REFUSED, "NaN or Inf"),
+    ("gmm-mean-short", "gmm_diag", array(G, "mean", lambda a: a[:2]), REFUSED, "shape [2]"),
+    ("gmm-constant-lowest", "gmm", array(G, "constant", lambda a: a * 0 - np.float32(3.4e38)),
+     EITHER, ""),
+    ("gmm-factor-huge", "gmm_diag", array(G, "factor", lambda a: a * np.float32(1e30)), EITHER,
+     ""),
     # the isolation forest (rolling features in "plain", raw ones in "forest_raw")
     ("forest-child-7fff", "forest_raw", array(F, "right", at(0, 0x7FFF)), REFUSED,
      "node code 32767"),

@@ -18,7 +18,7 @@ import pytest
 from codegen.bench import firmware as bench
 from codegen.bench import peers
 from codegen.cli import build_parser
-from codegen.detectors import isolation_forest, window
+from codegen.detectors import f32math, gmm, isolation_forest, window
 from codegen.emit import render as emit
 from codegen.firmware import OFFLINE_ENVS, memory, sources
 from host_sim import targets
@@ -80,6 +80,28 @@ def test_window_restart():
 
 def test_isolation_forest_leaf():
     assert runtime_define("mcua_isolation_forest.h", "MCUA_IFOREST_LEAF") == isolation_forest.LEAF
+
+
+def test_f32math_constants():
+    """The C's #defines are the Python mirror's float32 constants, bit for bit."""
+    floats = {"MCUA_LOG2E": f32math.LOG2E, "MCUA_LN2_HI": f32math.LN2_HI,
+              "MCUA_LN2_LO": f32math.LN2_LO}
+    floats.update({f"MCUA_EXP_Q{i}": c for i, c in enumerate(f32math.EXP_Q)})
+    floats.update({f"MCUA_LOG_L{i + 1}": c for i, c in enumerate(f32math.LOG_L)})
+    for name, value in floats.items():
+        c_value = np.float32(runtime_define("mcua_f32math.c", name))
+        assert c_value.view(np.uint32) == value.view(np.uint32), name
+    assert runtime_define("mcua_f32math.c", "MCUA_EXP_MAX_BITS") == f32math.EXP_MAX.view(np.uint32)
+    assert runtime_define("mcua_f32math.c", "MCUA_EXP_MIN_BITS") == \
+        (-f32math.EXP_MIN).view(np.uint32)
+    assert runtime_define("mcua_f32math.c", "MCUA_SQRT2_MANTISSA") == \
+        f32math.SQRT2_BITS & 0x007FFFFF
+    assert runtime_define("mcua_f32math.c", "MCUA_NAN_BITS") == f32math.NAN_BITS
+
+
+def test_gmm_negligible_term():
+    c_value = -np.float32(runtime_define("mcua_gmm.c", "MCUA_GMM_NEGLIGIBLE"))
+    assert c_value.view(np.uint32) == gmm.NEGLIGIBLE.view(np.uint32)
 
 
 def test_uno_flash_limit_is_the_board_file():

@@ -11,7 +11,7 @@ from types import ModuleType
 from codegen.errors import UserError
 
 NAMES = ("zscore", "streaming_zscore", "moving_average", "kmeans", "isolation_forest",
-         "autoencoder", "mahalanobis")
+         "autoencoder", "mahalanobis", "gmm")
 DETECTORS: dict[str, ModuleType] = {
     name: importlib.import_module(f"codegen.detectors.{name}") for name in NAMES}
 DEFAULT = [name for name, m in DETECTORS.items() if m.SPEC.default]
