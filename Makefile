@@ -23,7 +23,7 @@ system:
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test,firmware,autoencoder]'
+	$(BIN)/pip install -q -e '.[test,firmware,autoencoder,peers]'
 	touch $@
 
 demo: setup

@@ -190,18 +190,27 @@ def cmd_verify(args) -> int:
 
 def cmd_bench(args) -> None:
     from codegen.bench import firmware as bench
+    from codegen.bench import peers
     from host_sim.firmware_target import Target
 
     envs = [e.strip() for e in args.targets.split(",") if e.strip()]
+    with_peers = False
     if args.bundle:
         bundles, judge = [(bundle.load(args.bundle), None, None)], False
     else:
-        print("no bundle given: training the shapes of issue 4's goals and issue 6's forests "
-              "on synthetic data", file=sys.stderr)
+        print("no bundle given: training the shapes of issue 4's goals, issue 6's forests and "
+              "issue 10's peers on synthetic data", file=sys.stderr)
         bundles, judge = bench.reference_bundles(), True
-    rows = bench.run(bundles, envs, Target, args.json, args.samples, judge, progress=_progress)
-    print(bench.table(rows))
-    print(bench.memory_table(bench.autoencoder_memory(bundles, rows)))
+        with_peers = peers.available()
+        if not with_peers:
+            print(peers.INSTALL, file=sys.stderr)
+    document = bench.run(bundles, envs, Target, args.json, args.samples, judge,
+                         progress=_progress, with_peers=with_peers)
+    print(bench.table(document["rows"]))
+    for extra in (bench.memory_table(document["autoencoder_memory"]),
+                  peers.table(document["peers"])):
+        if extra:
+            print(extra)
     print(f"written to {args.json}")
 
 

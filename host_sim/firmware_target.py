@@ -57,11 +57,14 @@ class Target:
         self.generated = self.workdir / "generated"  # one path: pio rebuilds incrementally
 
     def build(self, bundle: Bundle, vectors: np.ndarray | None = None, stub: bool = False,
-              flag_only: bool = False) -> Path:
-        sources.write(sources.render(bundle, vectors, stub, flag_only), self.generated)
+              flag_only: bool = False, peer: dict | None = None) -> Path:
+        """The firmware of sources.render(...); a peer's "include_dirs" go on the include
+        path."""
+        sources.write(sources.render(bundle, vectors, stub, flag_only, peer), self.generated)
         try:
             return targets.build(self.env, generated_dir=self.generated,
-                                 workspace_dir=self.workdir / "workspace")
+                                 workspace_dir=self.workdir / "workspace",
+                                 include_dirs=tuple(peer["include_dirs"]) if peer else ())
         except targets.FirmwareError as error:
             raise UserError(str(error)) from None
 
@@ -71,15 +74,19 @@ class Target:
     def instruction_count(self, elf: Path) -> list[int]:
         return targets.instruction_count(self.env, elf)
 
-    def run(self, bundle: Bundle, elf: Path, input_lines: list[str] | None = None) -> Run:
+    def run(self, bundle: Bundle, elf: Path, input_lines: list[str] | None = None,
+            detectors: list[str] | None = None) -> Run:
+        """detectors: the names the firmware runs (default: the bundle's; the bench's peers
+        run beside none of them)."""
         result = targets.run(self.env, elf, input_lines)
         if result.exit_code != 0:
             tail = "\n".join(result.stdout_lines[-5:])
             raise UserError(f"{self.env} firmware exited with {result.exit_code}:\n{tail}")
         out = targets.parse_output(result.stdout_lines)
-        if out.detectors != list(bundle.detectors) or out.n_channels != len(bundle.channels):
+        expected = list(bundle.detectors) if detectors is None else detectors
+        if out.detectors != expected or out.n_channels != len(bundle.channels):
             raise UserError(f"{self.env} firmware runs {out.detectors}, not the bundle's "
-                            f"{list(bundle.detectors)}")
+                            f"{expected}")
         n_det = len(out.detectors)
         n = len(out.results) // n_det if n_det else 0
         bits = np.array([r.score_bits for r in out.results], dtype=np.uint32)

@@ -234,9 +234,15 @@ def pio_environ(
     generated_dir: Path | None = None,
     workspace_dir: Path | None = None,
     core_dir: Path | None = None,
+    include_dirs: tuple = (),
 ) -> dict[str, str]:
-    """Environment for `pio run`: no telemetry or update check, optional overrides."""
+    """Environment for `pio run`: no telemetry or update check, optional overrides;
+    include_dirs: more include directories for the generated sources."""
     environ = dict(os.environ, **_PIO_ENVIRON)
+    environ.pop("MCUA_INCLUDE_DIRS", None)
+    if include_dirs:
+        environ["MCUA_INCLUDE_DIRS"] = os.pathsep.join(str(Path(d).resolve())
+                                                       for d in include_dirs)
     for name, value in (
         ("MCUA_GENERATED_DIR", generated_dir),
         ("PLATFORMIO_WORKSPACE_DIR", workspace_dir),
@@ -253,8 +259,10 @@ def build(
     workspace_dir: Path | None = None,
     core_dir: Path | None = None,
     timeout: float = 600,
+    include_dirs: tuple = (),
 ) -> Path:
-    """`pio run -e env`; returns the ELF.  generated_dir defaults to firmware_targets/generated.
+    """`pio run -e env`; returns the ELF.  generated_dir defaults to firmware_targets/generated;
+    include_dirs: more include directories for the generated sources.
 
     One build at a time per core directory, across processes: PlatformIO links the
     platform and packages into it on first use, and two first uses at once break it."""
@@ -265,7 +273,7 @@ def build(
         install_offline_platformio(core)
         proc = subprocess.run(
             pio_command() + ["run", "-e", env, "-d", str(PROJECT_DIR)],
-            env=pio_environ(generated_dir, workspace_dir, core_dir),
+            env=pio_environ(generated_dir, workspace_dir, core_dir, include_dirs),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

@@ -15,6 +15,7 @@ import pytest
 from codegen import bundle as bundle_mod
 from codegen import cli
 from codegen.bench import firmware as bench
+from codegen.bench import peers
 from codegen.detectors import DETECTORS, get
 from codegen.detectors import isolation_forest as iforest
 from codegen.firmware import OFFLINE_ENVS, memory
@@ -347,7 +348,13 @@ def test_bench_measures_every_detector_on_every_target(tmp_path, capsys):
         require_env(env)
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--samples", "5", "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
+    document = json.loads(out.read_text())
+    # issue 10's detectors paired with emlearn's models: on the Uno, beside the peers
+    paired = {peers.bundle_name(n): set(d) for n, d in peers.paired().items()}
+    assert {(r["bundle"], r["detector"], r["target"]) for r in document["rows"]
+            if r["bundle"] in paired} == {(b, d, "uno") for b, ds in paired.items() for d in ds}
+    assert len(document["peers"]) == (len(peers.PEERS) if peers.available() else 0)
+    rows = [r for r in document["rows"] if r["bundle"] not in paired]
     detectors = ["zscore", "streaming_zscore", "moving_average", "kmeans"]
     detectors += ["autoencoder"] if HAVE_AUTOENCODER else []
     assert {(r["detector"], r["target"]) for r in rows if r["detector"] != "isolation_forest"} \

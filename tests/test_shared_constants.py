@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from codegen.bench import firmware as bench
+from codegen.bench import peers
 from codegen.cli import build_parser
 from codegen.detectors import f32math, gmm, isolation_forest, window
 from codegen.emit import render as emit
@@ -137,6 +138,13 @@ def test_makefile_installs_every_firmware_apt_package():
 def test_firmware_extra_is_the_firmware_pip_packages():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert pyproject["project"]["optional-dependencies"]["firmware"] == targets.PIP_PACKAGES
+
+
+def test_peers_extra_is_the_emlearn_the_bench_names_and_make_installs_it():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["optional-dependencies"]["peers"] == [peers.PIP_PACKAGE]
+    extras = re.search(r"pip install -q -e '\.\[([\w,]+)\]'", (ROOT / "Makefile").read_text())
+    assert "peers" in extras[1].split(",")
 
 
 def test_offline_envs_are_platformio_ini_and_cli():

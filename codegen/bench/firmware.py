@@ -19,7 +19,9 @@ reference.
 
 Without a bundle, bench trains the shapes issue 4 sets goals for on synthetic data, and
 issue 6's isolation forests: the Uno forest on every target, the default (ESP32-class) one
-and the one on rolling features on the 32-bit targets (neither fits an Uno).
+and the one on rolling features on the 32-bit targets (neither fits an Uno); with the
+[peers] extra, emlearn's models on the Uno beside the detectors of ours paired with them
+(codegen/bench/peers.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from codegen import __version__
+from codegen.bench import peers
 from codegen.training import train as training
 from codegen.bundle import Bundle
 from codegen.data.dataset import Dataset
@@ -73,7 +76,7 @@ def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | N
     measure on and the envs it runs on (None: all): Z-score, streaming Z-score and moving
     average on one channel; K-means with K = 3 on five features; the int8 autoencoder
     20-8-4-8-20 when TensorFlow and TFLite Micro are installed (the [autoencoder] extra);
-    the isolation forests of FORESTS on three channels."""
+    the isolation forests of FORESTS on three channels; paired_bundles."""
     detectors = ["zscore", "streaming_zscore", "moving_average"]
     if all(importlib.util.find_spec(m) for m in ("tensorflow", "tflite_micro")):
         detectors.append("autoencoder")
@@ -87,7 +90,37 @@ def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | N
         forest = training.train(synthetic(3, seed=seed), ["isolation_forest"],
                                 {"isolation_forest": params}, seed, name, verbose=False)
         cases.append((forest, synthetic(3, seed=seed + 1).values, envs))
+    return cases + paired_bundles(seed)
+
+
+def paired_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple]]:
+    """Our detectors that peers.PEERS pairs with emlearn's models, one bundle per feature
+    count, measured on the Uno only (as the peers)."""
+    cases = []
+    for features, detectors in peers.paired().items():
+        ours = training.train(synthetic(features, seed=seed), list(detectors), detectors, seed,
+                              peers.bundle_name(features), verbose=False)
+        cases.append((ours, synthetic(features, seed=seed + 1).values, (peers.ENV,)))
     return cases
+
+
+def peer_rows(envs: list[str], make_target, workdir: Path, samples: int, seed: int = 0,
+              progress=None) -> list[dict]:
+    """Each of peers.PEERS on the Uno (when in envs), trained and measured on the rows
+    paired_bundles gives the detectors they are paired with."""
+    if peers.ENV not in envs:
+        return []
+    rows = []
+    for i, peer in enumerate(peers.PEERS):
+        normal = synthetic(peer.features, seed=seed + 1).values
+        row = peers.measure(peer, synthetic(peer.features, seed=seed).values,
+                            np.resize(normal, (samples, peer.features)), make_target,
+                            workdir / f"peer{i}", seed)
+        rows.append(row)
+        if progress:
+            progress(f"{peers.ENV} {row['peer']} {row['model']} ({row['shape']}): "
+                     f"{row['cycles']} cycles")
+    return rows
 
 
 def shape(bundle: Bundle, detector: str) -> str:
@@ -198,23 +231,26 @@ def table(rows: list[dict]) -> str:
 
 def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: list[str],
         make_target, json_out: str | Path, samples: int = SAMPLES, judge: bool = False,
-        progress=None) -> list[dict]:
+        progress=None, with_peers: bool = False) -> dict:
     """Measure each (bundle, normal rows or None, the envs it runs on or None for all) on
-    those of envs (make_target: see measure), write the JSON (atomically) and return the
-    rows."""
+    those of envs (make_target: see measure), and with_peers emlearn's models (peer_rows,
+    paired with our rows); write the JSON (atomically) and return what it holds."""
     if samples < 1:
         raise UserError(f"--samples must be at least 1, not {samples}")
-    rows = []
+    rows, peer = [], []
     with tempfile.TemporaryDirectory(prefix="mcua-bench-") as tmp:
         for bundle, normal, only in bundles:
             runs_on = [env for env in envs if only is None or env in only]
             rows += measure(bundle, runs_on, make_target, Path(tmp) / bundle.name, samples,
                             normal, judge, progress)
-    write_file(json_out, json.dumps({"tool_version": __version__, "samples": samples,
-                                     "rows": rows,
-                                     "autoencoder_memory": autoencoder_memory(bundles, rows)},
-                                    indent=2) + "\n")
-    return rows
+        if with_peers:
+            peer = peer_rows(envs, make_target, Path(tmp) / "peers", samples,
+                             progress=progress)
+    document = {"tool_version": __version__, "samples": samples, "rows": rows,
+                "autoencoder_memory": autoencoder_memory(bundles, rows),
+                "peers": [peers.pair(p, rows) for p in peer]}
+    write_file(json_out, json.dumps(document, indent=2) + "\n")
+    return document
 
 
 def autoencoder_memory(bundles, rows: list[dict]) -> list[dict]:

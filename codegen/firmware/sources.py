@@ -37,19 +37,27 @@ def vector_rows(vectors: np.ndarray) -> list[str]:
 
 
 def render(bundle: Bundle, vectors: np.ndarray | None = None,
-           stub: bool = False, flag_only: bool = False) -> dict[str, str]:
+           stub: bool = False, flag_only: bool = False,
+           peer: dict | None = None) -> dict[str, str]:
     """File name -> text of the firmware's generated directory with these test vectors
     (None: none, the app then only serves the line protocol).
 
     stub: one more detector, "stub", that returns 0 and does nothing else; the app
     around it is the baseline the bench measures a detector's flash and RAM against.
     flag_only: the detectors with a flag API run it and report a score of 0.
+    peer: one more detector that is another tool's C (the bench's peers): "name", "header"
+    (file name) and "code" (its text, included by mcua_firmware.c only, so built as C),
+    "call" (lines of C that set `score` and `*flag` from `x`, measured as one call).
     """
     vectors = np.asarray([] if vectors is None else vectors, dtype=F32)
     vectors = vectors.reshape(-1, len(bundle.channels))
     files = emit.render(bundle)
     env = emit.environment()
     calls = _detector_calls(bundle, flag_only) + ([STUB] if stub else [])
+    if peer:
+        calls.append({"name": peer["name"], "kind": "peer", "header": peer["header"],
+                      "call": peer["call"], "score_args": "", "flag_api": False})
+        files[peer["header"]] = peer["code"]
     context = {"model_name": bundle.name, "MODEL": bundle.name.upper(),
                "channels": bundle.channels,
                "tool_version": emit.__version__, "detectors": calls,

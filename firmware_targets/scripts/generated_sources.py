@@ -4,7 +4,8 @@
 # firmware_targets/generated, written by
 # `mcu-anomaly generate BUNDLE --firmware --out firmware_targets/generated`.
 # It must run as PRE: after the platform script has constructed the program,
-# PlatformIO refuses new sources.
+# PlatformIO refuses new sources.  $MCUA_INCLUDE_DIRS (os.pathsep-separated) adds
+# include directories the generated sources need (the bench's peers: emlearn's).
 
 import os
 
@@ -21,5 +22,6 @@ if not os.path.isfile(os.path.join(generated_dir, "mcua_firmware.h")):
         "MCUA_GENERATED_DIR" % (generated_dir, generated_dir)
     )
 
-env.Append(CPPPATH=[generated_dir])  # noqa: F821
+extra = [d for d in os.environ.get("MCUA_INCLUDE_DIRS", "").split(os.pathsep) if d]
+env.Append(CPPPATH=[generated_dir] + extra)  # noqa: F821
 env.BuildSources(os.path.join("$BUILD_DIR", "generated"), generated_dir)  # noqa: F821
