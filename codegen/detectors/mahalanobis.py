@@ -110,7 +110,9 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     normal_scores = score(fitted, normal).scores
     fitted.scalars["threshold"] = scalar(thresholds.choose(params["threshold"], normal_scores))
     if verbose:
-        print(f"  mahalanobis: {estimator} covariance, condition number "
+        shrinkage = (f", shrinkage {report['shrinkage']:.3g} towards a scaled identity"
+                     if "shrinkage" in report else "")
+        print(f"  mahalanobis: {estimator} covariance{shrinkage}, condition number "
               f"{fitted.report['condition_number']:.3g}")
     return fitted
 
