@@ -179,6 +179,15 @@ def number_param(name: str, params: dict, key: str, lower: float, upper: float,
     return float(value)
 
 
+def choice_param(name: str, params: dict, key: str, options) -> str:
+    """params[key], one of options."""
+    value = params[key]
+    if not isinstance(value, str) or value not in options:
+        raise UserError(f"{name}.{key} must be one of {', '.join(options)}, not {value!r}; "
+                        f"{_fix(name, key)}")
+    return value
+
+
 def threshold_param(name: str, params: dict) -> tuple[str, float | None]:
     """The detector's threshold spec, parsed (training/thresholds.py)."""
     return thresholds.parse(params["threshold"], f"{name}.threshold")

@@ -26,9 +26,9 @@ from threadpoolctl import threadpool_limits
 
 from codegen.detectors import f32math, quadform
 from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind, Scored,
-                                    array_bytes, channel_std, check_deviation, int_param,
-                                    inverse_f32, merge_params, positive_int, scalar,
-                                    threshold_param)
+                                    array_bytes, channel_std, check_deviation, choice_param,
+                                    int_param, inverse_f32, merge_params, positive_int,
+                                    scalar, threshold_param)
 from codegen.errors import UserError
 from codegen.training import thresholds
 
@@ -109,10 +109,7 @@ def _constants(mixture: GaussianMixture, inv_scale: np.ndarray, covariance: str)
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
     params = merge_params(NAME, DEFAULTS, params)
     threshold_param(NAME, params)
-    covariance = params["covariance"]
-    if covariance not in COVARIANCES:
-        raise UserError(f"gmm.covariance must be one of {', '.join(COVARIANCES)}, not "
-                        f"{covariance!r}; give another with --set gmm.covariance=...")
+    covariance = choice_param(NAME, params, "covariance", COVARIANCES)
     k = int_param(NAME, params, "k", 1, MAX_COMPONENTS, auto="auto")
     k_max = int_param(NAME, params, "k_max", 1, MAX_COMPONENTS)
     n_init = positive_int(NAME, params, "n_init", 100)

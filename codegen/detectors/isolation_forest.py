@@ -62,8 +62,8 @@ from codegen.training import thresholds
 from codegen.errors import UserError
 from codegen.detectors import window
 from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind, Scored,
-                                    array_bytes, channel_std, int_param, merge_params,
-                                    positive_int, scalar, threshold_param)
+                                    array_bytes, channel_std, choice_param, int_param,
+                                    merge_params, positive_int, scalar, threshold_param)
 from codegen.detectors.window import Window
 
 NAME = "isolation_forest"
@@ -137,10 +137,7 @@ def float32_at_or_below(t: np.ndarray) -> np.ndarray:
 
 
 def _target(params: dict) -> Target:
-    name = params["target"]
-    if name not in TARGETS:
-        raise UserError(f"{NAME}.target must be one of {', '.join(TARGETS)}, not {name!r}")
-    return TARGETS[name]
+    return TARGETS[choice_param(NAME, params, "target", TARGETS)]
 
 
 def _aligned(size: int, target: Target) -> int:
@@ -236,9 +233,7 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
                         f"anomaly score s of the Isolation Forest paper, 0 < s < 1 (e.g. "
                         f"value:0.6); or use percentile:P")
     n_trees = int_param(NAME, params, "n_trees", 1, 4096, auto=target.n_trees)
-    if params["features"] not in FEATURES:
-        raise UserError(f"{NAME}.features must be one of {', '.join(FEATURES)}, not "
-                        f"{params['features']!r}")
+    choice_param(NAME, params, "features", FEATURES)
     length = positive_int(NAME, params, "window", window.MAX_WINDOW)
     normal = np.asarray(normal, dtype=F32)
     if len(normal) < MIN_ROWS:

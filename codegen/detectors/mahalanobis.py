@@ -18,8 +18,8 @@ from threadpoolctl import threadpool_limits
 
 from codegen.detectors import quadform
 from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind, Scored,
-                                    array_bytes, channel_std, check_deviation, merge_params,
-                                    scalar, threshold_param)
+                                    array_bytes, channel_std, check_deviation, choice_param,
+                                    merge_params, scalar, threshold_param)
 from codegen.errors import UserError
 from codegen.training import thresholds
 
@@ -89,10 +89,7 @@ def _factor(covariance: np.ndarray, estimator: str, channels: list[str]) -> np.n
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
     params = merge_params(NAME, DEFAULTS, params)
     threshold_param(NAME, params)
-    estimator = params["covariance"]
-    if estimator not in ESTIMATORS:
-        raise UserError(f"mahalanobis.covariance must be one of {', '.join(ESTIMATORS)}, not "
-                        f"{estimator!r}; give another with --set mahalanobis.covariance=...")
+    estimator = choice_param(NAME, params, "covariance", ESTIMATORS)
     if len(normal) <= len(channels):
         raise UserError(f"mahalanobis needs more normal rows than channels to estimate a "
                         f"covariance: {len(normal)} rows for {len(channels)} channels; give "
