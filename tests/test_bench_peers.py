@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from codegen import cli
@@ -20,8 +21,11 @@ from support import require, require_env
 def test_peer_rows_beside_ours_on_the_uno(tmp_path):
     require(peers.available(), "emlearn (the [peers] extra)")
     require_env("uno")
-    document = bench.run(bench.paired_bundles(), ["uno", "rv32imc"], Target, tmp_path / "bench.json", samples=4,
-                         with_peers=True)
+    numpy_errors = np.geterr()
+    document = bench.run(bench.paired_bundles(), ["uno", "rv32imc"], Target,
+                         tmp_path / "bench.json", samples=4, with_peers=True)
+    # emlearn sets numpy.seterr(all='raise') on import; the bench must not pass that on
+    assert np.geterr() == numpy_errors
     assert json.loads((tmp_path / "bench.json").read_text())["peers"] == document["peers"]
     pairs = {(p["model"], p["shape"]): p for p in document["peers"]}
     assert set(pairs) == {(p.model, p.shape) for p in peers.PEERS}

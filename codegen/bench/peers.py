@@ -126,10 +126,13 @@ def measure(peer: Peer, train: np.ndarray, vectors: np.ndarray, make_target, wor
             seed: int = 0) -> dict:
     """The peer's row: fitted on train, emlearn's C run on vectors on the Uno (make_target:
     codegen.bench.firmware.measure), checked against scikit-learn."""
-    import emlearn
-
     estimator = _fit(peer, train.astype(np.float64), seed)
-    with _inside(workdir / "convert"):
+    # emlearn.bayes calls numpy.seterr(all='raise') when imported: errstate() puts the
+    # process's numpy error handling back as it was (or every later float32 underflow in
+    # this process raises).
+    with np.errstate(), _inside(workdir / "convert"):
+        import emlearn
+
         code = emlearn.convert(estimator, method="inline").save(name="peer")
     want_scores, want_flags, call = _reference(peer, estimator, vectors.astype(np.float64), train)
     base = Bundle(bundle_name(peer.features), [f"s{c}" for c in range(peer.features)],
