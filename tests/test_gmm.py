@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture
 
+from codegen import bundle as bundle_mod
 from codegen import cli
 from codegen.bench.firmware import synthetic
-from codegen.detectors import gmm
+from codegen.detectors import gmm, quadform
+from codegen.detectors.base import Fitted
 from codegen.errors import UserError
 from support import write_csv
 
@@ -144,3 +146,24 @@ def test_a_mixture_beyond_the_unos_flash_is_refused(tmp_path, capsys):
     assert "38,060 B of flash on uno" in err and "gmm 38,060 B" in err
     assert "gmm.covariance=diag" in err
     assert cli.main(args + ["--set", "gmm.covariance=diag"]) == 0
+
+
+def test_full_rows_longer_than_uint16_are_strided_right(tmp_path, capsys):
+    """From 362 channels on, a full component's factor row (C(C+1)/2 floats: 65,703 here)
+    no longer fits a uint16_t; the C walked the second component's constants from the wrong
+    place.  A hand-made two-component mixture, near-identity factors, on the host."""
+    c, k = 362, 2
+    rng = np.random.default_rng(0)
+    upper = [np.eye(c) + np.triu(0.01 * rng.standard_normal((c, c)), 1) for _ in range(k)]
+    fitted = Fitted({"covariance": "full", "k_chosen": k, **{
+        key: value for key, value in gmm.DEFAULTS.items() if key not in ("covariance", "k")}},
+        {"threshold": 400.0},
+        {"mean": np.zeros(c, np.float32),
+         "factor": np.array([quadform.pack_upper(u) for u in upper], np.float32),
+         "offset": rng.standard_normal((k, c)).astype(np.float32),
+         "constant": np.array([-300.0, -310.0], np.float32)})
+    channels = [f"s{i}" for i in range(c)]
+    bundle_mod.save(bundle_mod.Bundle("wide", channels, [0.0] * c, [1.0] * c,
+                                      {"gmm": fitted}, {}), tmp_path / "wide")
+    assert cli.main(["verify", str(tmp_path / "wide"), "--samples", "200"]) == 0
+    assert "0 mismatches" in capsys.readouterr().out

@@ -30,8 +30,9 @@ float mcua_gmm_score(const mcua_gmm_model *model, const float *x, float *d, floa
     const float *factor = (const float *)mcua_read_ptr(&model->factor);
     const float *offset = (const float *)mcua_read_ptr(&model->offset);
     const float *constant = (const float *)mcua_read_ptr(&model->constant);
-    const uint16_t row = diagonal ? n_features
-                                  : (uint16_t)(n_features * (n_features + 1u) / 2u);
+    /* a full row holds C(C+1)/2 floats: beyond uint16_t from 362 channels on */
+    const uint32_t row = diagonal ? n_features
+                                  : (uint32_t)n_features * (n_features + 1UL) / 2u;
     float m = 0.0f, total = 0.0f, nll;
     uint16_t f, k;
     uint8_t past_max = 0;
