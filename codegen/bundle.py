@@ -26,7 +26,7 @@ from codegen.errors import UserError
 from codegen.files import Output, read_json, write_tree
 
 FORMAT = "mcu-anomaly-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 BUNDLE = Output("bundle", "bundle.json", "train")
 
 

@@ -22,6 +22,7 @@ from codegen.emit import render as emit
 from codegen.bundle import Bundle
 from codegen.detectors import get
 from codegen.detectors.base import Scored
+from codegen.detectors.window import adaptation
 from codegen.errors import UserError
 
 # -ffp-contract=off: no fused multiply-add, which would round differently from numpy.
@@ -124,6 +125,13 @@ class HostModel:
                 out[detector] = self.score(detector, X)
         return out
 
+    def freeze(self, detector: str) -> bool:
+        """`<model>_<detector>_freeze` on the state run(..., resume=True) goes on from (a
+        detector in frozen mode)."""
+        fn = getattr(self.lib, f"mcua_host_{detector}_freeze")
+        fn.restype = ctypes.c_uint8
+        return bool(fn())
+
     def flags(self, detector: str, X: np.ndarray) -> np.ndarray:
         """The flags of `<model>_<detector>_flag(x)` (a detector with a flag API) for every
         row."""
@@ -133,10 +141,11 @@ class HostModel:
     def run_with_state(self, detector: str, X: np.ndarray, resume: bool = False) -> Scored:
         """Scores, flags and the state (floats, counters) after every row, in the layout
         of codegen.detectors.window.Window.snapshot; resume: on from the last call's state."""
-        window = get(detector).SPEC.window(self.bundle.detectors[detector])
-        per_row = self.n_channels * (6 + window)
+        fitted = self.bundle.detectors[detector]
+        adapted = adaptation(fitted) is not None
+        per_row = self.n_channels * (6 + get(detector).SPEC.window(fitted) + 2 * adapted)
         state_f = np.zeros((len(X), per_row), dtype=np.float32)
-        state_i = np.zeros((len(X), 4), dtype=np.uint16)
+        state_i = np.zeros((len(X), 4 + 3 * adapted), dtype=np.uint16)
         scores, flags = self._batch(detector, X, state_f.ctypes.data_as(ctypes.c_void_p),
                                     state_i.ctypes.data_as(ctypes.c_void_p),
                                     ctypes.c_uint8(resume))

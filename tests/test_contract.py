@@ -36,6 +36,10 @@ CASES = {name: (name, None) for name in DETECTORS} | {
     "autoencoder": ("autoencoder", {"epochs": 4}),  # parity does not need a good model
     # the iot channels barely correlate: Ledoit-Wolf shrinks their covariance to a diagonal
     "mahalanobis": ("mahalanobis", {"covariance": "empirical"}),
+    # the adaptation modes (mcua_window.h): short calibrations and memories, so the inputs
+    # cross many baseline folds and, frozen, long stretches after the freeze
+    **{f"{d}-{mode}": (d, {"mode": mode, "calibration": 400, "memory": 1000})
+       for d in ("streaming_zscore", "moving_average") for mode in ("frozen", "slow")},
 }
 # The autoencoder's Python reference runs TensorFlow Lite Micro window by window.
 PARITY_INPUTS = {"autoencoder": 20_000}

@@ -19,7 +19,8 @@ from codegen.detectors import window
 from codegen.detectors.window import Window
 
 NAME = "moving_average"
-DEFAULTS = {"window": 50, "min_count": 10, "threshold": "percentile:99"}
+DEFAULTS = {"window": 50, "min_count": 10, "threshold": "percentile:99",
+            **window.ADAPTATION_DEFAULTS}
 
 
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
@@ -27,6 +28,7 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     threshold_param(NAME, params)
     length = positive_int(NAME, params, "window", window.MAX_WINDOW)
     min_count = positive_int(NAME, params, "min_count", length)
+    window.adaptation_params(NAME, params)
     if len(normal) <= min_count:
         raise UserError(f"{NAME}: {len(normal)} normal rows leave nothing to learn from after "
                         f"the first {min_count}; give more data or a smaller {NAME}.min_count")
@@ -70,12 +72,13 @@ def _deviations(fitted: Fitted, X: np.ndarray) -> np.ndarray:
 
 def step(fitted: Fitted):
     inv_scale, bound = fitted.arrays["inv_scale"], fitted.arrays["bound"]
-    return window.clipping_step(fitted, lambda mean, mean_sq, d: (np.abs(d) * inv_scale, bound))
+    return window.clipping_step(fitted, lambda var, d: (np.abs(d) * inv_scale, bound))
 
 
 def fit_series(x: np.ndarray, common: dict, floor: float) -> Fitted:
     """For one NAB series (DetectorSpec.fit_series): the deviation unit is the floor's square
     root or the deviation of the rows x from their moving average, whichever is larger."""
+    common = {**window.ADAPTATION_DEFAULTS, **common}
     unit = Fitted(common, {"threshold": float("inf")},
                   {"inv_scale": np.ones(1, F32), "bound": np.zeros(1, F32)})
     dev = _deviations(unit, x[:, None].astype(F32))[common["min_count"]:, 0]

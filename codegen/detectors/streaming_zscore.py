@@ -25,7 +25,8 @@ from codegen.detectors.base import (F32, Fitted, channel_std, merge_params, numb
 from codegen.detectors import window
 
 NAME = "streaming_zscore"
-DEFAULTS = {"window": 50, "min_count": 10, "threshold": "value:5", "floor": 0.1}
+DEFAULTS = {"window": 50, "min_count": 10, "threshold": "value:5", "floor": 0.1,
+            **window.ADAPTATION_DEFAULTS}
 MIN_VARIANCE = F32(np.finfo(np.float32).tiny)
 
 
@@ -34,6 +35,7 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     threshold_param(NAME, params)
     length = positive_int(NAME, params, "window", window.MAX_WINDOW)
     positive_int(NAME, params, "min_count", length)
+    window.adaptation_params(NAME, params)
     floor = number_param(NAME, params, "floor", 0, 1, open_lower=True)  # of the noise
     if len(normal) < length:
         raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of {length}; "
@@ -61,8 +63,7 @@ def step(fitted: Fitted):
     k = F32(fitted.scalars["threshold"])
     var_floor = fitted.arrays["var_floor"]
 
-    def measure(mean, mean_sq, d):
-        var = mean_sq - mean * mean
+    def measure(var, d):
         var = np.where(var >= var_floor, var, var_floor)
         sd = np.sqrt(var)
         z = np.abs(d) * (F32(1) / sd)  # no subnormal quotient: see mcua_streaming_zscore.c
@@ -73,7 +74,7 @@ def step(fitted: Fitted):
 
 def fit_series(x: np.ndarray, common: dict, floor: float) -> Fitted:
     """For one NAB series (DetectorSpec.fit_series): the window settings and the floor."""
-    return Fitted({**common, "floor": 0.1}, {"threshold": 0.0},
+    return Fitted({**window.ADAPTATION_DEFAULTS, **common, "floor": 0.1}, {"threshold": 0.0},
                   {"var_floor": np.array([floor], dtype=F32)})
 
 

@@ -15,13 +15,13 @@ import numpy as np
 from codegen import __version__
 from codegen.bundle import Bundle
 from codegen.emit.cnames import check_model_name
-from codegen.detectors import get
+from codegen.detectors import get, window
 from codegen.files import Output, write_tree
 from codegen.emit.literals import c_float
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
-RUNTIME_VERSION = 2  # must equal MCUA_RUNTIME_VERSION in runtime/mcua_common.h
+RUNTIME_VERSION = 3  # must equal MCUA_RUNTIME_VERSION in runtime/mcua_common.h
 FLOATS_PER_ROW = 6
 HEADERS = Output("generated headers", ".mcu-anomaly-generated", "generate")
 MARKER_TEXT = ("Written by `mcu-anomaly generate` with the files beside it; the next generate "
@@ -71,12 +71,14 @@ def render(bundle: Bundle) -> dict[str, str]:
 def detector_calls(bundle: Bundle) -> list[dict]:
     """How code around the generated API calls each detector (the host glue and the
     firmware app's templates): its kind, the extra arguments of a stateless score call,
-    whether it has a flag API."""
+    whether it has a flag API, the adaptation mode of a baseline it keeps (else None)."""
     calls = []
     for name, fitted in bundle.detectors.items():
         spec = get(name).SPEC
+        adapt = window.adaptation(fitted)
         calls.append({"name": name, "kind": spec.kind_of(fitted).value,
-                      "score_args": spec.score_args, "flag_api": spec.flag_api})
+                      "score_args": spec.score_args, "flag_api": spec.flag_api,
+                      "adapted": adapt.mode if adapt else None})
     return calls
 
 

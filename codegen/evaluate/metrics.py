@@ -30,7 +30,8 @@ def alarm_rates(point: dict) -> dict:
 
 def events(labels: np.ndarray, flags: np.ndarray, ids: np.ndarray | None = None) -> list[dict]:
     """Per anomalous span: start, end (rows), caught, delay (None when missed), flagged (its
-    rows flagged).  A span is a
+    rows flagged), hold (rows from its first flag to its last one: how long a sustained
+    fault keeps flagging; None when missed).  A span is a
     run of rows labelled 1, or with ids (0 normal, else an event's number) a run of one id,
     so that two events back to back stay two."""
     labels = np.asarray(labels, dtype=bool)
@@ -42,19 +43,23 @@ def events(labels: np.ndarray, flags: np.ndarray, ids: np.ndarray | None = None)
         if ids[start]:
             hits = np.flatnonzero(flags[start:stop])
             out.append({"start": int(start), "end": int(stop - 1), "caught": bool(len(hits)),
-                        "delay": int(hits[0]) if len(hits) else None, "flagged": len(hits)})
+                        "delay": int(hits[0]) if len(hits) else None, "flagged": len(hits),
+                        "hold": int(hits[-1] - hits[0] + 1) if len(hits) else None})
     return out
 
 
 def event_metrics(spans: list[dict]) -> dict:
-    """Event recall (spans with a flag / spans) and the delays over the caught spans: mean,
-    median and max (None when none is caught)."""
+    """Event recall (spans with a flag / spans), the delays over the caught spans (mean,
+    median and max) and their median hold as a fraction of the rows from the first flag to
+    the span's end (None when none is caught)."""
     delays = [e["delay"] for e in spans if e["caught"]]
+    holds = [e["hold"] / (e["end"] - e["start"] + 1 - e["delay"]) for e in spans if e["caught"]]
     return {"events": len(spans), "events_caught": len(delays),
             "event_recall": len(delays) / len(spans) if spans else 0.0,
             "mean_delay": float(np.mean(delays)) if delays else None,
             "median_delay": float(np.median(delays)) if delays else None,
-            "max_delay": int(max(delays)) if delays else None}
+            "max_delay": int(max(delays)) if delays else None,
+            "median_hold": float(np.median(holds)) if holds else None}
 
 
 def recall_by_kind(spans: list[dict], kinds: list[str]) -> dict[str, dict]:

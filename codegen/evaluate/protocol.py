@@ -118,6 +118,10 @@ def _delay(m: dict) -> str:
     return "-" if m["median_delay"] is None else f"{m['median_delay']:.0f}"
 
 
+def _hold(m: dict) -> str:
+    return "-" if m["median_hold"] is None else f"{m['median_hold']:.2f}"
+
+
 def table(outcomes: list[Outcome], runs: list) -> str:
     """Per detector F1 / FAR / MAR / event recall / delay, then event recall per fault type."""
     test_rows = sum(len(r.values) - r.train_rows for r in runs)
@@ -128,7 +132,7 @@ def table(outcomes: list[Outcome], runs: list) -> str:
              f"{test_rows} test rows pooled, {anomalous} anomalous, "
              f"{sum(count.values())} faults",
              f"{'detector':<18} {'P':>6} {'R':>6} {'F1':>6} {'FAR':>6} {'MAR':>6} "
-             f"{'events':>7} {'ev.rec':>6} {'delay':>6}"]
+             f"{'events':>7} {'ev.rec':>6} {'delay':>6} {'hold':>5}"]
     notes = []
     for o in outcomes:
         if o.reason:
@@ -138,11 +142,12 @@ def table(outcomes: list[Outcome], runs: list) -> str:
         lines.append(f"{o.name:<18} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
                      f"{m['false_alarm_rate']:6.3f} {m['missed_alarm_rate']:6.3f} "
                      f"{m['events_caught']:>3}/{m['events']:<3} {m['event_recall']:6.3f} "
-                     f"{_delay(m):>6}")
+                     f"{_delay(m):>6} {_hold(m):>5}")
         notes += [f"  {o.name}: {note}" for note in o.notes]
     lines.append("FAR: false alarms / normal test rows; MAR: missed / anomalous test rows; "
                  "events: faults with a flag inside; delay: median rows from a fault's start "
-                 "to its first flag")
+                 "to its first flag; hold: median over caught faults of the rows from the first "
+                 "flag to the last, as a fraction of the rows from the first flag to the end")
     lines += notes
     width = max(len(k) for k in kinds) + 1
     lines += ["", "per fault type: event recall (fraction of its rows flagged)",

@@ -21,7 +21,7 @@ from codegen.files import Output, write_tree
 F32 = np.float32
 FIRMWARE_HEADER = "mcua_firmware.h"  # marks a directory as generated firmware sources
 FIRMWARE = Output("generated firmware sources", FIRMWARE_HEADER, "generate --firmware")
-STUB = {"name": "stub", "kind": "stub", "score_args": "", "flag_api": False}
+STUB = {"name": "stub", "kind": "stub", "score_args": "", "flag_api": False, "adapted": None}
 
 
 def _detector_calls(bundle: Bundle, flag_only: bool = False) -> list[dict]:
@@ -56,7 +56,8 @@ def render(bundle: Bundle, vectors: np.ndarray | None = None,
     calls = _detector_calls(bundle, flag_only) + ([STUB] if stub else [])
     if peer:
         calls.append({"name": peer["name"], "kind": "peer", "header": peer["header"],
-                      "call": peer["call"], "score_args": "", "flag_api": False})
+                      "call": peer["call"], "score_args": "", "flag_api": False,
+                      "adapted": None})
         files[peer["header"]] = peer["code"]
     context = {"model_name": bundle.name, "MODEL": bundle.name.upper(),
                "channels": bundle.channels,

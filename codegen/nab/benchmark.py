@@ -39,6 +39,7 @@ from codegen.bundle import Bundle
 from codegen.data.nab_files import read_series
 from codegen.detectors import DETECTORS, get
 from codegen.detectors.base import scalar
+from codegen.detectors.window import ADAPTATION_DEFAULTS
 from codegen.errors import UserError
 from codegen.training import thresholds
 from codegen.verify.engines import Engine, PythonEngine
@@ -374,7 +375,8 @@ def fitted_for(detector: str, f: NabFile, params: dict):
     floor = max(float(F32((params["noise_floor"] * noise) ** 2)),
                 float(F32((params["spread_floor"] * x.std()) ** 2)), TINY)
     common = {"window": params["window"], "min_count": params["min_count"],
-              "threshold": f"value:{params['threshold']}"}
+              "threshold": f"value:{params['threshold']}",
+              **{k: params[k] for k in ADAPTATION_DEFAULTS if k in params}}
     fitted = module.SPEC.fit_series(x, common, floor)
     return thresholds.apply(module, fitted, scalar(params["threshold"]))
 

@@ -3,15 +3,17 @@
 float mcua_moving_average_update(const mcua_moving_average_model *model,
                                  mcua_window_counters *ctr,
                                  mcua_window_channel *ch, float *buffer,
+                                 mcua_baseline_counters *bctr,
+                                 mcua_baseline_channel *bch,
                                  const float *x, uint8_t *flag)
 {
     const uint16_t n_channels = mcua_read_u16(&model->n_channels);
     const uint16_t window = mcua_read_u16(&model->window);
     const int judged = ctr->count >= mcua_read_u16(&model->min_count);
+    const int learns = bctr == NULL || !bctr->frozen;
     const float threshold = mcua_read_f32(&model->threshold);
     const float *inv_scale = (const float *)mcua_read_ptr(&model->inv_scale);
     const float *bound = (const float *)mcua_read_ptr(&model->bound);
-    const float inv_n = ctr->inv_count;
     float score = 0.0f;
     int clipped = 0;
     uint16_t c;
@@ -26,8 +28,9 @@ float mcua_moving_average_update(const mcua_moving_average_model *model,
     for (c = 0; c < n_channels; ++c, buffer += window) {
         float v = x[c];
         if (ctr->count) {
-            const float mean = ch[c].sum * inv_n;
-            const float d = (v - ch[c].anchor) - mean;
+            const mcua_window_view view =
+                mcua_window_view_of(ctr, &ch[c], bctr, bch == NULL ? NULL : &bch[c]);
+            const float d = (v - view.offset) - view.mean;
             const float dev = mcua_abs(d) * mcua_read_f32(inv_scale + c);
             if (mcua_nonneg_greater(dev, score)) {
                 score = dev;
@@ -35,13 +38,17 @@ float mcua_moving_average_update(const mcua_moving_average_model *model,
             if (mcua_nonneg_greater(dev, threshold)) {
                 const float b = mcua_read_f32(bound + c);
                 clipped = 1;
-                v = ch[c].anchor + (mcua_positive(d) ? mean + b : mean - b);
+                v = view.offset + (mcua_positive(d) ? view.mean + b : view.mean - b);
             }
         }
-        mcua_window_push(ctr, &ch[c], buffer, window, v);
+        if (learns) {
+            mcua_window_push(ctr, &ch[c], buffer, window, v);
+        }
     }
-    mcua_window_advance(ctr, ch, n_channels, window);
-    mcua_window_settle(ctr, ch, n_channels, clipped && !judged);
+    if (learns) {
+        mcua_window_learn(ctr, ch, bctr, bch, &model->adaptation, n_channels, window,
+                          clipped, judged);
+    }
     *flag = (uint8_t)(clipped && judged);
     return score;
 }

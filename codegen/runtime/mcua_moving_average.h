@@ -14,6 +14,9 @@
  * keeps clipping starts over (mcua_window_settle), so a glitch at power-up
  * cannot hold the window.  A sample holding NaN or +-Inf scores +Inf, is
  * flagged and leaves the state as it was.
+ * With a frozen or slow adaptation (mcua_window.h) m is the baseline's mean
+ * once its first window is learnt; bctr and bch are its state (NULL when
+ * sliding); once frozen, samples are scored and nothing is learnt.
  */
 #ifndef MCUA_MOVING_AVERAGE_H
 #define MCUA_MOVING_AVERAGE_H
@@ -28,6 +31,7 @@ typedef struct {
     uint16_t n_channels;
     uint16_t window;
     uint16_t min_count;
+    mcua_adaptation adaptation;
     float threshold;
     const float *inv_scale; /* [n_channels] */
     const float *bound;     /* [n_channels] */
@@ -36,6 +40,8 @@ typedef struct {
 float mcua_moving_average_update(const mcua_moving_average_model *model,
                                  mcua_window_counters *ctr,
                                  mcua_window_channel *ch, float *buffer,
+                                 mcua_baseline_counters *bctr,
+                                 mcua_baseline_channel *bch,
                                  const float *x, uint8_t *flag);
 
 #ifdef __cplusplus

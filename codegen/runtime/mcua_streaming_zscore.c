@@ -5,14 +5,16 @@
 float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
                                    mcua_window_counters *ctr,
                                    mcua_window_channel *ch, float *buffer,
+                                   mcua_baseline_counters *bctr,
+                                   mcua_baseline_channel *bch,
                                    const float *x, uint8_t *flag)
 {
     const uint16_t n_channels = mcua_read_u16(&model->n_channels);
     const uint16_t window = mcua_read_u16(&model->window);
     const int judged = ctr->count >= mcua_read_u16(&model->min_count);
+    const int learns = bctr == NULL || !bctr->frozen;
     const float k = mcua_read_f32(&model->threshold);
     const float *var_floor = (const float *)mcua_read_ptr(&model->var_floor);
-    const float inv_n = ctr->inv_count;
     float score = 0.0f;
     int clipped = 0;
     uint16_t c;
@@ -27,15 +29,16 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
     for (c = 0; c < n_channels; ++c, buffer += window) {
         float v = x[c];
         if (ctr->count) {
-            const float mean = ch[c].sum * inv_n;
+            const mcua_window_view view =
+                mcua_window_view_of(ctr, &ch[c], bctr, bch == NULL ? NULL : &bch[c]);
             const float floor = mcua_read_f32(var_floor + c);
-            float var = ch[c].sumsq * inv_n - mean * mean; /* finite */
+            float var = view.var; /* finite */
             float sd, d, z;
             if (mcua_nonneg_greater(floor, var)) {
                 var = floor;
             }
             sd = sqrtf(var);
-            d = (v - ch[c].anchor) - mean;
+            d = (v - view.offset) - view.mean;
             /* times 1/sd, not divided by sd: 1/sd is a normal float, while
              * |d|/sd can be subnormal, which avr-libc's __divsf3 may round
              * 1 ulp low. */
@@ -46,13 +49,17 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
             if (mcua_nonneg_greater(z, k)) {
                 const float bound = k * sd;
                 clipped = 1;
-                v = ch[c].anchor + (mcua_positive(d) ? mean + bound : mean - bound);
+                v = view.offset + (mcua_positive(d) ? view.mean + bound : view.mean - bound);
             }
         }
-        mcua_window_push(ctr, &ch[c], buffer, window, v);
+        if (learns) {
+            mcua_window_push(ctr, &ch[c], buffer, window, v);
+        }
     }
-    mcua_window_advance(ctr, ch, n_channels, window);
-    mcua_window_settle(ctr, ch, n_channels, clipped && !judged);
+    if (learns) {
+        mcua_window_learn(ctr, ch, bctr, bch, &model->adaptation, n_channels, window,
+                          clipped, judged);
+    }
     *flag = (uint8_t)(clipped && judged);
     return score;
 }

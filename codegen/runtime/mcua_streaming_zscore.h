@@ -15,6 +15,10 @@
  * clipping starts over (mcua_window_settle), so a glitch at power-up
  * cannot hold the window.  A sample holding NaN or +-Inf scores +Inf, is
  * flagged and leaves the state as it was.
+ * With a frozen or slow adaptation (mcua_window.h) m and v are the
+ * baseline's once its first window is learnt; bctr and bch are its state
+ * (NULL when sliding); once frozen, samples are scored and nothing is
+ * learnt.
  */
 #ifndef MCUA_STREAMING_ZSCORE_H
 #define MCUA_STREAMING_ZSCORE_H
@@ -29,6 +33,7 @@ typedef struct {
     uint16_t n_channels;
     uint16_t window;
     uint16_t min_count;
+    mcua_adaptation adaptation;
     float threshold;
     const float *var_floor; /* [n_channels] */
 } mcua_streaming_zscore_model;
@@ -36,6 +41,8 @@ typedef struct {
 float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
                                    mcua_window_counters *ctr,
                                    mcua_window_channel *ch, float *buffer,
+                                   mcua_baseline_counters *bctr,
+                                   mcua_baseline_channel *bch,
                                    const float *x, uint8_t *flag);
 
 #ifdef __cplusplus

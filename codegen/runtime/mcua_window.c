@@ -29,8 +29,8 @@ void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
     ch->fresh_sumsq = ch->fresh_sumsq + f * f;
 }
 
-void mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
-                         uint16_t n_channels, uint16_t window)
+int mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
+                        uint16_t n_channels, uint16_t window)
 {
     float inv_window;
     uint16_t c;
@@ -43,7 +43,7 @@ void mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
         ctr->head = 0;
     }
     if (++ctr->fresh_count < window) {
-        return;
+        return 0;
     }
     ctr->fresh_count = 0;
     inv_window = 1.0f / (float)window;
@@ -55,6 +55,7 @@ void mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
         ch->fresh_sum = 0.0f;
         ch->fresh_sumsq = 0.0f;
     }
+    return 1;
 }
 
 void mcua_window_settle(mcua_window_counters *ctr, mcua_window_channel *ch,
@@ -65,4 +66,71 @@ void mcua_window_settle(mcua_window_counters *ctr, mcua_window_channel *ch,
         memset(ch, 0, n_channels * sizeof *ch);
         memset(ctr, 0, sizeof *ctr);
     }
+}
+
+/* Folds the window just swapped in (every channel's anchor and sums now
+ * cover exactly its last `window` values) into the baseline: see the
+ * header for the rule. */
+static void fold(mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
+                 const mcua_window_channel *ch, uint8_t mode, uint16_t limit,
+                 uint16_t n_channels, uint16_t window)
+{
+    const float inv_window = 1.0f / (float)window;
+    float w;
+    uint16_t c;
+
+    if (bctr->blocks < limit) {
+        ++bctr->blocks;
+    }
+    w = 1.0f / (float)bctr->blocks;
+    for (c = 0; c < n_channels; ++c, ++ch, ++bch) {
+        const float m = ch->sum * inv_window;
+        const float mean = ch->anchor + m;
+        float var = ch->sumsq * inv_window - m * m;
+        if (!mcua_positive(var)) {
+            var = 0.0f; /* rounding below zero */
+        }
+        if (bctr->blocks == 1) {
+            bch->mean = mean;
+            bch->var = var;
+        } else {
+            const float delta = mean - bch->mean;
+            bch->mean = bch->mean + w * delta;
+            if (mode == MCUA_WINDOW_FROZEN) {
+                bch->var = bch->var + w * ((var - bch->var) + (1.0f - w) * (delta * delta));
+            } else if (!bctr->clipped) {
+                bch->var = bch->var + w * (var - bch->var);
+            }
+        }
+        if (mcua_nonneg_greater(bch->var, MCUA_WINDOW_MAX_VARIANCE)) {
+            bch->var = MCUA_WINDOW_MAX_VARIANCE;
+        }
+    }
+    if (mode == MCUA_WINDOW_FROZEN && bctr->blocks == limit) {
+        bctr->frozen = 1;
+    }
+    bctr->clipped = 0;
+}
+
+void mcua_window_learn(mcua_window_counters *ctr, mcua_window_channel *ch,
+                       mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
+                       const mcua_adaptation *adaptation, uint16_t n_channels,
+                       uint16_t window, int clipped, int judged)
+{
+    if (bctr != NULL && clipped) {
+        bctr->clipped = 1;
+    }
+    if (mcua_window_advance(ctr, ch, n_channels, window) && bctr != NULL) {
+        fold(bctr, bch, ch, mcua_read_u8(&adaptation->mode),
+             mcua_read_u16(&adaptation->blocks), n_channels, window);
+    }
+    mcua_window_settle(ctr, ch, n_channels, clipped && !judged);
+}
+
+uint8_t mcua_baseline_freeze(mcua_baseline_counters *bctr)
+{
+    if (bctr->blocks > 0) {
+        bctr->frozen = 1;
+    }
+    return bctr->frozen;
 }

@@ -37,6 +37,39 @@
  * clips MCUA_WINDOW_RESTART samples in a row; a restart costs it a few
  * samples of warm-up.  This needs min_count > MCUA_WINDOW_RESTART; once
  * min_count samples are in, the window never restarts.
+ *
+ * Adaptation: what a detector judges a sample against (mcua_adaptation).
+ *  - MCUA_WINDOW_SLIDING: the window's own mean and variance, so it follows
+ *    drift and a level shift within about a window;
+ *  - MCUA_WINDOW_FROZEN: a baseline learnt from the first `blocks` whole
+ *    windows after a reset (the calibration; mcua_baseline_freeze ends it
+ *    early), then kept for good: the detector stops learning;
+ *  - MCUA_WINDOW_SLOW: a baseline that forgets with a time constant of
+ *    `blocks` windows, so a sustained deviation keeps flagging for a time
+ *    proportional to it while slow drift is still followed.
+ * The baseline is folded from the admitted (clipped) values of each whole
+ * window, once per window, when the fresh sums are swapped in; until the
+ * first window is complete the detector judges against the sliding
+ * window.  Per channel it holds the mean and the variance:
+ *   first window: mean = m_b, var = v_b (that window's mean and variance)
+ *   later, with w = 1 / blocks:
+ *     mean += w * (m_b - mean)
+ *     frozen: var += w * ((v_b - var) + (1 - w) * (m_b - mean_old)^2)
+ *             (the variance of all calibration values, Chan et al.)
+ *     slow:   var += w * (v_b - var), except after a window in which a
+ *             sample was clipped: the variance stays as it was
+ * where blocks counts up to the mode's limit and then stays there (slow:
+ * an exponential forgetting of 1 / blocks per window).  Every quantity is
+ * a mean, so no sum grows with the run's length and the statistics stay
+ * sound for any number of samples.
+ * Why a slow baseline holds a sustained fault: a clipped value enters at
+ * most `bound` from the baseline's mean, so one window moves the mean by at
+ * most bound / blocks, and a clipped window cannot narrow the variance
+ * (clipped values all sit at mean +- bound: their spread is nil, and
+ * folding it in would shrink the bound window after window until the
+ * baseline locked out).  A step of D bounds therefore keeps flagging for
+ * about (D - 1) * blocks windows, then is followed; slow drift, never
+ * clipped, is followed with a time constant of blocks windows.
  */
 #ifndef MCUA_WINDOW_H
 #define MCUA_WINDOW_H
@@ -49,6 +82,11 @@ extern "C" {
 
 #define MCUA_WINDOW_MAX_DEVIATION 1e15f
 #define MCUA_WINDOW_RESTART 3
+#define MCUA_WINDOW_MAX_VARIANCE 1e30f
+
+#define MCUA_WINDOW_SLIDING 0
+#define MCUA_WINDOW_FROZEN 1
+#define MCUA_WINDOW_SLOW 2
 
 typedef struct {
     float anchor, sum, sumsq;                   /* the values in the buffer */
@@ -64,6 +102,50 @@ typedef struct {
                              sample once the window is full */
 } mcua_window_counters;
 
+/* In flash, part of the detector's model. */
+typedef struct {
+    uint8_t mode;    /* MCUA_WINDOW_SLIDING, _FROZEN or _SLOW */
+    uint16_t blocks; /* frozen: windows of calibration; slow: windows of
+                        memory (unused when sliding) */
+} mcua_adaptation;
+
+/* RAM of a frozen or slow detector beside its window (none when sliding). */
+typedef struct {
+    float mean, var;
+} mcua_baseline_channel;
+
+typedef struct {
+    uint16_t blocks; /* windows folded into the baseline, up to the limit */
+    uint8_t frozen;  /* frozen mode: calibration over, nothing more learnt */
+    uint8_t clipped; /* a sample of the current window was clipped */
+} mcua_baseline_counters;
+
+/* What channel c of a sample is judged against: its deviation is
+ * (x - offset) - mean, of variance var.  The sliding window's statistics
+ * (relative to its anchor) until a baseline exists (bctr->blocks > 0),
+ * then the baseline's (offset = its mean, mean = 0). */
+typedef struct {
+    float offset, mean, var;
+} mcua_window_view;
+
+static inline mcua_window_view mcua_window_view_of(const mcua_window_counters *ctr,
+                                                   const mcua_window_channel *ch,
+                                                   const mcua_baseline_counters *bctr,
+                                                   const mcua_baseline_channel *bch)
+{
+    mcua_window_view view;
+    if (bctr != NULL && bctr->blocks > 0) {
+        view.offset = bch->mean;
+        view.mean = 0.0f;
+        view.var = bch->var;
+    } else {
+        view.offset = ch->anchor;
+        view.mean = ch->sum * ctr->inv_count;
+        view.var = ch->sumsq * ctr->inv_count - view.mean * view.mean;
+    }
+    return view;
+}
+
 /* Stores v (clamped to the anchor +- MCUA_WINDOW_MAX_DEVIATION) in the
  * channel's buffer slot ctr->head and updates that channel's sums.
  * Call it for every channel, then mcua_window_advance once. */
@@ -71,9 +153,9 @@ void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
                       float *buffer, uint16_t window, float v);
 
 /* Moves the ring forward by one sample and swaps in the fresh sums of all
- * channels when they cover the whole window. */
-void mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
-                         uint16_t n_channels, uint16_t window);
+ * channels when they cover the whole window; returns 1 when it swapped. */
+int mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
+                        uint16_t n_channels, uint16_t window);
 
 /* For a detector that clips: after mcua_window_advance, counts the warm-up
  * samples clipped in a row (clipped_in_warm_up: this one was) and, at
@@ -81,6 +163,20 @@ void mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
  * buffer's slots are unused again). */
 void mcua_window_settle(mcua_window_counters *ctr, mcua_window_channel *ch,
                         uint16_t n_channels, int clipped_in_warm_up);
+
+/* For a detector that clips, after it pushed every channel: advances the
+ * window, folds a completed window into the baseline (bctr, bch: NULL when
+ * sliding; adaptation in flash) and settles.  clipped: a channel of this
+ * sample was clipped; judged: the sample was judged (count >= min_count). */
+void mcua_window_learn(mcua_window_counters *ctr, mcua_window_channel *ch,
+                       mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
+                       const mcua_adaptation *adaptation, uint16_t n_channels,
+                       uint16_t window, int clipped, int judged);
+
+/* Frozen mode: ends the calibration now, keeping the baseline of the
+ * windows learnt so far.  Returns 1 when the baseline is frozen, 0 when
+ * no whole window has been learnt yet (calibration goes on). */
+uint8_t mcua_baseline_freeze(mcua_baseline_counters *bctr);
 
 #ifdef __cplusplus
 }

@@ -18,7 +18,7 @@ import numpy as np
 from codegen.bundle import Bundle
 from codegen.detectors import get
 from codegen.detectors.base import Scored
-from codegen.detectors.window import Window
+from codegen.detectors.window import Window, new_state
 
 F32 = np.float32
 
@@ -55,8 +55,7 @@ class PythonEngine:
             module = get(name)
             if module.SPEC.streaming(fitted):
                 if not resume or name not in self.windows:
-                    self.windows[name] = Window(len(self.bundle.channels),
-                                                module.SPEC.window(fitted))
+                    self.windows[name] = new_state(fitted, len(self.bundle.channels))
                 result = module.score(fitted, X, with_state=True, state=self.windows[name])
             else:
                 result = module.score(fitted, X)

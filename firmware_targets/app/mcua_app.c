@@ -262,6 +262,31 @@ static void write_error(const char *message)
     write_text(TEXT("\n"));
 }
 
+/* "C <detector> <frozen|slow> <blocks> <limit> <0|1>" for every detector
+ * that keeps a baseline (stop: end frozen calibrations first), then OK. */
+static void write_calibration(uint8_t stop)
+{
+    int d;
+    for (d = 0; d < MCUA_FW_N_DETECTORS; ++d) {
+        uint16_t blocks, limit;
+        uint8_t frozen;
+        const uint8_t mode = mcua_fw_baseline((uint8_t)d, stop, &blocks, &limit, &frozen);
+        char line[40];
+        char *p;
+        if (mode == 0) {
+            continue;
+        }
+        p = put_uint(put_str(line, "C "), (unsigned long)d);
+        p = put_str(p, mode == 1 ? " frozen " : " slow ");
+        p = put_uint(p, blocks);
+        p = put_str(p, " ");
+        p = put_uint(p, limit);
+        p = put_str(put_str(p, frozen ? " 1" : " 0"), "\n");
+        mcua_port_write(line);
+    }
+    write_text(TEXT("OK\n"));
+}
+
 /* Answers one line.  Nothing reaches a detector unless the whole line is
  * valid, so a malformed line never changes detector state. */
 static void handle_line(const char *line)
@@ -278,14 +303,16 @@ static void handle_line(const char *line)
         } else {
             detect_all(x, live_samples++, 0);
         }
-    } else if (strcmp(line, "Z") == 0) {
-        mcua_fw_reset();
+    } else if (strcmp(line, "Z") == 0 || strcmp(line, "C START") == 0) {
+        mcua_fw_reset(); /* a calibration starts with the next sample */
         live_samples = 0;
         write_text(TEXT("OK\n"));
+    } else if (strcmp(line, "C") == 0 || strcmp(line, "C STOP") == 0) {
+        write_calibration(line[1] != '\0');
     } else if (strcmp(line, "I") == 0) {
         write_info();
     } else {
-        write_error(TEXT("unknown command: S v1,v2,... | Z | I"));
+        write_error(TEXT("unknown command: S v1,v2,... | Z | I | C | C START | C STOP"));
     }
 }
 
