@@ -305,7 +305,8 @@ def cmd_nab(args) -> None:
     else:
         from codegen.verify.engines import PythonEngine as engine
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
-    print(nab.main(args.folder, detectors, engine=engine, cross_validation=args.cross_validate))
+    print(nab.main(args.folder, detectors, engine=engine, cross_validation=args.cross_validate,
+                   given=parse_sets(args.set)))
 
 
 FORCE_HELP = ("replace --out even when mcu-anomaly did not write it: everything in it is "
@@ -424,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     nab_cmd.add_argument("--cross-validate", action="store_true",
                          help="also score each half of the files with the settings (nab.CV_GRID) "
                               "that do best on the other half: an out-of-sample figure")
+    nab_cmd.add_argument("--set", action="append", default=[], metavar="DET.PARAM=VALUE",
+                         help="a setting of every NAB run of the detector, e.g. "
+                              "streaming_zscore.mode=frozen (calibrates on each file's "
+                              "probation rows unless DET.calibration is set)")
     nab_cmd.set_defaults(func=cmd_nab)
     return parser
 

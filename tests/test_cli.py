@@ -46,10 +46,10 @@ def test_a_bundle_of_another_format_version_is_refused(tmp_path, capsys):
     assert run("train", "--out", tmp_path / "m", "--quiet", "--detectors", "zscore") == 0
     meta = tmp_path / "m" / "bundle.json"
     doc = json.loads(meta.read_text())
-    doc["format_version"] = 2
+    doc["format_version"] = 1  # before the adaptation modes
     meta.write_text(json.dumps(doc))
     assert run("generate", tmp_path / "m", "--out", tmp_path / "inc") == 2
-    assert "format version 2" in capsys.readouterr().err
+    assert "format version 1" in capsys.readouterr().err
     assert not (tmp_path / "inc").exists()
 
 

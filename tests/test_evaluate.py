@@ -89,10 +89,19 @@ def test_adjacent_events_stay_apart_with_ids():
                        "valve": {"events": 1, "event_recall": 0.0, "recall": 0.0}}
 
 
-def test_the_median_delay_over_the_caught_events_only():
-    spans = [{"caught": True, "delay": d} for d in (1, 3, 50)] + [{"caught": False, "delay": None}]
+def test_the_median_delay_and_hold_over_the_caught_events_only():
+    flags = np.zeros(200, dtype=bool)
+    flags[[1, 2, 3, 43, 153, 160, 199]] = True
+    labels = np.zeros(200, dtype=bool)
+    labels[0:50] = labels[100:170] = labels[180:190] = True
+    spans = metrics.events(labels, flags)
+    assert [(e["delay"], e["hold"]) for e in spans] == [(1, 43), (53, 8), (None, None)]
     m = metrics.event_metrics(spans)
-    assert m["median_delay"] == 3.0 and m["mean_delay"] == 18.0 and m["event_recall"] == 0.75
+    assert m["median_delay"] == 27.0 and m["mean_delay"] == 27.0
+    assert m["event_recall"] == pytest.approx(2 / 3)
+    # hold: rows from the first flag to the last, of the rows from the first flag on
+    assert m["median_hold"] == pytest.approx((43 / 49 + 8 / 17) / 2)
+    assert metrics.event_metrics(spans[-1:])["median_hold"] is None
     assert metrics.event_metrics([])["event_recall"] == 0.0
     assert metrics.event_metrics(spans[-1:])["median_delay"] is None
 

@@ -22,6 +22,7 @@ from codegen.firmware import OFFLINE_ENVS, memory
 from codegen.training import train as training
 from codegen.verify.battery import battery
 from codegen.verify.compare import compare
+from codegen.verify.engines import PythonEngine
 from host_sim import targets
 from host_sim.firmware_target import Target, TargetEngine
 from support import (NAB, RememberedReference, only, perturbed, reference, require,
@@ -412,3 +413,81 @@ def test_generate_firmware_refuses_a_foreign_directory(iot_bundle, tmp_path, cap
     assert cli.main(["generate", str(path), "--firmware", "--out", str(out)]) == 0
     assert cli.main(["generate", str(path), "--firmware", "--out", str(out)]) == 0  # replaces
     assert "#define MCUA_FW_VECTOR_COUNT 0UL" in (out / "mcua_vectors.h").read_text()
+
+
+@pytest.fixture(scope="module")
+def adapted(iot):
+    """The two clipping window detectors in their baseline modes, both pairings, with short
+    calibrations and memories so that the inputs cross many folds and a long frozen run."""
+    def pair(zscore_mode, average_mode):
+        return training.train(iot, ["streaming_zscore", "moving_average"],
+                              {"streaming_zscore": {"mode": zscore_mode, "calibration": 400,
+                                                    "memory": 1000},
+                               "moving_average": {"mode": average_mode, "calibration": 400,
+                                                  "memory": 1000}},
+                              seed=0, name="sensors", verbose=False)
+
+    return [pair("frozen", "slow"), pair("slow", "frozen")]
+
+
+@pytest.mark.parametrize("env", OFFLINE_ENVS)
+def test_adaptation_modes_on_target(env, adapted, remembered, tmp_path):
+    """Every score bit and flag of the frozen and slow baselines on target."""
+    for bundle in adapted:
+        engine = on(bundle, env, tmp_path)
+        inputs = battery(bundle, SAMPLES[env], NAB)
+        assert_same(compare(bundle, engine, inputs, reference=remembered(bundle)))
+
+
+@pytest.mark.firmware(group="uno")
+def test_calibration_commands_on_the_uno(iot, tmp_path):
+    """C (status), C STOP (end a frozen calibration) and C START (calibrate again) in
+    simavr: the status lines tell the windows learnt, and every R line equals the reference
+    fed the same samples, frozen at the same point."""
+    require_env("uno")
+    window = 20
+    bundle = training.train(iot, ["streaming_zscore", "moving_average"],
+                            {"streaming_zscore": {"mode": "frozen", "window": window,
+                                                  "calibration": 2000},
+                             "moving_average": {"mode": "slow", "window": window,
+                                                "memory": 400}},
+                            seed=0, name="sensors", verbose=False)
+    rows = _normal_rows(bundle, 330, seed=4)
+    rows[230:300] += 10 * iot.values.std(axis=0).astype(F32)  # a fault after the freeze
+    cuts = [0, 15, 200, 300, 330]  # 15 rows: no whole window of 20 yet
+    parts = [rows[a:b] for a, b in zip(cuts, cuts[1:])]
+    commands = [["C", "C STOP"], ["C STOP"], ["C START"], ["C"]]
+    lines = [line for part, after in zip(parts, commands)
+             for line in [f"S {_hex(r)}" for r in part] + after]
+    target = Target("uno", tmp_path)
+    run = target.run(bundle, target.build(bundle), lines)
+
+    engine, names = PythonEngine(bundle), list(bundle.detectors)
+    expected, status = [], []  # per part its R lines (numbered from the last reset, as
+    for i, part in enumerate(parts):  # the app does) and the C lines after it
+        out = engine.run(part, names, resume=i in (1, 2))
+        first = cuts[i] if i in (1, 2) else 0
+        expected.append([f"R {d} {first + s} {int(out[n].scores[s].view(np.uint32)):08x} "
+                         f"{int(out[n].flags[s])}"
+                         for s in range(len(part)) for d, n in enumerate(names)])
+        zscore, average = engine.windows["streaming_zscore"], engine.windows["moving_average"]
+        if i == 1:
+            assert zscore.freeze() and zscore.blocks >= 5
+        if i == 2:
+            assert out["streaming_zscore"].flags[30:].mean() > 0.95  # the fault, frozen
+        status.append([f"C 0 frozen {zscore.blocks} 100 {int(zscore.frozen)}",
+                       f"C 1 slow {average.blocks} 20 0", "OK"])
+
+    answers = iter(run.answers)
+    take = lambda n: [next(answers) for _ in range(n)]  # noqa: E731
+    assert take(len(expected[0])) == expected[0]
+    # C STOP before a whole window is learnt: calibration goes on
+    assert status[0] == ["C 0 frozen 0 100 0", "C 1 slow 0 20 0", "OK"]
+    assert take(6) == status[0] + status[0]
+    assert take(len(expected[1])) == expected[1]
+    assert take(3) == status[1]
+    assert take(len(expected[2])) == expected[2]
+    assert take(1) == ["OK"]
+    assert take(len(expected[3])) == expected[3]
+    assert take(3) == status[3]
+    assert list(answers) == []

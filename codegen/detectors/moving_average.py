@@ -79,6 +79,7 @@ def fit_series(x: np.ndarray, common: dict, floor: float) -> Fitted:
     """For one NAB series (DetectorSpec.fit_series): the deviation unit is the floor's square
     root or the deviation of the rows x from their moving average, whichever is larger."""
     common = {**window.ADAPTATION_DEFAULTS, **common}
+    window.adaptation_params(NAME, common)
     unit = Fitted(common, {"threshold": float("inf")},
                   {"inv_scale": np.ones(1, F32), "bound": np.zeros(1, F32)})
     dev = _deviations(unit, x[:, None].astype(F32))[common["min_count"]:, 0]

@@ -74,7 +74,9 @@ def step(fitted: Fitted):
 
 def fit_series(x: np.ndarray, common: dict, floor: float) -> Fitted:
     """For one NAB series (DetectorSpec.fit_series): the window settings and the floor."""
-    return Fitted({**window.ADAPTATION_DEFAULTS, **common, "floor": 0.1}, {"threshold": 0.0},
+    params = {**window.ADAPTATION_DEFAULTS, **common, "floor": 0.1}
+    window.adaptation_params(NAME, params)
+    return Fitted(params, {"threshold": 0.0},
                   {"var_floor": np.array([floor], dtype=F32)})
 
 

@@ -77,6 +77,7 @@ class Window:
 
     def _fold(self) -> None:
         """Fold the window just swapped in into the baseline (fold in mcua_window.c)."""
+        keep_var = self.blocks == self.adapt.blocks and self.block_clipped
         if self.blocks < self.adapt.blocks:
             self.blocks += 1
         w = F32(1) / F32(self.blocks)
@@ -89,11 +90,9 @@ class Window:
         else:
             delta = mean - self.base_mean
             self.base_mean = self.base_mean + w * delta
-            if self.adapt.mode == "frozen":
+            if not keep_var:
                 spread = (F32(1) - w) * (delta * delta)
                 self.base_var = self.base_var + w * ((var - self.base_var) + spread)
-            elif not self.block_clipped:
-                self.base_var = self.base_var + w * (var - self.base_var)
         self.base_var = np.where(self.base_var > MAX_VARIANCE, MAX_VARIANCE, self.base_var)
         if self.adapt.mode == "frozen" and self.blocks == self.adapt.blocks:
             self.frozen = True

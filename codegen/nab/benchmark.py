@@ -374,8 +374,9 @@ def fitted_for(detector: str, f: NabFile, params: dict):
     noise = np.diff(x).std() / np.sqrt(2) if len(x) > 1 else 0.0
     floor = max(float(F32((params["noise_floor"] * noise) ** 2)),
                 float(F32((params["spread_floor"] * x.std()) ** 2)), TINY)
+    # A frozen baseline calibrates on the probation rows, which NAB gives to learn from.
     common = {"window": params["window"], "min_count": params["min_count"],
-              "threshold": f"value:{params['threshold']}",
+              "threshold": f"value:{params['threshold']}", "calibration": f.probation,
               **{k: params[k] for k in ADAPTATION_DEFAULTS if k in params}}
     fitted = module.SPEC.fit_series(x, common, floor)
     return thresholds.apply(module, fitted, scalar(params["threshold"]))
@@ -430,9 +431,10 @@ def run_detector(corpus: Corpus, detector: str, params: dict | None = None,
 CV_GRID = {"window": (50, 100, 200), "threshold": (4.0, 5.0, 6.0), "spread_floor": (0.5, 1.0)}
 
 
-def settings(detector: str) -> list[dict]:
-    """NAB_PARAMS[detector] varied over CV_GRID, in a fixed order."""
-    return [{**NAB_PARAMS[detector], **dict(zip(CV_GRID, combo))}
+def settings(detector: str, given: dict | None = None) -> list[dict]:
+    """NAB_PARAMS[detector] with the given settings, varied over CV_GRID, in a fixed
+    order."""
+    return [{**NAB_PARAMS[detector], **(given or {}), **dict(zip(CV_GRID, combo))}
             for combo in itertools.product(*CV_GRID.values())]
 
 
@@ -476,10 +478,12 @@ def cross_validate(corpus: Corpus, detector: str, grid: list[dict] | None = None
 
 
 def cross_validation_report(corpus: Corpus, detector: str,
-                            engine: EngineFactory = PythonEngine) -> list[str]:
-    folds, whole = cross_validate(corpus, detector, engine=engine)
+                            engine: EngineFactory = PythonEngine,
+                            given: dict | None = None) -> list[str]:
+    grid = settings(detector, given)
+    folds, whole = cross_validate(corpus, detector, grid, engine=engine)
     varied = list(CV_GRID)
-    lines = [f"mcu-anomaly {detector}, 2-fold cross-validation over {len(settings(detector))} "
+    lines = [f"mcu-anomaly {label(detector, given)}, 2-fold cross-validation over {len(grid)} "
              f"settings ({', '.join(varied)}):"]
     for k, fold in enumerate(folds):
         chosen = ", ".join(f"{key} {fold.setting[key]:g}" for key in varied)
@@ -518,10 +522,25 @@ def reproduce(root: str | Path, corpus: Corpus, detector: str = "windowedGaussia
     return out
 
 
+def label(detector: str, given: dict | None) -> str:
+    """A detector's name in the report, with the settings given for it."""
+    return " ".join([detector, *(f"{k}={v}" for k, v in sorted((given or {}).items()))])
+
+
 def main(root: str | Path, detectors: list[str], engine: EngineFactory = PythonEngine,
-         cross_validation: bool = False) -> str:
+         cross_validation: bool = False, given: dict[str, dict] | None = None) -> str:
     """The `mcu-anomaly nab` report: the scorer proven on windowedGaussian, then ours (and,
-    with cross_validation, their out-of-sample scores)."""
+    with cross_validation, their out-of-sample scores); given: settings per detector."""
+    given = given or {}
+    unknown = sorted(set(given) - set(detectors))
+    if unknown:
+        raise UserError(f"settings given for {', '.join(unknown)}, which is not among the "
+                        f"detectors run ({', '.join(detectors)})")
+    for detector, setting in given.items():
+        known = {*NAB_PARAMS.get(detector, {}), *ADAPTATION_DEFAULTS}
+        for key in sorted(set(setting) - known):
+            raise UserError(f"nab: {detector} has no setting {key}; its settings are "
+                            f"{', '.join(sorted(known))}")
     root = Path(root)
     corpus = load_corpus(root)
     lines = [f"NAB: {len(corpus.files)} files, {corpus.rows} rows, {corpus.n_windows} windows"]
@@ -538,9 +557,9 @@ def main(root: str | Path, detectors: list[str], engine: EngineFactory = PythonE
     rows = list(SCOREBOARD)
     ours = set()
     for detector in detectors:
-        scores = run_detector(corpus, detector, engine=engine)
+        scores = run_detector(corpus, detector, given.get(detector), engine=engine)
         result = score_corpus(corpus, scores)
-        name = f"mcu-anomaly {detector}"
+        name = f"mcu-anomaly {label(detector, given.get(detector))}"
         ours.add(name)
         rows.append((name, *(result[p].normalised for p in PROFILE_ORDER)))
         lines.append(f"{name}: thresholds " + ", ".join(
@@ -548,5 +567,5 @@ def main(root: str | Path, detectors: list[str], engine: EngineFactory = PythonE
     lines.append(table(rows, ours))
     if cross_validation:
         for detector in detectors:
-            lines += cross_validation_report(corpus, detector, engine)
+            lines += cross_validation_report(corpus, detector, engine, given.get(detector))
     return "\n".join(lines)

@@ -9,11 +9,12 @@ float mcua_moving_average_update(const mcua_moving_average_model *model,
 {
     const uint16_t n_channels = mcua_read_u16(&model->n_channels);
     const uint16_t window = mcua_read_u16(&model->window);
-    const int judged = ctr->count >= mcua_read_u16(&model->min_count);
-    const int learns = bctr == NULL || !bctr->frozen;
-    const float threshold = mcua_read_f32(&model->threshold);
+    int judged;
     const float *inv_scale = (const float *)mcua_read_ptr(&model->inv_scale);
     const float *bound = (const float *)mcua_read_ptr(&model->bound);
+    /* The threshold is read from flash where it is used, and judged after
+     * the loop: fewer values held across it, a smaller stack frame (an Uno
+     * running every detector has little stack to spare). */
     float score = 0.0f;
     int clipped = 0;
     uint16_t c;
@@ -35,17 +36,18 @@ float mcua_moving_average_update(const mcua_moving_average_model *model,
             if (mcua_nonneg_greater(dev, score)) {
                 score = dev;
             }
-            if (mcua_nonneg_greater(dev, threshold)) {
+            if (mcua_nonneg_greater(dev, mcua_read_f32(&model->threshold))) {
                 const float b = mcua_read_f32(bound + c);
                 clipped = 1;
                 v = view.offset + (mcua_positive(d) ? view.mean + b : view.mean - b);
             }
         }
-        if (learns) {
+        if (bctr == NULL || !bctr->frozen) {
             mcua_window_push(ctr, &ch[c], buffer, window, v);
         }
     }
-    if (learns) {
+    judged = ctr->count >= mcua_read_u16(&model->min_count); /* push leaves count */
+    if (bctr == NULL || !bctr->frozen) {
         mcua_window_learn(ctr, ch, bctr, bch, &model->adaptation, n_channels, window,
                           clipped, judged);
     }

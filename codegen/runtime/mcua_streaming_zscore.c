@@ -11,10 +11,11 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
 {
     const uint16_t n_channels = mcua_read_u16(&model->n_channels);
     const uint16_t window = mcua_read_u16(&model->window);
-    const int judged = ctr->count >= mcua_read_u16(&model->min_count);
-    const int learns = bctr == NULL || !bctr->frozen;
-    const float k = mcua_read_f32(&model->threshold);
+    int judged;
     const float *var_floor = (const float *)mcua_read_ptr(&model->var_floor);
+    /* The threshold is read from flash where it is used, and judged after
+     * the loop: fewer values held across it, a smaller stack frame (an Uno
+     * running every detector has little stack to spare). */
     float score = 0.0f;
     int clipped = 0;
     uint16_t c;
@@ -46,17 +47,18 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
             if (mcua_nonneg_greater(z, score)) {
                 score = z;
             }
-            if (mcua_nonneg_greater(z, k)) {
-                const float bound = k * sd;
+            if (mcua_nonneg_greater(z, mcua_read_f32(&model->threshold))) {
+                const float bound = mcua_read_f32(&model->threshold) * sd;
                 clipped = 1;
                 v = view.offset + (mcua_positive(d) ? view.mean + bound : view.mean - bound);
             }
         }
-        if (learns) {
+        if (bctr == NULL || !bctr->frozen) {
             mcua_window_push(ctr, &ch[c], buffer, window, v);
         }
     }
-    if (learns) {
+    judged = ctr->count >= mcua_read_u16(&model->min_count); /* push leaves count */
+    if (bctr == NULL || !bctr->frozen) {
         mcua_window_learn(ctr, ch, bctr, bch, &model->adaptation, n_channels, window,
                           clipped, judged);
     }

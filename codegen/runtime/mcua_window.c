@@ -68,14 +68,14 @@ void mcua_window_settle(mcua_window_counters *ctr, mcua_window_channel *ch,
     }
 }
 
-/* Folds the window just swapped in (every channel's anchor and sums now
- * cover exactly its last `window` values) into the baseline: see the
- * header for the rule. */
-static void fold(mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
-                 const mcua_window_channel *ch, uint8_t mode, uint16_t limit,
-                 uint16_t n_channels, uint16_t window)
+void mcua_baseline_fold(mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
+                        const mcua_window_channel *ch, uint8_t mode, uint16_t limit,
+                        uint16_t n_channels, uint16_t window)
 {
     const float inv_window = 1.0f / (float)window;
+    /* Once `limit` windows are in, a window with a clipped reading leaves the
+     * variance (mcua_window.h); before that every window counts. */
+    const int keep_var = bctr->blocks == limit && bctr->clipped;
     float w;
     uint16_t c;
 
@@ -96,10 +96,8 @@ static void fold(mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
         } else {
             const float delta = mean - bch->mean;
             bch->mean = bch->mean + w * delta;
-            if (mode == MCUA_WINDOW_FROZEN) {
+            if (!keep_var) {
                 bch->var = bch->var + w * ((var - bch->var) + (1.0f - w) * (delta * delta));
-            } else if (!bctr->clipped) {
-                bch->var = bch->var + w * (var - bch->var);
             }
         }
         if (mcua_nonneg_greater(bch->var, MCUA_WINDOW_MAX_VARIANCE)) {
@@ -110,21 +108,6 @@ static void fold(mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
         bctr->frozen = 1;
     }
     bctr->clipped = 0;
-}
-
-void mcua_window_learn(mcua_window_counters *ctr, mcua_window_channel *ch,
-                       mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
-                       const mcua_adaptation *adaptation, uint16_t n_channels,
-                       uint16_t window, int clipped, int judged)
-{
-    if (bctr != NULL && clipped) {
-        bctr->clipped = 1;
-    }
-    if (mcua_window_advance(ctr, ch, n_channels, window) && bctr != NULL) {
-        fold(bctr, bch, ch, mcua_read_u8(&adaptation->mode),
-             mcua_read_u16(&adaptation->blocks), n_channels, window);
-    }
-    mcua_window_settle(ctr, ch, n_channels, clipped && !judged);
 }
 
 uint8_t mcua_baseline_freeze(mcua_baseline_counters *bctr)

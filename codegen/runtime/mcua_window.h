@@ -54,22 +54,28 @@
  *   first window: mean = m_b, var = v_b (that window's mean and variance)
  *   later, with w = 1 / blocks:
  *     mean += w * (m_b - mean)
- *     frozen: var += w * ((v_b - var) + (1 - w) * (m_b - mean_old)^2)
- *             (the variance of all calibration values, Chan et al.)
- *     slow:   var += w * (v_b - var), except after a window in which a
- *             sample was clipped: the variance stays as it was
- * where blocks counts up to the mode's limit and then stays there (slow:
- * an exponential forgetting of 1 / blocks per window).  Every quantity is
- * a mean, so no sum grows with the run's length and the statistics stay
- * sound for any number of samples.
+ *     var  += w * ((v_b - var) + (1 - w) * (m_b - mean_old)^2)
+ *             except, once `blocks` had reached the limit, after a window
+ *             in which a sample was clipped: there the variance stays
+ * where blocks counts up to the mode's limit and then stays there.  Frozen,
+ * the baseline is the mean and variance of every calibration value
+ * (Chan et al.'s pairwise update, one window at a time); slow, it forgets
+ * by 1 / blocks per window, an exponentially weighted mean and variance
+ * around it, so the variance holds the signal's slow movement as well as
+ * its noise.  Every quantity is a mean, so no sum grows with the run's
+ * length and the statistics stay sound for any number of samples.
  * Why a slow baseline holds a sustained fault: a clipped value enters at
  * most `bound` from the baseline's mean, so one window moves the mean by at
- * most bound / blocks, and a clipped window cannot narrow the variance
- * (clipped values all sit at mean +- bound: their spread is nil, and
- * folding it in would shrink the bound window after window until the
- * baseline locked out).  A step of D bounds therefore keeps flagging for
- * about (D - 1) * blocks windows, then is followed; slow drift, never
- * clipped, is followed with a time constant of blocks windows.
+ * most bound / blocks, and a clipped window leaves the variance (folded in,
+ * the clipped values, a bound away from the mean, would widen it by a
+ * factor of about 1 + (k^2 - 1) / blocks per window: the fault would be
+ * absorbed within a few windows).  A step of D bounds therefore keeps
+ * flagging for about (D - 1) * blocks windows, then is followed; slow
+ * drift, never clipped, is followed with a time constant of blocks
+ * windows.  Until the limit is reached every window counts, so the first
+ * `blocks` windows after a reset learn the normal spread (slow drift
+ * included) as a calibration does: a first estimate narrower than the
+ * signal's movement cannot lock the baseline out.
  */
 #ifndef MCUA_WINDOW_H
 #define MCUA_WINDOW_H
@@ -164,14 +170,37 @@ int mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
 void mcua_window_settle(mcua_window_counters *ctr, mcua_window_channel *ch,
                         uint16_t n_channels, int clipped_in_warm_up);
 
+/* Folds the window just swapped in (every channel's anchor and sums now
+ * cover exactly its last `window` values) into the baseline, by the rule
+ * above.  Called by mcua_window_learn; a function of its own, so that its
+ * stack frame is not part of a sliding window's update (on an Uno running
+ * many detectors every byte of stack counts). */
+void mcua_baseline_fold(mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
+                        const mcua_window_channel *ch, uint8_t mode, uint16_t limit,
+                        uint16_t n_channels, uint16_t window);
+
 /* For a detector that clips, after it pushed every channel: advances the
  * window, folds a completed window into the baseline (bctr, bch: NULL when
  * sliding; adaptation in flash) and settles.  clipped: a channel of this
- * sample was clipped; judged: the sample was judged (count >= min_count). */
-void mcua_window_learn(mcua_window_counters *ctr, mcua_window_channel *ch,
-                       mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
-                       const mcua_adaptation *adaptation, uint16_t n_channels,
-                       uint16_t window, int clipped, int judged);
+ * sample was clipped; judged: the sample was judged (count >= min_count).
+ * Inline: as a call, its frame and saved arguments would sit on top of the
+ * update's. */
+static inline void mcua_window_learn(mcua_window_counters *ctr, mcua_window_channel *ch,
+                                     mcua_baseline_counters *bctr,
+                                     mcua_baseline_channel *bch,
+                                     const mcua_adaptation *adaptation,
+                                     uint16_t n_channels, uint16_t window, int clipped,
+                                     int judged)
+{
+    if (bctr != NULL && clipped) {
+        bctr->clipped = 1;
+    }
+    if (mcua_window_advance(ctr, ch, n_channels, window) && bctr != NULL) {
+        mcua_baseline_fold(bctr, bch, ch, mcua_read_u8(&adaptation->mode),
+                           mcua_read_u16(&adaptation->blocks), n_channels, window);
+    }
+    mcua_window_settle(ctr, ch, n_channels, clipped && !judged);
+}
 
 /* Frozen mode: ends the calibration now, keeping the baseline of the
  * windows learnt so far.  Returns 1 when the baseline is frozen, 0 when

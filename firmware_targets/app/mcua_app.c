@@ -262,6 +262,13 @@ static void write_error(const char *message)
     write_text(TEXT("\n"));
 }
 
+static void write_uint(unsigned long value)
+{
+    char digits[11];
+    put_uint(digits, value);
+    mcua_port_write(digits);
+}
+
 /* "C <detector> <frozen|slow> <blocks> <limit> <0|1>" for every detector
  * that keeps a baseline (stop: end frozen calibrations first), then OK. */
 static void write_calibration(uint8_t stop)
@@ -271,20 +278,30 @@ static void write_calibration(uint8_t stop)
         uint16_t blocks, limit;
         uint8_t frozen;
         const uint8_t mode = mcua_fw_baseline((uint8_t)d, stop, &blocks, &limit, &frozen);
-        char line[40];
-        char *p;
         if (mode == 0) {
             continue;
         }
-        p = put_uint(put_str(line, "C "), (unsigned long)d);
-        p = put_str(p, mode == 1 ? " frozen " : " slow ");
-        p = put_uint(p, blocks);
-        p = put_str(p, " ");
-        p = put_uint(p, limit);
-        p = put_str(put_str(p, frozen ? " 1" : " 0"), "\n");
-        mcua_port_write(line);
+        write_text(TEXT("C "));
+        write_uint((unsigned long)d);
+        write_text(mode == 1 ? TEXT(" frozen ") : TEXT(" slow "));
+        write_uint(blocks);
+        write_text(TEXT(" "));
+        write_uint(limit);
+        write_text(frozen ? TEXT(" 1\n") : TEXT(" 0\n"));
     }
     write_text(TEXT("OK\n"));
+}
+
+/* line == command, the command's text in flash (TEXT): no RAM for it on AVR. */
+static int is_command(const char *line, const char *command)
+{
+    char c;
+    while ((c = (char)mcua_read_u8(command++)) != '\0') {
+        if (*line++ != c) {
+            return 0;
+        }
+    }
+    return *line == '\0';
 }
 
 /* Answers one line.  Nothing reaches a detector unless the whole line is
@@ -303,13 +320,13 @@ static void handle_line(const char *line)
         } else {
             detect_all(x, live_samples++, 0);
         }
-    } else if (strcmp(line, "Z") == 0 || strcmp(line, "C START") == 0) {
+    } else if (is_command(line, TEXT("Z")) || is_command(line, TEXT("C START"))) {
         mcua_fw_reset(); /* a calibration starts with the next sample */
         live_samples = 0;
         write_text(TEXT("OK\n"));
-    } else if (strcmp(line, "C") == 0 || strcmp(line, "C STOP") == 0) {
+    } else if (is_command(line, TEXT("C")) || is_command(line, TEXT("C STOP"))) {
         write_calibration(line[1] != '\0');
-    } else if (strcmp(line, "I") == 0) {
+    } else if (is_command(line, TEXT("I"))) {
         write_info();
     } else {
         write_error(TEXT("unknown command: S v1,v2,... | Z | I | C | C START | C STOP"));
