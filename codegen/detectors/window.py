@@ -2,11 +2,11 @@
 features): the Python twin of mcua_window.c.
 
 Every operation is float32 and happens in the order the C performs it, so the state after
-each sample (buffer, anchors, sums, counters) equals the device's bit for bit.  Why the sums
-are anchored and periodically replaced by freshly rebuilt ones, and why a warm-up that keeps
-clipping starts over, is explained in mcua_window.h, and so are the adaptation modes: what the detector judges
-a sample against (the sliding window, a baseline frozen after a calibration, or a slowly
-forgetting one), folded from whole windows in Window._fold.
+each sample (buffer, anchors, sums, counters, baseline) equals the device's bit for bit.
+Why the sums are anchored and periodically replaced by freshly rebuilt ones, why a warm-up
+that keeps clipping starts over, and the adaptation modes (what a clipping detector judges a
+sample against: the sliding window, a baseline frozen after a calibration, or a slowly
+forgetting one, folded from whole windows in Window._fold) are explained in mcua_window.h.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class Window:
         return self.frozen
 
     def _fold(self) -> None:
-        """Fold the window just swapped in into the baseline (fold in mcua_window.c)."""
+        """Fold the window just swapped in into the baseline (mcua_baseline_fold)."""
         keep_var = self.blocks == self.adapt.blocks and self.block_clipped
         if self.blocks < self.adapt.blocks:
             self.blocks += 1

@@ -9,12 +9,11 @@ float mcua_moving_average_update(const mcua_moving_average_model *model,
 {
     const uint16_t n_channels = mcua_read_u16(&model->n_channels);
     const uint16_t window = mcua_read_u16(&model->window);
-    int judged;
     const float *inv_scale = (const float *)mcua_read_ptr(&model->inv_scale);
     const float *bound = (const float *)mcua_read_ptr(&model->bound);
-    /* The threshold is read from flash where it is used, and judged after
-     * the loop: fewer values held across it, a smaller stack frame (an Uno
-     * running every detector has little stack to spare). */
+    /* The threshold is read from flash where it is used, and min_count
+     * after the loop: fewer values held across it, a smaller stack frame (an
+     * Uno running every detector has little stack to spare). */
     float score = 0.0f;
     int clipped = 0;
     uint16_t c;
@@ -42,15 +41,11 @@ float mcua_moving_average_update(const mcua_moving_average_model *model,
                 v = view.offset + (mcua_positive(d) ? view.mean + b : view.mean - b);
             }
         }
-        if (bctr == NULL || !bctr->frozen) {
+        if (mcua_window_learns(bctr)) {
             mcua_window_push(ctr, &ch[c], buffer, window, v);
         }
     }
-    judged = ctr->count >= mcua_read_u16(&model->min_count); /* push leaves count */
-    if (bctr == NULL || !bctr->frozen) {
-        mcua_window_learn(ctr, ch, bctr, bch, &model->adaptation, n_channels, window,
-                          clipped, judged);
-    }
-    *flag = (uint8_t)(clipped && judged);
+    *flag = mcua_window_learn(ctr, ch, bctr, bch, &model->adaptation, n_channels, window,
+                              mcua_read_u16(&model->min_count), clipped);
     return score;
 }

@@ -11,11 +11,10 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
 {
     const uint16_t n_channels = mcua_read_u16(&model->n_channels);
     const uint16_t window = mcua_read_u16(&model->window);
-    int judged;
     const float *var_floor = (const float *)mcua_read_ptr(&model->var_floor);
-    /* The threshold is read from flash where it is used, and judged after
-     * the loop: fewer values held across it, a smaller stack frame (an Uno
-     * running every detector has little stack to spare). */
+    /* The threshold is read from flash where it is used, and min_count
+     * after the loop: fewer values held across it, a smaller stack frame (an
+     * Uno running every detector has little stack to spare). */
     float score = 0.0f;
     int clipped = 0;
     uint16_t c;
@@ -53,15 +52,11 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
                 v = view.offset + (mcua_positive(d) ? view.mean + bound : view.mean - bound);
             }
         }
-        if (bctr == NULL || !bctr->frozen) {
+        if (mcua_window_learns(bctr)) {
             mcua_window_push(ctr, &ch[c], buffer, window, v);
         }
     }
-    judged = ctr->count >= mcua_read_u16(&model->min_count); /* push leaves count */
-    if (bctr == NULL || !bctr->frozen) {
-        mcua_window_learn(ctr, ch, bctr, bch, &model->adaptation, n_channels, window,
-                          clipped, judged);
-    }
-    *flag = (uint8_t)(clipped && judged);
+    *flag = mcua_window_learn(ctr, ch, bctr, bch, &model->adaptation, n_channels, window,
+                              mcua_read_u16(&model->min_count), clipped);
     return score;
 }

@@ -179,27 +179,38 @@ void mcua_baseline_fold(mcua_baseline_counters *bctr, mcua_baseline_channel *bch
                         const mcua_window_channel *ch, uint8_t mode, uint16_t limit,
                         uint16_t n_channels, uint16_t window);
 
-/* For a detector that clips, after it pushed every channel: advances the
- * window, folds a completed window into the baseline (bctr, bch: NULL when
- * sliding; adaptation in flash) and settles.  clipped: a channel of this
- * sample was clipped; judged: the sample was judged (count >= min_count).
- * Inline: as a call, its frame and saved arguments would sit on top of the
- * update's. */
-static inline void mcua_window_learn(mcua_window_counters *ctr, mcua_window_channel *ch,
-                                     mcua_baseline_counters *bctr,
-                                     mcua_baseline_channel *bch,
-                                     const mcua_adaptation *adaptation,
-                                     uint16_t n_channels, uint16_t window, int clipped,
-                                     int judged)
+/* Whether a clipping detector learns from its samples: always, but for a
+ * frozen baseline (bctr: NULL when sliding). */
+static inline int mcua_window_learns(const mcua_baseline_counters *bctr)
 {
-    if (bctr != NULL && clipped) {
-        bctr->clipped = 1;
+    return bctr == NULL || !bctr->frozen;
+}
+
+/* For a clipping detector, after it pushed every channel (when it learns):
+ * advances the window, folds a completed window into the baseline (bctr,
+ * bch: NULL when sliding; adaptation in flash) and settles.  clipped: a
+ * channel of this sample was clipped.  Returns the sample's flag: clipped
+ * once min_count samples are in.  Inline: as a call, its frame and saved
+ * arguments would sit on top of the update's. */
+static inline uint8_t mcua_window_learn(mcua_window_counters *ctr, mcua_window_channel *ch,
+                                        mcua_baseline_counters *bctr,
+                                        mcua_baseline_channel *bch,
+                                        const mcua_adaptation *adaptation,
+                                        uint16_t n_channels, uint16_t window,
+                                        uint16_t min_count, int clipped)
+{
+    const int judged = ctr->count >= min_count; /* the pushes left count as it was */
+    if (mcua_window_learns(bctr)) {
+        if (bctr != NULL && clipped) {
+            bctr->clipped = 1;
+        }
+        if (mcua_window_advance(ctr, ch, n_channels, window) && bctr != NULL) {
+            mcua_baseline_fold(bctr, bch, ch, mcua_read_u8(&adaptation->mode),
+                               mcua_read_u16(&adaptation->blocks), n_channels, window);
+        }
+        mcua_window_settle(ctr, ch, n_channels, clipped && !judged);
     }
-    if (mcua_window_advance(ctr, ch, n_channels, window) && bctr != NULL) {
-        mcua_baseline_fold(bctr, bch, ch, mcua_read_u8(&adaptation->mode),
-                           mcua_read_u16(&adaptation->blocks), n_channels, window);
-    }
-    mcua_window_settle(ctr, ch, n_channels, clipped && !judged);
+    return (uint8_t)(clipped && judged);
 }
 
 /* Frozen mode: ends the calibration now, keeping the baseline of the
