@@ -135,6 +135,30 @@ def test_c_and_python_engines_agree_bit_for_bit(corpus):
             assert np.array_equal(c.view(np.uint32), py.view(np.uint32)), (detector, f.name)
 
 
+def test_each_mode_agrees_bit_for_bit_and_frozen_calibrates_on_the_probation(corpus):
+    f = sorted(corpus.files, key=lambda f: len(f.values))[0]
+    for detector in ("streaming_zscore", "moving_average"):
+        for mode in ("frozen", "slow"):
+            params = {**nab.NAB_PARAMS[detector], "mode": mode}
+            c = nab.raw_scores(detector, f, params, HostModel)
+            py = nab.raw_scores(detector, f, params, PythonEngine)
+            assert np.array_equal(c.view(np.uint32), py.view(np.uint32)), (detector, mode)
+        fitted = nab.fitted_for(detector, f, {**nab.NAB_PARAMS[detector], "mode": "frozen"})
+        assert fitted.params["calibration"] == f.probation
+
+
+def test_nab_settings_are_checked(capsys):
+    assert main(["nab", str(NAB), "--detectors", "streaming_zscore",
+                 "--set", "streaming_zscore.mdoe=frozen"]) == 2
+    assert "no setting mdoe" in capsys.readouterr().err
+    assert main(["nab", str(NAB), "--detectors", "streaming_zscore",
+                 "--set", "moving_average.mode=frozen"]) == 2
+    assert "not among the detectors run" in capsys.readouterr().err
+    assert main(["nab", str(NAB), "--detectors", "streaming_zscore",
+                 "--set", "streaming_zscore.mode=fast"]) == 2
+    assert "mode must be one of" in capsys.readouterr().err
+
+
 def test_no_look_ahead(corpus):
     """Changing the rows after m changes no score before m."""
     f = next(f for f in corpus.files if f.name.endswith("ambient_temperature_system_failure.csv"))
