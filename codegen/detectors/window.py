@@ -268,11 +268,12 @@ def template_context(name: str, fitted) -> dict:
     """The variables of the window detectors' templates; the integers, which the headers
     carry as text, checked (a bundle is a file anyone can edit)."""
     window = positive_int(name, fitted.params, "window", MAX_WINDOW)
+    adaptation_params(name, fitted.params)
     adapt = adaptation(fitted)
     return {"threshold": fitted.scalars["threshold"], "window": window,
             "min_count": positive_int(name, fitted.params, "min_count", window),
-            "mode": MODES.index(fitted.params["mode"]), "mode_name": fitted.params["mode"],
-            "adapt_blocks": adapt.blocks if adapt else 0, **fitted.arrays}
+            "mode_name": fitted.params["mode"], "adapt_blocks": adapt.blocks if adapt else 0,
+            **fitted.arrays}
 
 
 def check_stored(stored) -> None:
