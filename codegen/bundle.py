@@ -38,6 +38,10 @@ class Bundle:
     channel_std: list[float]
     detectors: dict[str, Fitted]
     training: dict
+    columns: list[str] | None = None  # the data's name of each channel (default: the same)
+
+    def __post_init__(self):
+        self.columns = list(self.columns or self.channels)
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -70,6 +74,7 @@ def save(bundle: Bundle, out: str | Path, force: bool = False) -> Path:
         "tool_version": __version__,
         "name": bundle.name,
         "channels": bundle.channels,
+        "columns": bundle.columns,
         "channel_mean": bundle.channel_mean,
         "channel_std": bundle.channel_std,
         "training": bundle.training,
@@ -116,7 +121,7 @@ def load(path: str | Path) -> Bundle:
             fitted = Fitted(params, scalars, arrays, blobs, report)
         detectors[name] = fitted
     return Bundle(doc["name"], doc["channels"], doc["channel_mean"], doc["channel_std"],
-                  detectors, doc["training"])
+                  detectors, doc["training"], doc.get("columns"))
 
 
 def _read_blob(path: Path, name: str, filename: str) -> bytes:

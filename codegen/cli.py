@@ -92,11 +92,31 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
     return params
 
 
+def parse_renames(items: list[str]) -> dict[str, str]:
+    """--rename old=new (repeatable) -> {old: new}; old may hold '=' only before the last."""
+    renames = {}
+    for item in items:
+        old, sep, new = item.rpartition("=")
+        if not (sep and old.strip() and new.strip()):
+            raise UserError(f"--rename {item!r} is not OLD=NEW, e.g. --rename "
+                            f"'Flow rate (l/min)=flow'")
+        renames[old.strip()] = new.strip()
+    return renames
+
+
 def _dataset(args) -> data.Dataset:
-    if args.csv:
-        columns = args.columns.split(",") if args.columns else None
-        return data.load_csv(args.csv, columns, args.label_column, args.time_column)
-    return data.builtin(args.builtin)
+    if not args.csv:
+        if args.rename or args.sep:
+            raise UserError("--rename and --sep apply to a CSV; give one, or leave them out")
+        return data.builtin(args.builtin)
+    columns = args.columns.split(",") if args.columns else None
+    dataset = data.load_csv(args.csv, columns, args.label_column, args.time_column, args.sep,
+                            parse_renames(args.rename))
+    if dataset.renamed and not args.quiet:
+        print("columns named for C (--rename OLD=NEW to choose):")
+        for column, channel in dataset.renamed:
+            print(f"  {column!r:<30} -> {channel}")
+    return dataset
 
 
 def cmd_train(args) -> None:
@@ -107,8 +127,9 @@ def cmd_train(args) -> None:
         for detector in detectors:
             if "window" in get(detector).DEFAULTS:
                 params.setdefault(detector, {}).setdefault("window", args.window)
-    validation = (data.load_csv(args.validation, dataset.channels, args.label_column,
-                                args.time_column) if args.validation else None)
+    validation = (data.load_csv(args.validation, dataset.columns, args.label_column,
+                                args.time_column, args.sep, parse_renames(args.rename))
+                  if args.validation else None)
     trained = training.train(dataset, detectors, params, args.seed, args.name,
                              verbose=not args.quiet, threshold=args.threshold,
                              validation=validation)
@@ -226,7 +247,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
-BUNDLE_ONLY = ("report", "bench", "label_column", "time_column", "no_baseline")
+BUNDLE_ONLY = ("report", "bench", "label_column", "time_column", "no_baseline", "sep")
 BENCHMARK_ONLY = ("detectors", "set", "json", "runs", "rows", "seed")
 
 
@@ -265,7 +286,8 @@ def cmd_evaluate(args) -> None:
     from codegen.evaluate import report
 
     loaded = bundle.load(args.bundle)
-    dataset = evaluate.load_labelled(args.csv, loaded, args.label_column, args.time_column)
+    dataset = evaluate.load_labelled(args.csv, loaded, args.label_column, args.time_column,
+                                     args.sep)
     bench = report.load_bench(args.bench) if args.bench else None
     result = evaluate.evaluate(loaded, dataset, baseline=not args.no_baseline, verbose=True)
     print(result.table())
@@ -309,6 +331,8 @@ def cmd_nab(args) -> None:
                    given=parse_sets(args.set)))
 
 
+LABEL_HELP = f"0/1 label column (default: the first named {'/'.join(data.LABEL_COLUMNS)})"
+TIME_HELP = f"time column (default: the first named {'/'.join(data.TIME_COLUMNS)})"
 FORCE_HELP = ("replace --out even when mcu-anomaly did not write it: everything in it is "
               "deleted; never the root, home or working directory, nor one holding them or "
               "the bundle generate reads")
@@ -338,8 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "moving_average, autoencoder, isolation_forest with rolling "
                             "features); --set overrides it per detector")
     train.add_argument("--columns", help="comma-separated sensor columns (default: all)")
-    train.add_argument("--label-column", help="0/1 label column (default: is_anomaly/anomaly)")
-    train.add_argument("--time-column", help="time column (default: time/timestamp)")
+    train.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                       help="the C identifier of a column (default: its name with every run of "
+                            "other characters an '_', e.g. 'Flow rate (l/min)' -> "
+                            "Flow_rate_l_min)")
+    train.add_argument("--sep", choices=list(data.SEPARATORS), metavar="SEP",
+                       help="field separator: ',', ';' or tab (default: the one the file's first "
+                            "lines use, else ',')")
+    train.add_argument("--label-column", help=LABEL_HELP)
+    train.add_argument("--time-column", help=TIME_HELP)
     train.add_argument("--quiet", action="store_true")
     train.add_argument("--threshold", metavar="STRATEGY",
                        help="threshold strategy for every detector without --set DET.threshold: "
@@ -410,8 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="with --builtin: the data's and the training's seed (default 0)")
     evaluate.add_argument("--report", metavar="HTML", help="write a self-contained HTML report")
     evaluate.add_argument("--bench", metavar="JSON", help="firmware bench JSON to add to the report")
-    evaluate.add_argument("--label-column", help="0/1 label column (default: is_anomaly/anomaly)")
-    evaluate.add_argument("--time-column", help="time column (default: time/timestamp)")
+    evaluate.add_argument("--label-column", help=LABEL_HELP)
+    evaluate.add_argument("--sep", choices=list(data.SEPARATORS), metavar="SEP",
+                          help="field separator: ',', ';' or tab (default: as for train)")
+    evaluate.add_argument("--time-column", help=TIME_HELP)
     evaluate.add_argument("--no-baseline", action="store_true",
                           help="leave out scikit-learn's IsolationForest baseline")
     evaluate.set_defaults(func=cmd_evaluate)

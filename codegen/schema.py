@@ -21,6 +21,7 @@ from codegen.errors import UserError
 
 FIX = "the bundle was edited or is damaged: retrain it with `mcu-anomaly train`"
 MAX_CHANNELS = 65535  # uint16 channel counts in every model struct
+MAX_COLUMN_NAME = 1000  # a data column's name; it reaches C only as an escaped comment
 _ARRAY_KEY = re.compile(r"[a-z][a-z0-9_]*\Z")
 _BLOB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -76,6 +77,12 @@ def check_document(where: str, doc) -> None:
         _fail(where, "channels", f"lists {len(channels)} channels, not 1 to {MAX_CHANNELS}")
     if not all(isinstance(c, str) for c in channels):
         _fail(where, "channels", "holds a name that is not a string")
+    columns = doc.get("columns", channels)  # absent in bundles from before the mapping
+    if (not isinstance(columns, list) or len(columns) != len(channels)
+            or not all(isinstance(c, str) and 0 < len(c) <= MAX_COLUMN_NAME for c in columns)
+            or len(set(columns)) != len(columns)):
+        _fail(where, "columns", f"must list {len(channels)} distinct names of 1 to "
+                                f"{MAX_COLUMN_NAME} characters, one per channel")
     for key in ("channel_mean", "channel_std"):
         values = require(where, doc, key, list)
         if len(values) != len(channels) or not all(_is_finite(v) for v in values):

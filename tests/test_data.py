@@ -1,3 +1,5 @@
+import csv
+
 import numpy as np
 import pytest
 
@@ -34,12 +36,8 @@ def test_notebook_generator_is_the_notebooks_data():
     ("a,b\n1,1e39\n", "not a finite float32"),
     ("a,b,anomaly\n1,2,3\n", "labels must be 0 (normal) or 1"),
     ("a,b\n1\n", "has 1 fields, the header has 2"),
-    ("a b,c\n1,2\n", "column name 'a b' is not a C identifier"),
-    ("a*/,c\n1,2\n", "is not a C identifier"),
-    ('"a#",c\n1,2\n', "is not a C identifier"),
-    ('"x\ny",c\n1,2\n', "is not a C identifier"),
-    ("class,c\n1,2\n", "reserved in C"),
-    ("temp,TEMP\n1,2\n", "give the same C macro TEMP"),
+    ("a,b,a\n1,2,3\n", "names the column 'a' 2 times"),
+    ("a;b\n1,5;2\n", "decimal commas are not read"),
 ])
 def test_bad_files_are_refused_with_the_problem_named(tmp_path, text, message):
     with pytest.raises(UserError) as error:
@@ -50,3 +48,63 @@ def test_bad_files_are_refused_with_the_problem_named(tmp_path, text, message):
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         data.load_csv(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize("header, channels", [
+    ("Flow rate (l/min),Temperature (C)", ["Flow_rate_l_min", "Temperature_C"]),
+    ('"a*/",b', ["a", "b"]),
+    ('"a#",b', ["a", "b"]),
+    ('"x\ny",b', ["x_y", "b"]),
+    ('"say ""hi""",back\\slash', ["say_hi", "back_slash"]),
+    ("class,int,NULL", ["class_", "int_", "NULL_"]),
+    ("temp,TEMP", ["temp", "TEMP_2"]),
+    ("a b,a_b", ["a_b_2", "a_b"]),
+    ("1st,2nd", ["c_1st", "c_2nd"]),
+    ("Température (°C),()", ["Temperature_C", "channel_1"]),
+    ("mcua_x,ok", ["ch_mcua_x", "ok"]),
+    ("x" * 60 + ",y", ["x" * 40, "y"]),
+])
+def test_column_names_map_to_unique_c_identifiers(tmp_path, header, channels):
+    values = ",".join("1" for _ in channels)
+    ds = data.load_csv(write(tmp_path, f"{header}\n{values}\n"))
+    assert ds.channels == channels
+    assert ds.columns == next(csv.reader([header]))
+
+
+def test_renames_choose_the_c_names(tmp_path):
+    path = write(tmp_path, "Flow rate (l/min),b\n1,2\n")
+    ds = data.load_csv(path, renames={"Flow rate (l/min)": "flow"})
+    assert ds.channels == ["flow", "b"] and ds.columns == ["Flow rate (l/min)", "b"]
+    assert ds.renamed == [("Flow rate (l/min)", "flow")]
+
+
+@pytest.mark.parametrize("renames, message", [
+    ({"nope": "x"}, "--rename 'nope'=... names no column"),
+    ({"a b": "9x"}, "is not a C identifier"),
+    ({"a b": "int"}, "reserved"),
+    ({"a b": "c", "d": "C"}, "the same C macro C"),
+])
+def test_bad_renames_are_refused(tmp_path, renames, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        data.load_csv(write(tmp_path, "a b,d\n1,2\n"), renames=renames)
+
+
+@pytest.mark.parametrize("text", [
+    "t;a;b;anomaly\n0;1.5;2;0\n1;3;4;1\n",
+    "t\ta\tb\tanomaly\n0\t1.5\t2\t0\n1\t3\t4\t1\n",
+    "\ufefft,a,b,anomaly\r\n0,1.5,2,0\r\n1,3,4,1\r\n",
+    "t, a, b, anomaly\n0, 1.5, 2, 0\n\n1, 3, 4, 1\n",
+])
+def test_separators_bom_and_crlf_are_read(tmp_path, text):
+    ds = data.load_csv(write(tmp_path, text))
+    assert ds.channels == ["a", "b"] and ds.values.tolist() == [[1.5, 2.0], [3.0, 4.0]]
+    assert ds.labels.tolist() == [False, True] and ds.time == ["0", "1"]
+
+
+def test_sep_overrides_the_sniffed_separator(tmp_path):
+    path = write(tmp_path, "a;b\n1;2\n")
+    assert data.load_csv(path, sep=";").channels == ["a", "b"]
+    with pytest.raises(UserError, match="column 'a;b' is not numeric"):
+        data.load_csv(path, sep=",")
+    with pytest.raises(UserError, match="--sep '|' is not a separator"):
+        data.load_csv(path, sep="|")

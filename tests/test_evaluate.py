@@ -173,7 +173,7 @@ def test_columns_that_differ_from_the_bundle_are_refused(tmp_path, iot_bundle, i
     renamed = write_csv(tmp_path / "renamed.csv",
                         ["time", "sensor_1", "sensor_2", "pressure", "is_anomaly"], rows)
     err = run_bad(tmp_path, model, renamed, capsys)
-    assert "lacks sensor_3" in err and "pressure" in err and "trained on" in err
+    assert "lacks 'sensor_3'" in err and "pressure" in err and "trained on" in err
     fewer = write_csv(tmp_path / "fewer.csv", ["time", "sensor_1", "sensor_2", "is_anomaly"],
                       [[r[0], r[1], r[2], r[4]] for r in rows])
     assert "lacks sensor_3" in run_bad(tmp_path, model, fewer, capsys)

@@ -3,27 +3,41 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from codegen.emit.cnames import check_channel_names
+from codegen.emit.cnames import map_channel_names
 from codegen.errors import UserError
 
 LABEL_COLUMNS = ("is_anomaly", "anomaly", "label")
 TIME_COLUMNS = ("time", "timestamp", "datetime", "date", "t")
+SEPARATORS = {",": ",", ";": ";", "tab": "\t"}  # --sep's values
+SNIFF_BYTES = 64 * 1024
 
 
 @dataclass
 class Dataset:
-    """Rows of float32 sensor readings, optional 0/1 labels and an optional time column."""
+    """Rows of float32 sensor readings, optional 0/1 labels and an optional time column.
+    channels are C identifiers; columns the names the data gives them (default: the same)."""
 
     name: str
     channels: list[str]
     values: np.ndarray  # (rows, channels) float32
     labels: np.ndarray | None = None  # (rows,) bool, True = anomalous
     time: list[str] | None = None
+    columns: list[str] | None = None
+
+    def __post_init__(self):
+        self.columns = list(self.columns or self.channels)
+
+    @property
+    def renamed(self) -> list[tuple[str, str]]:
+        """(column, channel) for each column whose name is not its C identifier."""
+        return [(c, ch) for c, ch in zip(self.columns, self.channels) if c != ch]
 
     @property
     def normal(self) -> np.ndarray:
@@ -106,43 +120,133 @@ def _parse_label(text: str, column: str, line: int) -> bool:
     )
 
 
-def _rows(handle):
-    """The CSV's rows that are not blank, as they are read."""
-    return (row for row in csv.reader(handle) if any(cell.strip() for cell in row))
+def separator(sample: str, sep: str | None) -> str:
+    """The field separator: sep (a SEPARATORS key) when given, else the one of , ; and tab
+    that csv.Sniffer finds in the sample (the file's first lines), else ','."""
+    if sep is not None:
+        if sep not in SEPARATORS:
+            raise UserError(f"--sep {sep!r} is not a separator this tool reads; give one of "
+                            f"',', ';' or tab")
+        return SEPARATORS[sep]
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
+    except csv.Error:  # one column, or too little text to tell
+        return ","
 
 
-def _read_rows(path: Path, first_only: bool = False) -> list[list[str]]:
-    """The CSV's rows that are not blank (only the first with first_only); a file that is
-    not UTF-8 text is a UserError."""
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> UserError:
+    return UserError(f"{path} is not UTF-8 text (it holds the byte "
+                     f"0x{error.object[error.start]:02x}, which UTF-8 does not allow there); save "
+                     f"it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet, or iconv -t UTF-8)")
+
+
+def _rows(path: Path, sep: str | None) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of the CSV's rows that are not blank, read as they are needed.
+    A UTF-8 BOM is dropped; CRLF and LF line ends are both read."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = _rows(handle)
-            return [next(rows, [])] if first_only else list(rows)
+            sample = handle.read(SNIFF_BYTES)
+            delimiter = separator(sample[:sample.rfind("\n") + 1] or sample, sep)
+            handle.seek(0)
+            reader = csv.reader(handle, delimiter=delimiter)
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    yield reader.line_num, row
     except UnicodeDecodeError as error:
-        raise UserError(f"{path} is not UTF-8 text (byte {error.start} is "
-                        f"0x{error.object[error.start]:02x}); save it as UTF-8 (e.g. 'CSV UTF-8' "
-                        f"in a spreadsheet, or iconv -t UTF-8)") from None
+        raise _not_utf8(path, error) from None
 
 
-def read_header(path: Path) -> list[str]:
+def read_header(path: Path, sep: str | None = None) -> list[str]:
     """The column names of a CSV file: its first row that is not blank (load_csv's)."""
-    return [name.strip() for name in _read_rows(path, first_only=True)[0]]
+    first = next(_rows(path, sep), (0, []))[1]
+    return [name.strip() for name in first]
 
 
-def load_csv(path: str | Path, columns: list[str] | None = None,
-             label_column: str | None = None, time_column: str | None = None) -> Dataset:
-    """Read a CSV with a header row: numeric sensor columns, optional label and time columns."""
+@dataclass
+class Table:
+    """A CSV opened for reading: which of its columns are the channels, the label and the
+    time, and the C identifiers the channels take."""
+
+    path: Path
+    sep: str | None
+    header: list[str]
+    columns: list[str]
+    channels: list[str]
+    label: str | None
+    time: str | None
+
+    def chunks(self, size: int | None = None, finite: bool = True) -> Iterator[Dataset]:
+        """The data rows, size rows at a time (all at once without size).  finite: refuse
+        NaN, Inf and values beyond float32 (training data); without it they are read as the
+        device would see them."""
+        rows = _rows(self.path, self.sep)
+        next(rows)  # the header
+        while True:
+            block = list(itertools.islice(rows, size)) if size else list(rows)
+            if not block:
+                return
+            yield self._parse(block, finite)
+            if not size:
+                return
+
+    def _parse(self, block: list[tuple[int, list[str]]], finite: bool) -> Dataset:
+        index = {name: i for i, name in enumerate(self.header)}
+        values = np.empty((len(block), len(self.columns)), dtype=np.float32)
+        labels = np.zeros(len(block), dtype=bool) if self.label else None
+        times = [] if self.time else None
+        for r, (line, row) in enumerate(block):
+            if len(row) != len(self.header):
+                raise UserError(f"line {line} of {self.path} has {len(row)} fields, the header "
+                                f"has {len(self.header)}; fix the row")
+            for c, name in enumerate(self.columns):
+                values[r, c] = _number(row[index[name]], name, line, finite)
+            if labels is not None:
+                labels[r] = _parse_label(row[index[self.label]], self.label, line)
+            if times is not None:
+                times.append(row[index[self.time]])
+        return Dataset(self.path.stem, self.channels, values, labels, times, self.columns)
+
+
+def _number(text: str, column: str, line: int, finite: bool) -> np.float32:
+    try:
+        value = float(text)
+    except ValueError:
+        comma = "; decimal commas are not read: export with a decimal point" if (
+            "," in text and text.replace(",", "", 1).strip().isdigit()) else ""
+        raise UserError(f"column {column!r} is not numeric: line {line} holds {text!r}; fix the "
+                        f"value or leave the column out with --columns{comma}") from None
+    with np.errstate(over="ignore"):
+        value = np.float32(value)
+    if finite and not np.isfinite(value):
+        raise UserError(f"column {column!r} holds {text.strip()!r} on line {line}, which is not "
+                        f"a finite float32; training data must be finite: drop or interpolate "
+                        f"that row")
+    return value
+
+
+def open_csv(path: str | Path, columns: list[str] | None = None,
+             label_column: str | None = None, time_column: str | None = None,
+             sep: str | None = None, renames: dict[str, str] | None = None,
+             channels: list[str] | None = None) -> Table:
+    """Open a CSV with a header row.  columns: the sensor columns to read (default: all but
+    the label and time columns); channels: the C identifiers they take (default: mapped from
+    their names, with renames, cnames.map_channel_names)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data file {str(path)!r} does not exist; pass the path of a CSV file "
                         f"with a header row, or leave it out to use built-in data")
-    rows = _read_rows(path)
-    if not rows:
+    rows = _rows(path, sep)
+    first = next(rows, None)
+    if first is None:
         raise UserError(f"{path} is empty; it needs a header row and at least one data row")
-    header = [name.strip() for name in rows[0]]
-    body = rows[1:]
-    if not body:
+    if next(rows, None) is None:
         raise UserError(f"{path} has a header but no data rows")
+    rows.close()
+    header = [name.strip() for name in first[1]]
+    twice = next((name for name in header if header.count(name) > 1), None)
+    if twice is not None:
+        raise UserError(f"{path} names the column {twice!r} {header.count(twice)} times; give "
+                        f"each column its own name in the header")
 
     def pick(given: str | None, candidates: tuple[str, ...], what: str) -> str | None:
         if given is not None:
@@ -155,41 +259,41 @@ def load_csv(path: str | Path, columns: list[str] | None = None,
     label = pick(label_column, LABEL_COLUMNS, "label")
     time = pick(time_column, TIME_COLUMNS, "time")
     if columns is None:
-        channels = [name for name in header if name not in (label, time)]
-    else:
-        missing = [name for name in columns if name not in header]
-        if missing:
-            raise UserError(f"column(s) {', '.join(map(repr, missing))} not in {path}; its "
-                            f"columns are {', '.join(header)}")
-        channels = list(columns)
-    if not channels:
+        columns = [name for name in header if name not in (label, time)]
+    missing = [name for name in columns if name not in header]
+    if missing:
+        raise UserError(f"column(s) {', '.join(map(repr, missing))} not in {path}; its "
+                        f"columns are {', '.join(header)}")
+    if not columns:
         raise UserError(f"{path} has no sensor columns besides its label/time columns")
-    check_channel_names(channels)
+    if channels is None:
+        channels = map_channel_names(list(columns), renames or {})
+    return Table(path, sep, header, list(columns), list(channels), label, time)
 
-    index = {name: i for i, name in enumerate(header)}
-    values = np.empty((len(body), len(channels)), dtype=np.float32)
-    labels = np.zeros(len(body), dtype=bool) if label else None
-    times = [] if time else None
-    for r, row in enumerate(body):
-        line = r + 2
-        if len(row) != len(header):
-            raise UserError(f"line {line} of {path} has {len(row)} fields, the header has "
-                            f"{len(header)}; fix the row")
-        for c, name in enumerate(channels):
-            text = row[index[name]]
-            try:
-                value = float(text)
-            except ValueError:
-                raise UserError(f"column {name!r} is not numeric: line {line} holds {text!r}; "
-                                f"fix the value or leave the column out with --columns") from None
-            with np.errstate(over="ignore"):
-                values[r, c] = value
-            if not np.isfinite(values[r, c]):
-                raise UserError(f"column {name!r} holds {text.strip()!r} on line {line}, which is "
-                                f"not a finite float32; training data must be finite: drop or "
-                                f"interpolate that row")
-        if labels is not None:
-            labels[r] = _parse_label(row[index[label]], label, line)
-        if times is not None:
-            times.append(row[index[time]])
-    return Dataset(path.stem, channels, values, labels, times)
+
+def load_csv(path: str | Path, columns: list[str] | None = None,
+             label_column: str | None = None, time_column: str | None = None,
+             sep: str | None = None, renames: dict[str, str] | None = None) -> Dataset:
+    """Read a CSV with a header row whole (open_csv): numeric sensor columns, finite, and
+    the optional label and time columns."""
+    return next(open_csv(path, columns, label_column, time_column, sep, renames).chunks())
+
+
+def open_for_bundle(path: str | Path, bundle, label_column: str | None = None,
+                    time_column: str | None = None, sep: str | None = None) -> Table:
+    """Open a CSV whose sensor columns are a bundle's (bundle.Bundle): found by the data's
+    names the bundle stores (or by the channels' C names), no other sensor column."""
+    table = open_csv(path, None, label_column, time_column, sep)
+    names = (bundle.columns if all(c in table.columns for c in bundle.columns)
+             else bundle.channels)
+    missing = [c for c in names if c not in table.columns]
+    extra = [c for c in table.columns if c not in names]
+    if missing or extra:
+        parts = [f"lacks {', '.join(map(repr, missing))}"] if missing else []
+        if extra:
+            parts.append(f"has {', '.join(map(repr, extra))} that the bundle does not know")
+        raise UserError(f"{path} does not match the bundle: its sensor columns "
+                        f"({', '.join(map(repr, table.columns))}) {' and '.join(parts)}; the "
+                        f"bundle was trained on {', '.join(map(repr, bundle.columns))}")
+    return open_csv(path, list(names), table.label, table.time, sep,
+                    channels=list(bundle.channels))

@@ -1,6 +1,8 @@
-"""Validation of every user-supplied string that ends up in generated C."""
+"""Validation of every user-supplied string that ends up in generated C, and the mapping of
+CSV column names to the C identifiers the channels take."""
 
 import re
+import unicodedata
 
 from codegen.emit import headers
 from codegen.errors import UserError
@@ -56,8 +58,9 @@ def check_model_name(name: str) -> str:
     return name
 
 
-def check_channel_names(names: list[str]) -> list[str]:
-    fix = "rename the CSV header or choose other columns with --columns"
+def check_channel_names(names: list[str],
+                        fix: str = "rename the CSV header or choose other columns with --columns"
+                        ) -> list[str]:
     seen: dict[str, str] = {}
     for name in names:
         check_identifier(name, "column name", fix)
@@ -68,3 +71,56 @@ def check_channel_names(names: list[str]) -> list[str]:
             )
         seen[upper] = name
     return names
+
+
+def c_identifier_for(column: str, index: int) -> str:
+    """The C identifier a CSV column name maps to: accents dropped, every run of other
+    characters an underscore ('Flow rate (l/min)' -> Flow_rate_l_min); a name that would
+    start with a digit gets 'c_' before it, one that is reserved a '_' after it, one with
+    nothing left is channel_<index>.  A name that is already an identifier stays itself."""
+    plain = unicodedata.normalize("NFKD", column).encode("ascii", "ignore").decode("ascii")
+    name = re.sub(r"[^A-Za-z0-9]+", "_", plain).strip("_")[:MAX_LENGTH]
+    if not name:
+        return f"channel_{index}"
+    if name[0].isdigit():
+        name = f"c_{name}"[:MAX_LENGTH]
+    if name.lower().startswith("mcua"):
+        name = f"ch_{name}"[:MAX_LENGTH]
+    if name in _RESERVED:
+        name += "_"
+    return name
+
+
+def map_channel_names(columns: list[str], renames: dict[str, str]) -> list[str]:
+    """A unique C identifier per column (check_channel_names holds for the result): the one
+    renames gives (checked, never changed), else c_identifier_for's.  Names given by renames
+    and columns that map to themselves are placed first; where another column would give the
+    same macro it gets _2, _3, ... after its name.  A rename naming no column is refused."""
+    unknown = [old for old in renames if old not in columns]
+    if unknown:
+        raise UserError(f"--rename {unknown[0]!r}=... names no column of the data; its columns "
+                        f"are {', '.join(map(repr, columns))}")
+    fix = "choose another name with --rename OLD=NEW"
+    names = {old: check_identifier(new, f"--rename {old!r}= name", fix)
+             for old, new in renames.items()}
+    mapped = {c: c_identifier_for(c, i) for i, c in enumerate(columns) if c not in names}
+    taken = {}
+    for column, name in names.items():
+        if name.upper() in taken:
+            raise UserError(f"--rename gives {taken[name.upper()]!r} and {column!r} the same "
+                            f"C macro {name.upper()}; {fix}")
+        taken[name.upper()] = column
+    for column in (c for c in mapped if mapped[c] == c and c.upper() not in taken):
+        taken[column.upper()] = column
+        names[column] = column
+    for column in columns:
+        if column in names:
+            continue
+        base, n = mapped[column], 2
+        name = base
+        while name.upper() in taken:
+            suffix = f"_{n}"
+            name, n = base[:MAX_LENGTH - len(suffix)] + suffix, n + 1
+        taken[name.upper()] = column
+        names[column] = name
+    return check_channel_names([names[c] for c in columns], fix)

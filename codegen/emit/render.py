@@ -7,6 +7,7 @@ mixes two bundles' files and a failure leaves the old directory as it was.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jinja2
@@ -17,7 +18,7 @@ from codegen.bundle import Bundle
 from codegen.emit.cnames import check_model_name
 from codegen.detectors import get, window
 from codegen.files import Output, write_tree
-from codegen.emit.literals import c_float
+from codegen.emit.literals import c_comment, c_float
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
@@ -45,13 +46,21 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def column_comments(bundle: Bundle) -> list[str]:
+    """Per channel, the data's name for it where that is not the channel's name, as
+    comment text (JSON-quoted, escaped: the name is the user's, any characters)."""
+    return [c_comment(json.dumps(column)) if column != channel else ""
+            for column, channel in zip(bundle.columns, bundle.channels)]
+
+
 def render(bundle: Bundle) -> dict[str, str]:
     """File name -> text of every file `generate` writes for this bundle."""
     name = check_model_name(bundle.name)
     env = environment()
     base = {"model_name": name, "MODEL": name.upper(), "channels": bundle.channels,
             "tool_version": __version__, "runtime_version": RUNTIME_VERSION}
-    files = {f"{name}_channels.h": env.get_template("channels.h.j2").render(base)}
+    files = {f"{name}_channels.h": env.get_template("channels.h.j2").render(
+        {**base, "columns": column_comments(bundle)})}
     units = ["common"]
     for detector, fitted in bundle.detectors.items():
         header = f"{name}_{detector}.h"

@@ -23,7 +23,7 @@ from sklearn.metrics import (average_precision_score, precision_recall_curve, ro
                              roc_curve)
 
 from codegen.bundle import Bundle
-from codegen.data.dataset import LABEL_COLUMNS, TIME_COLUMNS, Dataset, load_csv, read_header
+from codegen.data.dataset import LABEL_COLUMNS, Dataset, open_for_bundle
 from codegen.detectors import get
 from codegen.errors import UserError
 from codegen.evaluate.metrics import alarm_rates, event_metrics, events, point_metrics
@@ -76,32 +76,15 @@ class Evaluation:
 
 
 def load_labelled(path: str | Path, bundle: Bundle, label_column: str | None = None,
-                  time_column: str | None = None) -> Dataset:
+                  time_column: str | None = None, sep: str | None = None) -> Dataset:
     """The CSV's rows for this bundle: its sensor columns must be the bundle's channels and
     it must have a 0/1 label column."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"data file {str(path)!r} does not exist; pass a labelled CSV")
-    header = read_header(path)
-    label = label_column or next((c for c in header if c.lower() in LABEL_COLUMNS), None)
-    if label is None or label not in header:
+    table = open_for_bundle(path, bundle, label_column, time_column, sep)
+    if table.label is None:
         raise UserError(f"{path} has no label column ({', '.join(LABEL_COLUMNS)} or "
                         f"--label-column): evaluate compares flags with labels, so it needs one "
                         f"with 0 (normal) or 1 (anomaly) per row")
-    time = time_column or next((c for c in header if c.lower() in TIME_COLUMNS), None)
-    sensors = [c for c in header if c not in (label, time)]
-    missing = [c for c in bundle.channels if c not in sensors]
-    extra = [c for c in sensors if c not in bundle.channels]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"lacks {', '.join(missing)}")
-        if extra:
-            parts.append(f"has {', '.join(extra)} that the bundle does not know")
-        raise UserError(f"{path} does not match the bundle: its sensor columns "
-                        f"({', '.join(sensors)}) {' and '.join(parts)}; the bundle was trained on "
-                        f"{', '.join(bundle.channels)}")
-    return load_csv(path, list(bundle.channels), label, time)
+    return next(table.chunks())
 
 
 def _finite(scores: np.ndarray) -> np.ndarray:

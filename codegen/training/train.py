@@ -190,6 +190,7 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
         channel_mean=[float(v) for v in stats.mean(axis=0)],
         channel_std=[float(v) for v in stats.std(axis=0)],
         detectors=fitted,
+        columns=list(dataset.columns),
         training={"data": dataset.name, "rows": int(len(dataset.values)),
                   "normal_rows": int(len(normal)), "labelled": dataset.labels is not None,
                   "seed": seed},
