@@ -319,6 +319,23 @@ def _evaluate_benchmark(args) -> None:
         print(f"written to {args.json}")
 
 
+def cmd_score(args) -> None:
+    from codegen.evaluate import scores
+
+    loaded = bundle.load(args.bundle)
+    detectors = scores.detector_names(loaded, args.detectors)
+    if args.engine == "c":
+        from host_sim.hostlib import HostModel as engine
+    else:
+        from codegen.verify.engines import PythonEngine as engine
+    rows = scores.score_csv(loaded, args.csv, args.out, engine(loaded), detectors,
+                            args.label_column, args.time_column, args.sep,
+                            progress=_progress if sys.stderr.isatty() else None)
+    print(f"{rows:,} rows scored by {', '.join(detectors)} "
+          f"({'the generated C' if args.engine == 'c' else 'the Python reference'}): "
+          f"written to {args.out}")
+
+
 def cmd_nab(args) -> None:
     from codegen.nab import benchmark as nab
 
@@ -448,6 +465,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-baseline", action="store_true",
                           help="leave out scikit-learn's IsolationForest baseline")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    score = sub.add_parser("score", help="per-row scores and flags of a bundle's detectors "
+                                         "on a CSV, as the device computes them")
+    score.add_argument("bundle")
+    score.add_argument("csv", help="CSV with the bundle's sensor columns (by the names it was "
+                                   "trained on); a label and a time column are copied over")
+    score.add_argument("--out", default="build/scores.csv",
+                       help="CSV written whole: the time and label columns if any, then "
+                            "<detector>_score and <detector>_flag per detector")
+    score.add_argument("--detectors", help="comma-separated (default: every one of the bundle)")
+    score.add_argument("--engine", choices=("c", "python"), default="c",
+                       help="the generated C built for this machine (default) or the Python "
+                            "reference: the same output, bit for bit")
+    score.add_argument("--label-column", help=LABEL_HELP)
+    score.add_argument("--time-column", help=TIME_HELP)
+    score.add_argument("--sep", choices=list(data.SEPARATORS), metavar="SEP",
+                       help="field separator: ',', ';' or tab (default: as for train)")
+    score.set_defaults(func=cmd_score)
 
     nab_cmd = sub.add_parser("nab", help="the Numenta Anomaly Benchmark: scorer check and our "
                                          "streaming detectors beside the scoreboard")

@@ -55,6 +55,16 @@ def _refuse_full_disk(error: OSError, out: Path) -> None:
 
 def write_file(out: str | Path, data: str | bytes) -> Path:
     """Write out through a temporary file beside it and a rename."""
+    with replacing(out) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(out)
+
+
+@contextlib.contextmanager
+def replacing(out: str | Path, mode: str = "wb"):
+    """A handle on a temporary file beside out that takes out's place when the block ends
+    without an error, and is removed when it raises: out is the old file or the new one,
+    whole, whatever happens while it is written."""
     out = Path(out)
     if out.is_dir():
         raise UserError(f"{out} is a directory; give a file name")
@@ -62,8 +72,9 @@ def write_file(out: str | Path, data: str | bytes) -> Path:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8",
+                                                             "newline": ""})) as handle:
+            yield handle
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
     except OSError as error:
@@ -72,7 +83,6 @@ def write_file(out: str | Path, data: str | bytes) -> Path:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-    return out
 
 
 def write_tree(out: str | Path, files: dict[str, str | bytes], kind: Output,

@@ -121,7 +121,8 @@ class TargetEngine:
         self.chunk = target.chunk_size(bundle)
 
     def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False,
-            resume: bool = False) -> dict[str, Scored]:
+            resume: bool = False, state: bool = True) -> dict[str, Scored]:
+        """Scores and flags (the firmware reports no state, whatever state asks)."""
         if resume:
             raise ValueError(f"{self.name}: every firmware run starts from a fresh state")
         only = dataclasses.replace(self.bundle,

@@ -103,15 +103,15 @@ class HostModel:
     def _streaming(self, detector: str) -> bool:
         return get(detector).SPEC.streaming(self.bundle.detectors[detector])
 
-    def score(self, detector: str, X: np.ndarray) -> Scored:
+    def score(self, detector: str, X: np.ndarray, resume: bool = False) -> Scored:
         """Scores and flags for every row of X; a streaming detector starts from a fresh
-        state."""
+        state, or with resume goes on from the last call's."""
         if self._streaming(detector):
-            return Scored(*self._batch(detector, X, None, None, ctypes.c_uint8(0)))
+            return Scored(*self._batch(detector, X, None, None, ctypes.c_uint8(resume)))
         return Scored(*self._batch(detector, X))
 
     def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False,
-            resume: bool = False) -> dict[str, Scored]:
+            resume: bool = False, state: bool = True) -> dict[str, Scored]:
         """The engine's call: see codegen.verify.engines.Engine.  The state resume goes on
         from is the library's: another HostModel of the same bundle shares it."""
         out = {}
@@ -119,10 +119,10 @@ class HostModel:
             if flag_api:
                 out[detector] = Scored(np.zeros(len(X), dtype=np.float32),
                                        self.flags(detector, X))
-            elif self._streaming(detector):
+            elif self._streaming(detector) and state:
                 out[detector] = self.run_with_state(detector, X, resume)
             else:
-                out[detector] = self.score(detector, X)
+                out[detector] = self.score(detector, X, resume)
         return out
 
     def freeze(self, detector: str) -> bool:

@@ -28,12 +28,13 @@ class Engine(Protocol):
     chunk: int | None  # rows one run holds, each run from a fresh state (None: no limit)
 
     def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False,
-            resume: bool = False) -> dict[str, Scored]:
+            resume: bool = False, state: bool = True) -> dict[str, Scored]:
         """Every detector named, from a fresh state, over the rows of X, with the state
-        after every row where the engine can report it.  flag_api: the detectors whose spec
-        has flag_api, through <model>_<name>_flag (scores are 0).  resume (engines without
-        a chunk limit, streaming detectors): go on from the state the engine's previous run
-        of the detector left, as if X followed those rows in one stream."""
+        after every row where the engine can report it (and state is True: without it the
+        memory stays that of the scores).  flag_api: the detectors whose spec has flag_api,
+        through <model>_<name>_flag (scores are 0).  resume (engines without a chunk limit,
+        streaming detectors): go on from the state the engine's previous run of the
+        detector left, as if X followed those rows in one stream."""
         ...
 
 
@@ -48,7 +49,7 @@ class PythonEngine:
         self.windows: dict[str, Window] = {}  # each streaming detector's, for resume
 
     def run(self, X: np.ndarray, detectors: list[str], flag_api: bool = False,
-            resume: bool = False) -> dict[str, Scored]:
+            resume: bool = False, state: bool = True) -> dict[str, Scored]:
         out = {}
         for name in detectors:
             fitted = self.bundle.detectors[name]
@@ -56,7 +57,7 @@ class PythonEngine:
             if module.SPEC.streaming(fitted):
                 if not resume or name not in self.windows:
                     self.windows[name] = new_state(fitted, len(self.bundle.channels))
-                result = module.score(fitted, X, with_state=True, state=self.windows[name])
+                result = module.score(fitted, X, with_state=state, state=self.windows[name])
             else:
                 result = module.score(fitted, X)
             if flag_api:
