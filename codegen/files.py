@@ -64,25 +64,51 @@ def write_file(out: str | Path, data: str | bytes) -> Path:
 def replacing(out: str | Path, mode: str = "wb"):
     """A handle on a temporary file beside out that takes out's place when the block ends
     without an error, and is removed when it raises: out is the old file or the new one,
-    whole, whatever happens while it is written."""
-    out = Path(out)
+    whole, whatever happens while it is written.  The writer holds a lock on its temporary
+    file until the rename, so the next writer can tell a killed run's leftover (removed)
+    from a live one's (left alone)."""
+    out = Path(os.path.abspath(out))
     if out.is_dir():
         raise UserError(f"{out} is a directory; give a file name")
     tmp = None
+    text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8",
-                                                             "newline": ""})) as handle:
+        with _locked(out.parent) as alone:
+            if alone:
+                _remove_dead_files(out)
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(fd, mode, **text) as handle:
             yield handle
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
+            handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
+            os.replace(tmp, out)
     except OSError as error:
         _refuse_full_disk(error, out)
         raise
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _remove_dead_files(out: Path) -> None:
+    """Remove the temporary files killed writers of out left (replacing): those whose lock
+    nobody holds."""
+    for path in out.parent.iterdir():
+        if not _siblings(out, "tmp").fullmatch(path.name) or not path.is_file():
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue  # gone already
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a live writer's
+        finally:
+            os.close(fd)
 
 
 def write_tree(out: str | Path, files: dict[str, str | bytes], kind: Output,

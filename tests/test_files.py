@@ -35,6 +35,17 @@ def test_generated_files_and_bundles_are_0644_and_0755(umask_022, iot_bundle, tm
             assert mode == (0o755 if (root / name).is_dir() else 0o644), (root, name, oct(mode))
 
 
+def test_scores_and_reports_are_0644(umask_022, iot_bundle, labelled_csv, tmp_path):
+    model = bundle_mod.save(iot_bundle, tmp_path / "model")
+    out = tmp_path / "new" / "scores.csv"
+    assert main(["score", str(model), str(labelled_csv), "--out", str(out)]) == 0
+    assert main(["evaluate", str(model), str(labelled_csv), "--no-baseline", "--report",
+                 str(tmp_path / "r.html")]) == 0
+    for path in (out, tmp_path / "r.html"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert stat.S_IMODE(out.parent.stat().st_mode) == 0o755
+
+
 def test_modes_follow_the_umask(tmp_path):
     old = os.umask(0o077)
     try:

@@ -3,6 +3,11 @@ giving the same file byte for byte, chunked reading giving what one pass over th
 gives, and bad input refused with nothing written."""
 
 import csv
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +26,8 @@ from support import perturbed, write_csv, write_labelled
 DETECTORS = ["zscore", "streaming_zscore", "moving_average", "kmeans", "isolation_forest",
              "mahalanobis"]
 CHUNK = 97  # not a divisor of anything here: chunks end mid-window
+KILLS = 12
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _with_faults(dataset):
@@ -157,3 +164,45 @@ def test_detectors_the_bundle_lacks_are_refused(iot_bundle, labelled_csv, tmp_pa
                  "--detectors", "zscore,gmm"]) == 2
     assert "names gmm; the bundle holds" in capsys.readouterr().err
     assert not (tmp_path / "s.csv").exists()
+
+
+def _score_command(model, csv_path, out):
+    return [sys.executable, "-m", "codegen.cli", "score", str(model), str(csv_path), "--out",
+            str(out), "--engine", "python"]
+
+
+def _leftovers(directory):
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.slow
+def test_killed_and_concurrent_scores_leave_the_old_or_the_new_file_whole(
+        iot_bundle, labelled_csv, tmp_path):
+    model = bundle_mod.save(iot_bundle, tmp_path / "model")
+    out = tmp_path / "out" / "scores.csv"
+    complete = tmp_path / "complete.csv"
+    subprocess.run(_score_command(model, labelled_csv, complete), check=True, cwd=ROOT,
+                   capture_output=True)
+    new = complete.read_bytes()
+    start = time.monotonic()
+    subprocess.run(_score_command(model, labelled_csv, out), check=True, cwd=ROOT,
+                   capture_output=True)
+    duration = time.monotonic() - start
+    rng = np.random.default_rng(0)
+    outcomes = []
+    for delay in rng.uniform(0.2 * duration, duration, KILLS):
+        out.write_bytes(b"old\n")
+        run = subprocess.Popen(_score_command(model, labelled_csv, out), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        outcomes.append(out.read_bytes() == new)
+        assert out.read_bytes() in (b"old\n", new)
+    assert 0 < sum(outcomes) < KILLS, outcomes  # some kills landed before the rename
+    both = [subprocess.Popen(_score_command(model, labelled_csv, out), cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for _ in range(2)]
+    assert [run.wait() for run in both] == [0, 0]
+    assert out.read_bytes() == new
+    assert _leftovers(out.parent) == []  # the killed runs' files went with the next run
