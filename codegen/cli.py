@@ -19,6 +19,7 @@ from codegen.emit import render as emit
 from codegen.training import train as training
 from codegen.detectors import DEFAULT, DETECTORS, get
 from codegen.errors import UserError
+from codegen.evaluate.metrics import shown
 from codegen.firmware import OFFLINE_ENVS, memory
 from codegen.verify import battery, compare
 
@@ -141,8 +142,8 @@ def cmd_train(args) -> None:
         ev = fitted.report.get("evaluation")
         line = f"  {name:<18} threshold {fitted.scalars['threshold']:.6g}"
         if ev:
-            line += (f"  P {ev['precision']:.3f} R {ev['recall']:.3f} F1 {ev['f1']:.3f} "
-                     f"(TP {ev['tp']} FP {ev['fp']} FN {ev['fn']})")
+            line += (f"  P {shown(ev['precision'], '.3f')} R {shown(ev['recall'], '.3f')} "
+                     f"F1 {shown(ev['f1'], '.3f')} (TP {ev['tp']} FP {ev['fp']} FN {ev['fn']})")
         print(line)
 
 

@@ -102,7 +102,7 @@ def test_the_median_delay_and_hold_over_the_caught_events_only():
     # hold: rows from the first flag to the last, of the rows from the first flag on
     assert m["median_hold"] == pytest.approx((43 / 49 + 8 / 17) / 2)
     assert metrics.event_metrics(spans[-1:])["median_hold"] is None
-    assert metrics.event_metrics([])["event_recall"] == 0.0
+    assert metrics.event_metrics([])["event_recall"] is None  # undefined, not 0
     assert metrics.event_metrics(spans[-1:])["median_delay"] is None
 
 
@@ -111,7 +111,22 @@ def test_alarm_rates():
     assert metrics.alarm_rates(point) == {"false_alarm_rate": 0.5,
                                           "missed_alarm_rate": pytest.approx(2 / 3)}
     none = metrics.point_metrics(np.zeros(3, bool), np.zeros(3, bool))
-    assert metrics.alarm_rates(none)["missed_alarm_rate"] == 0.0
+    assert metrics.alarm_rates(none) == {"false_alarm_rate": 0.0, "missed_alarm_rate": None}
+    assert (none["precision"], none["recall"], none["f1"]) == (None, None, None)
+
+
+def test_undefined_metrics_print_as_a_dash(tmp_path, capsys):
+    """A labelled training CSV without an anomalous row has no recall: train and evaluate
+    print '–' (issue 17, item 5), not 0.000."""
+    path = write_csv(tmp_path / "normal.csv", ["a", "b", "anomaly"],
+                     [[1 + 0.01 * i, 2 - 0.02 * (i % 7), 0] for i in range(50)])
+    model = tmp_path / "model"
+    assert main(["train", str(path), "--detectors", "zscore", "--out", str(model)]) == 0
+    assert "P – R – F1 – (TP 0 FP 0 FN 0)" in capsys.readouterr().out
+    assert main(["evaluate", str(model), str(path), "--no-baseline"]) == 0
+    row = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("zscore"))
+    assert row.split()[1:] == ["–", "–", "–", "0.0000", "–", "–", "–", "0/0", "–", "-",
+                               "50/0/0/0"]
 
 
 def test_infinite_scores_rank_first():
@@ -176,7 +191,7 @@ def test_columns_that_differ_from_the_bundle_are_refused(tmp_path, iot_bundle, i
     assert "lacks 'sensor_3'" in err and "pressure" in err and "trained on" in err
     fewer = write_csv(tmp_path / "fewer.csv", ["time", "sensor_1", "sensor_2", "is_anomaly"],
                       [[r[0], r[1], r[2], r[4]] for r in rows])
-    assert "lacks sensor_3" in run_bad(tmp_path, model, fewer, capsys)
+    assert "lacks 'sensor_3'" in run_bad(tmp_path, model, fewer, capsys)
 
 
 # ---------------------------------------------------------------- host-side cost

@@ -26,7 +26,7 @@ from codegen.bundle import Bundle
 from codegen.data.dataset import LABEL_COLUMNS, Dataset, open_for_bundle
 from codegen.detectors import get
 from codegen.errors import UserError
-from codegen.evaluate.metrics import alarm_rates, event_metrics, events, point_metrics
+from codegen.evaluate.metrics import alarm_rates, event_metrics, events, point_metrics, shown
 
 BASELINE = "sklearn_iforest"
 SWEEP_POINTS = 60
@@ -63,10 +63,13 @@ class Evaluation:
             delay = "-" if m["median_delay"] is None else f"{m['median_delay']:.1f}"
             (tn, fp), (fn, tp) = r.confusion
             name = r.name + (" *" if r.host_only else "")
-            lines.append(f"{name:<20} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
-                         f"{m['false_alarm_rate']:7.4f} {m['missed_alarm_rate']:6.3f} "
-                         f"{m['pr_auc']:7.3f} {m['roc_auc']:7.3f} "
-                         f"{m['events_caught']:>3}/{m['events']:<4} {m['event_recall']:6.3f} "
+            lines.append(f"{name:<20} {shown(m['precision'], '6.3f')} "
+                         f"{shown(m['recall'], '6.3f')} {shown(m['f1'], '6.3f')} "
+                         f"{shown(m['false_alarm_rate'], '7.4f')} "
+                         f"{shown(m['missed_alarm_rate'], '6.3f')} "
+                         f"{shown(m['pr_auc'], '7.3f')} {shown(m['roc_auc'], '7.3f')} "
+                         f"{m['events_caught']:>3}/{m['events']:<4} "
+                         f"{shown(m['event_recall'], '6.3f')} "
                          f"{delay:>6}  {tn}/{fp}/{fn}/{tp}")
         lines.append("events: labelled spans with a flag; ev.rec: their fraction; delay: median "
                      "rows from a span's start to its first flag")
@@ -103,14 +106,17 @@ def measure(name: str, scores: np.ndarray, flags: np.ndarray, threshold: float,
     point = point_metrics(flags, labels)
     tn, fp, fn, tp = (point[k] for k in ("tn", "fp", "fn", "tp"))
     both = labels.any() and not labels.all()
-    precision, recall, pr_thresholds = precision_recall_curve(labels, s)
+    if labels.any():
+        precision, recall, pr_thresholds = precision_recall_curve(labels, s)
+    else:  # no anomalous row: no curve, no sweep
+        precision, recall, pr_thresholds = np.ones(1), np.zeros(1), np.zeros(0)
     fpr, tpr, _ = roc_curve(labels, s) if both else (np.array([0, 1]), np.array([0, 1]), None)
     spans = events(labels, flags)
     metrics = {
         "precision": point["precision"], "recall": point["recall"], "f1": point["f1"],
         **alarm_rates(point),
-        "pr_auc": float(average_precision_score(labels, s)),
-        "roc_auc": float(roc_auc_score(labels, s)) if both else float("nan"),
+        "pr_auc": float(average_precision_score(labels, s)) if both else None,
+        "roc_auc": float(roc_auc_score(labels, s)) if both else None,
         **event_metrics(spans),
     }
     # The sweep: point-wise metrics if this score stream were cut at other thresholds.

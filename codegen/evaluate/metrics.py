@@ -5,27 +5,41 @@ delay is the number of rows from its first row to the first flag)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
 
 def point_metrics(flags: np.ndarray, labels: np.ndarray) -> dict:
-    """Precision, recall, F1 (0 where undefined) and the confusion counts."""
+    """Precision, recall, F1 (None where undefined: precision without flags, recall without
+    anomalous rows, F1 when there is neither a flag nor an anomalous row) and the confusion
+    counts."""
     flags = np.asarray(flags, dtype=bool)
     labels = np.asarray(labels, dtype=bool)
+    tp, fp = int((flags & labels).sum()), int((flags & ~labels).sum())
+    fn, tn = int((~flags & labels).sum()), int((~flags & ~labels).sum())
     p, r, f1, _ = precision_recall_fscore_support(labels, flags, average="binary",
                                                   zero_division=0)
-    return {"precision": float(p), "recall": float(r), "f1": float(f1),
-            "tp": int((flags & labels).sum()), "fp": int((flags & ~labels).sum()),
-            "fn": int((~flags & labels).sum()), "tn": int((~flags & ~labels).sum())}
+    return {"precision": float(p) if tp + fp else None, "recall": float(r) if tp + fn else None,
+            "f1": float(f1) if tp + fp + fn else None,
+            "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
 def alarm_rates(point: dict) -> dict:
     """FAR (false alarms / normal rows) and MAR (missed / anomalous rows) of point_metrics'
-    counts, 0 where there are no such rows."""
+    counts, None where there are no such rows."""
     normal, anomalous = point["fp"] + point["tn"], point["fn"] + point["tp"]
-    return {"false_alarm_rate": point["fp"] / normal if normal else 0.0,
-            "missed_alarm_rate": point["fn"] / anomalous if anomalous else 0.0}
+    return {"false_alarm_rate": point["fp"] / normal if normal else None,
+            "missed_alarm_rate": point["fn"] / anomalous if anomalous else None}
+
+
+def shown(value: float | None, spec: str) -> str:
+    """A metric as text in format spec; an undefined one (None) as '–' in the same width."""
+    if value is None:
+        width = re.match(r"\d*", spec).group()
+        return f"{'–':>{width}}" if width else "–"
+    return format(value, spec)
 
 
 def events(labels: np.ndarray, flags: np.ndarray, ids: np.ndarray | None = None) -> list[dict]:
@@ -49,13 +63,13 @@ def events(labels: np.ndarray, flags: np.ndarray, ids: np.ndarray | None = None)
 
 
 def event_metrics(spans: list[dict]) -> dict:
-    """Event recall (spans with a flag / spans), the delays over the caught spans (mean,
+    """Event recall (spans with a flag / spans; None without spans), the delays over the caught spans (mean,
     median and max) and their median hold as a fraction of the rows from the first flag to
     the span's end (None when none is caught)."""
     delays = [e["delay"] for e in spans if e["caught"]]
     holds = [e["hold"] / (e["end"] - e["start"] + 1 - e["delay"]) for e in spans if e["caught"]]
     return {"events": len(spans), "events_caught": len(delays),
-            "event_recall": len(delays) / len(spans) if spans else 0.0,
+            "event_recall": len(delays) / len(spans) if spans else None,
             "mean_delay": float(np.mean(delays)) if delays else None,
             "median_delay": float(np.median(delays)) if delays else None,
             "max_delay": int(max(delays)) if delays else None,

@@ -32,7 +32,8 @@ COLUMNS = ("F1", "FAR", "MAR", "events", "delay", "hold")
 def _row(m: dict) -> list[str]:
     delay = "-" if m["median_delay"] is None else f"{m['median_delay']:.0f}"
     hold = "-" if m["median_hold"] is None else f"{m['median_hold']:.2f}"
-    return [f"{m['f1']:.3f}", f"{m['false_alarm_rate']:.4f}", f"{m['missed_alarm_rate']:.3f}",
+    return [metrics.shown(m["f1"], ".3f"), metrics.shown(m["false_alarm_rate"], ".4f"),
+            metrics.shown(m["missed_alarm_rate"], ".3f"),
             f"{m['events_caught']}/{m['events']}", delay, hold]
 
 

@@ -139,9 +139,12 @@ def table(outcomes: list[Outcome], runs: list) -> str:
             lines.append(f"{o.name:<18} not applicable: {o.reason}")
             continue
         m = o.metrics
-        lines.append(f"{o.name:<18} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
-                     f"{m['false_alarm_rate']:6.3f} {m['missed_alarm_rate']:6.3f} "
-                     f"{m['events_caught']:>3}/{m['events']:<3} {m['event_recall']:6.3f} "
+        lines.append(f"{o.name:<18} {metrics.shown(m['precision'], '6.3f')} "
+                     f"{metrics.shown(m['recall'], '6.3f')} {metrics.shown(m['f1'], '6.3f')} "
+                     f"{metrics.shown(m['false_alarm_rate'], '6.3f')} "
+                     f"{metrics.shown(m['missed_alarm_rate'], '6.3f')} "
+                     f"{m['events_caught']:>3}/{m['events']:<3} "
+                     f"{metrics.shown(m['event_recall'], '6.3f')} "
                      f"{_delay(m):>6} {_hold(m):>5}")
         notes += [f"  {o.name}: {note}" for note in o.notes]
     lines.append("FAR: false alarms / normal test rows; MAR: missed / anomalous test rows; "

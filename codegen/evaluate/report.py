@@ -18,6 +18,7 @@ import numpy as np
 from codegen.errors import UserError
 from codegen.files import read_json, write_file
 from codegen.evaluate.evaluation import Evaluation
+from codegen.evaluate.metrics import shown
 
 MAX_POINTS = 20_000  # per line trace; longer series are thinned (flags always kept)
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -115,10 +116,10 @@ def curves(ev: Evaluation):
         fpr, tpr = r.roc_curve
         m = r.metrics
         fig.add_trace(go.Scatter(x=recall, y=precision, mode="lines", legendgroup=r.name,
-                                 name=f"{r.name} (PR-AUC {m['pr_auc']:.3f})",
+                                 name=f"{r.name} (PR-AUC {shown(m['pr_auc'], '.3f')})",
                                  line={"color": color, "shape": "hv"}), row=1, col=1)
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", legendgroup=r.name,
-                                 name=f"{r.name} (ROC-AUC {m['roc_auc']:.3f})",
+                                 name=f"{r.name} (ROC-AUC {shown(m['roc_auc'], '.3f')})",
                                  line={"color": color}), row=1, col=2)
         fig.add_trace(go.Scatter(x=[m["recall"]], y=[m["precision"]], mode="markers",
                                  legendgroup=r.name, showlegend=False,
@@ -286,10 +287,12 @@ def metrics_table(ev: Evaluation) -> str:
         (tn, fp), (fn, tp) = r.confusion
         delay = "-" if m["mean_delay"] is None else f"{m['mean_delay']:.1f} / {m['max_delay']}"
         name = html.escape(r.name) + (" <em>(host-only baseline)</em>" if r.host_only else "")
-        rows.append(f"<tr><td>{name}</td><td>{r.threshold:.6g}</td><td>{m['precision']:.3f}</td>"
-                    f"<td>{m['recall']:.3f}</td><td>{m['f1']:.3f}</td>"
-                    f"<td>{m['false_alarm_rate']:.4f}</td><td>{m['missed_alarm_rate']:.3f}</td>"
-                    f"<td>{m['pr_auc']:.3f}</td><td>{m['roc_auc']:.3f}</td>"
+        rows.append(f"<tr><td>{name}</td><td>{r.threshold:.6g}</td>"
+                    f"<td>{shown(m['precision'], '.3f')}</td><td>{shown(m['recall'], '.3f')}</td>"
+                    f"<td>{shown(m['f1'], '.3f')}</td>"
+                    f"<td>{shown(m['false_alarm_rate'], '.4f')}</td>"
+                    f"<td>{shown(m['missed_alarm_rate'], '.3f')}</td>"
+                    f"<td>{shown(m['pr_auc'], '.3f')}</td><td>{shown(m['roc_auc'], '.3f')}</td>"
                     f"<td>{m['events_caught']} / {m['events']}</td><td>{delay}</td>"
                     f"<td>{tn} / {fp} / {fn} / {tp}</td></tr>")
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"

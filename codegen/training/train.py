@@ -22,12 +22,15 @@ def evaluate(flags: np.ndarray, labels: np.ndarray) -> dict:
     """Point-wise precision, recall, F1 (to 6 decimals, for the bundle's report) and the
     confusion counts of flags against labels."""
     m = point_metrics(flags, labels)
-    return {**m, **{k: round(m[k], 6) for k in ("precision", "recall", "f1")}}
+    return {**m, **{k: round(m[k], 6) for k in ("precision", "recall", "f1")
+                    if m[k] is not None}}
 
 
 def _metrics(flags: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(precision, recall) for the labelled choice, an undefined one as 0: a threshold that
+    flags nothing has no precision to offer."""
     m = point_metrics(flags, labels)
-    return m["precision"], m["recall"]
+    return m["precision"] or 0.0, m["recall"] or 0.0
 
 
 def _judged_scores(module, fitted, X: np.ndarray, quiet: int):
