@@ -107,12 +107,18 @@ def parse_renames(items: list[str]) -> dict[str, str]:
 
 def _dataset(args) -> data.Dataset:
     if not args.csv:
-        if args.rename or args.sep:
-            raise UserError("--rename and --sep apply to a CSV; give one, or leave them out")
+        if args.rename or args.sep or args.ignore:
+            raise UserError("--rename, --sep and --ignore apply to a CSV; give one, or leave "
+                            "them out")
         return data.builtin(args.builtin)
     columns = args.columns.split(",") if args.columns else None
+    ignore = args.ignore.split(",") if args.ignore else None
     dataset = data.load_csv(args.csv, columns, args.label_column, args.time_column, args.sep,
-                            parse_renames(args.rename))
+                            parse_renames(args.rename), ignore)
+    for name in [] if columns else dataset.label_like():
+        print(f"warning: column {name!r} holds only 0 and 1, like a label or a marker, and is "
+              f"read as a sensor channel: leave it out with --ignore {name!r}, or make it the "
+              f"label with --label-column", file=sys.stderr)
     if dataset.renamed and not args.quiet:
         print("columns named for C (--rename OLD=NEW to choose):")
         for column, channel in dataset.renamed:
@@ -380,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "moving_average, autoencoder, isolation_forest with rolling "
                             "features); --set overrides it per detector")
     train.add_argument("--columns", help="comma-separated sensor columns (default: all)")
+    train.add_argument("--ignore", metavar="COLUMNS",
+                       help="comma-separated columns that are neither channels nor the label "
+                            "or time (e.g. a marker column)")
     train.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
                        help="the C identifier of a column (default: its name with every run of "
                             "other characters an '_', e.g. 'Flow rate (l/min)' -> "

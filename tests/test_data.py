@@ -108,3 +108,24 @@ def test_sep_overrides_the_sniffed_separator(tmp_path):
         data.load_csv(path, sep=",")
     with pytest.raises(UserError, match="--sep '|' is not a separator"):
         data.load_csv(path, sep="|")
+
+
+def test_a_zero_one_column_beside_the_label_is_warned_about_and_can_be_ignored(tmp_path, capsys):
+    """A changepoint marker next to the label is 0/1 too: read as a channel it would leak
+    the labels into the model (issue 17, item 3)."""
+    from codegen.cli import main
+
+    rows = "".join(f"{1 + 0.1 * (i % 5)},{2 - 0.1 * (i % 3)},{int(i == 7)},{int(i == 9)}\n"
+                   for i in range(40))
+    path = write(tmp_path, "a,b,changepoint,anomaly\n" + rows)
+    assert data.load_csv(path).label_like() == ["changepoint"]
+    assert data.load_csv(path, ignore=["changepoint"]).channels == ["a", "b"]
+    out = tmp_path / "m"
+    assert main(["train", str(path), "--detectors", "zscore", "--out", str(out), "--quiet"]) == 0
+    assert "column 'changepoint' holds only 0 and 1" in capsys.readouterr().err
+    assert main(["train", str(path), "--detectors", "zscore", "--out", str(out), "--quiet",
+                 "--ignore", "changepoint"]) == 0
+    assert "holds only 0 and 1" not in capsys.readouterr().err
+    assert main(["train", str(path), "--detectors", "zscore", "--out", str(out), "--quiet",
+                 "--ignore", "nope"]) == 2
+    assert "ignored column 'nope' is not in" in capsys.readouterr().err

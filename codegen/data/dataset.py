@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -33,6 +34,12 @@ class Dataset:
 
     def __post_init__(self):
         self.columns = list(self.columns or self.channels)
+
+    def label_like(self) -> list[str]:
+        """The columns read as channels that hold only 0 and 1, both: labels or markers
+        more likely than sensors."""
+        return [c for c, v in zip(self.columns, self.values.T)
+                if np.isin(v, (0, 1)).all() and 0 < v.sum() < len(v)]
 
     @property
     def renamed(self) -> list[tuple[str, str]]:
@@ -227,10 +234,10 @@ def _number(text: str, column: str, line: int, finite: bool) -> np.float32:
 def open_csv(path: str | Path, columns: list[str] | None = None,
              label_column: str | None = None, time_column: str | None = None,
              sep: str | None = None, renames: dict[str, str] | None = None,
-             channels: list[str] | None = None) -> Table:
+             channels: list[str] | None = None, ignore: list[str] | None = None) -> Table:
     """Open a CSV with a header row.  columns: the sensor columns to read (default: all but
-    the label and time columns); channels: the C identifiers they take (default: mapped from
-    their names, with renames, cnames.map_channel_names)."""
+    the label and time columns and those in ignore); channels: the C identifiers they take
+    (default: mapped from their names, with renames, cnames.map_channel_names)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data file {str(path)!r} does not exist; pass the path of a CSV file "
@@ -258,8 +265,10 @@ def open_csv(path: str | Path, columns: list[str] | None = None,
 
     label = pick(label_column, LABEL_COLUMNS, "label")
     time = pick(time_column, TIME_COLUMNS, "time")
+    for name in ignore or ():
+        pick(name, (), "ignored")
     if columns is None:
-        columns = [name for name in header if name not in (label, time)]
+        columns = [name for name in header if name not in (label, time, *(ignore or ()))]
     missing = [name for name in columns if name not in header]
     if missing:
         raise UserError(f"column(s) {', '.join(map(repr, missing))} not in {path}; its "
@@ -273,27 +282,33 @@ def open_csv(path: str | Path, columns: list[str] | None = None,
 
 def load_csv(path: str | Path, columns: list[str] | None = None,
              label_column: str | None = None, time_column: str | None = None,
-             sep: str | None = None, renames: dict[str, str] | None = None) -> Dataset:
+             sep: str | None = None, renames: dict[str, str] | None = None,
+             ignore: list[str] | None = None) -> Dataset:
     """Read a CSV with a header row whole (open_csv): numeric sensor columns, finite, and
     the optional label and time columns."""
-    return next(open_csv(path, columns, label_column, time_column, sep, renames).chunks())
+    return next(open_csv(path, columns, label_column, time_column, sep, renames,
+                         ignore=ignore).chunks())
 
 
 def open_for_bundle(path: str | Path, bundle, label_column: str | None = None,
                     time_column: str | None = None, sep: str | None = None) -> Table:
     """Open a CSV whose sensor columns are a bundle's (bundle.Bundle): found by the data's
-    names the bundle stores (or by the channels' C names), no other sensor column."""
+    names the bundle stores (or by the channels' C names).  Other columns are left out,
+    with a warning."""
     table = open_csv(path, None, label_column, time_column, sep)
     names = (bundle.columns if all(c in table.columns for c in bundle.columns)
              else bundle.channels)
     missing = [c for c in names if c not in table.columns]
     extra = [c for c in table.columns if c not in names]
-    if missing or extra:
-        parts = [f"lacks {', '.join(map(repr, missing))}"] if missing else []
+    if missing:
+        parts = [f"lacks {', '.join(map(repr, missing))}"]
         if extra:
             parts.append(f"has {', '.join(map(repr, extra))} that the bundle does not know")
         raise UserError(f"{path} does not match the bundle: its sensor columns "
                         f"({', '.join(map(repr, table.columns))}) {' and '.join(parts)}; the "
                         f"bundle was trained on {', '.join(map(repr, bundle.columns))}")
+    if extra:
+        print(f"warning: {path}: the bundle does not know {', '.join(map(repr, extra))}: left "
+              f"out", file=sys.stderr)
     return open_csv(path, list(names), table.label, table.time, sep,
                     channels=list(bundle.channels))
