@@ -200,6 +200,16 @@ def test_an_autoencoder_parameter_of_the_wrong_type_or_range_is_refused(param, v
     assert words in str(error.value) and repr(value) in str(error.value)
 
 
+def test_the_autoencoders_channel_may_be_named():
+    from codegen.detectors.autoencoder.training import channel_index
+
+    assert channel_index({"channel": "b"}, ["a", "b"]) == {"channel": 1}
+    assert channel_index({"channel": 0}, ["a", "b"]) == {"channel": 0}
+    with pytest.raises(UserError, match="autoencoder.channel 'c' is not a channel of the "
+                                        "data; give one of a, b or its index"):
+        channel_index({"channel": "c"}, ["a", "b"])
+
+
 @pytest.mark.parametrize("error, words", [
     (PermissionError(13, "Permission denied", "/data/in.csv"),
      "/data/in.csv: Permission denied; check that the path exists"),

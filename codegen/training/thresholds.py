@@ -109,7 +109,10 @@ def candidates(scores: np.ndarray, labels: np.ndarray):
     labels = np.asarray(labels, dtype=bool)
     if labels.all() or not labels.any():
         raise UserError("a labelled threshold strategy needs validation rows of both kinds, "
-                        "normal (0) and anomalous (1)")
+                        "normal (0) and anomalous (1), and these are all "
+                        f"{'anomalous' if labels.all() else 'normal'}: give --validation with "
+                        "a labelled CSV that has both, or choose percentile:P, sigma:K or "
+                        "value:K")
     finite = np.where(np.isfinite(scores), scores, np.finfo(np.float32).max)
     precision, recall, at = precision_recall_curve(labels, finite)
     return np.array([below(t) for t in at], dtype=np.float32), precision[:-1], recall[:-1]

@@ -80,7 +80,8 @@ def check_params(params: dict | None) -> dict:
 
     if not _is_int(p["channel"]) or p["channel"] < 0:
         raise AutoencoderConfigError(
-            f"{NAME}.channel must be a column index >= 0 (e.g. 0), not {p['channel']!r}")
+            f"{NAME}.channel must be a channel's name or its index >= 0 (e.g. 0), not "
+            f"{p['channel']!r}")
     if not _is_int(p["window"]) or not 2 <= p["window"] <= MAX_WINDOW:
         raise AutoencoderConfigError(
             f"{NAME}.window must be an integer from 2 to {MAX_WINDOW} (the default is 20), "

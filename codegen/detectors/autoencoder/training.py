@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from codegen.detectors.autoencoder.params import (AutoencoderConfigError, AutoencoderError,
+from codegen.detectors.autoencoder.params import (NAME, AutoencoderConfigError, AutoencoderError,
                                                   ConstantChannelError, InsufficientDataError,
                                                   NonFiniteInputError, check_params)
 from codegen.detectors.autoencoder.pipeline import (network_int8, score_windows,
@@ -108,10 +108,23 @@ def _litert_vs_tflm(fitted: Fitted, net: Network, z_val_w: np.ndarray, seed: int
     return litert
 
 
+def channel_index(params: dict, channels: list[str] | None) -> dict:
+    """params with a channel given by name replaced by its index in channels."""
+    name = (params or {}).get("channel")
+    if not isinstance(name, str):
+        return params
+    if not channels or name not in channels:
+        raise AutoencoderConfigError(
+            f"{NAME}.channel {name!r} is not a channel of the data; give one of "
+            f"{', '.join(channels or [])} or its index")
+    return {**params, "channel": channels.index(name)}
+
+
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
         channels: list[str] | None = None) -> Fitted:
-    """Train on normal data only, convert to int8, size the arena, set the threshold."""
-    p = check_params(params)
+    """Train on normal data only, convert to int8, size the arena, set the threshold.
+    params' channel may name one of channels (the C names) instead of giving its index."""
+    p = check_params(channel_index(params, channels))
     W, ch = p["window"], p["channel"]
     normal = np.asarray(normal)
     if normal.ndim == 1:
