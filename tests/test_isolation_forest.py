@@ -14,6 +14,7 @@ from codegen import bundle as bundle_mod
 from codegen.emit import render as emit
 from codegen.detectors import isolation_forest as iforest
 from codegen.detectors.base import Kind
+from codegen.detectors.window import Window
 from codegen.errors import UserError
 from codegen.training import train as training
 from codegen.verify.battery import battery
@@ -184,7 +185,7 @@ def test_boundary_rows_reach_their_split_and_part_there(forests, iot):
 @pytest.mark.parametrize("kind", ["esp32", "rolling"])
 def test_export_is_scikit_learns_forest(forests, iot, kind):
     fitted = forests[kind][0].detectors[NAME]
-    features = iforest.rolling_features(iot.normal, 50)[0] if kind == "rolling" else iot.normal
+    features = iforest.rolling_features(iot.normal, 50)[0][49:] if kind == "rolling" else iot.normal
     exported = iforest._export(sklearn_forest(fitted, features))
     assert all(np.array_equal(exported[k], v) for k, v in fitted.arrays.items())
 
@@ -449,13 +450,29 @@ def test_too_few_normal_rows_are_refused(iot, rows):
         iforest.fit(iot.normal[:rows], {}, 0, False, iot.channels)
 
 
-def test_fewer_rows_than_the_rolling_window_are_refused(iot):
-    with pytest.raises(UserError, match="40 normal rows are fewer than the window of 50 of the "
-                                        "rolling features; give more data or a smaller "
-                                        "isolation_forest.window"):
-        iforest.fit(iot.normal[:40], {"features": "rolling"}, 0, False, iot.channels)
-    assert iforest.fit(iot.normal[:40], {"features": "rolling", "window": 40}, 0, False,
-                       iot.channels).params["window"] == 40
+def test_fewer_full_windows_than_the_minimum_are_refused(iot):
+    with pytest.raises(UserError, match="64 normal rows give 15 full windows of 50 for the "
+                                        "rolling features, and the forest grows on full "
+                                        "windows only; it needs at least 16"):
+        iforest.fit(iot.normal[:64], {"features": "rolling"}, 0, False, iot.channels)
+    assert iforest.fit(iot.normal[:65], {"features": "rolling"}, 0, False,
+                       iot.channels).report["leaves"] > 0
+
+
+def test_the_warm_up_of_a_rolling_window_neither_trains_nor_flags(iot):
+    """Rows of a partial window (the first W-1 after a reset) used to set the percentile
+    threshold: on 400 training rows the top ten scores were rows 0-10 (issue 17, item 1).
+    Now they are scored but never flag, and p99 flags 1 % of the full-window rows."""
+    normal = iot.normal[:400]
+    fitted = iforest.fit(normal, {"features": "rolling"}, 0, False, iot.channels)
+    scored = iforest.score(fitted, normal)
+    assert not scored.flags[:49].any() and np.isfinite(scored.scores[:49]).all()
+    assert 0 < scored.flags[49:].sum() <= 4  # about 1 % of 351
+    assert iforest.SPEC.quiet(fitted) == 49
+    state = Window(len(iot.channels), 50)  # resumed mid-warm-up: the same flags
+    parts = [iforest.score(fitted, rows, state=state).flags
+             for rows in (normal[:30], normal[30:])]
+    assert np.array_equal(np.concatenate(parts), scored.flags)
 
 
 def test_rolling_features_do_not_fit_the_uno_budget(iot):

@@ -21,8 +21,11 @@ Features (`features`):
              once the window is full it is the notebook's sample deviation (pandas, ddof = 1)
              times sqrt((W-1)/W), a constant factor that an Isolation Forest's random splits
              (uniform between the node's minimum and maximum) do not see.  A NaN/Inf sample
-             scores +Inf and never enters the window.  The forest is grown on the features
-             of the normal rows taken as one stream from a fresh window.
+             scores +Inf and never enters the window.  The forest is grown, and its
+             threshold set, on the features of the normal rows taken as one stream from a
+             fresh window, from the row that fills the window on: the W-1 rows before it
+             see partial windows.  Likewise on the device those warm-up samples are scored
+             but never flagged (the streaming detectors' min_count rule, with min_count W).
 
 Reference arithmetic (float32, the order of mcua_isolation_forest.c):
     go left     when f[feature] <= split                 (float32 comparison)
@@ -239,10 +242,12 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     if len(normal) < MIN_ROWS:
         raise UserError(f"{NAME} needs at least {MIN_ROWS} normal rows to grow its trees, got "
                         f"{len(normal)}; give more normal data")
-    if rolling(params) and len(normal) < length:
-        raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of "
-                        f"{length} of the rolling features; give more data or a smaller "
-                        f"{NAME}.window")
+    full = len(normal) - length + 1
+    if rolling(params) and full < MIN_ROWS:
+        raise UserError(f"{NAME}: {len(normal)} normal rows give {max(full, 0)} "
+                        f"full windows of {length} for the rolling features, and the forest "
+                        f"grows on full windows only; it needs at least {MIN_ROWS}: give more "
+                        f"data or a smaller {NAME}.window")
     n_features = normal.shape[1] * (3 if rolling(params) else 1)
     if n_features > 255:
         raise UserError(f"{NAME} reads at most 255 features (uint8 indices); "
@@ -258,14 +263,16 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
                         f"it out with --columns")
     if rolling(params):
         window.check_span(NAME, normal, channels)
+    rows = len(normal) - (length - 1 if rolling(params) else 0)  # those the forest grows on
     max_samples = int_param(NAME, params, "max_samples", 2, 32768,
-                            auto=min(target.max_samples, len(normal)))
-    if max_samples > len(normal):
-        raise UserError(f"{NAME}.max_samples = {max_samples} is more than the {len(normal)} "
-                        f"normal rows; choose at most {len(normal)} or give more data")
+                            auto=min(target.max_samples, rows))
+    if max_samples > rows:
+        raise UserError(f"{NAME}.max_samples = {max_samples} is more than the {rows} "
+                        f"normal rows it grows on; choose at most {rows} or give more data")
     if not np.isfinite(normal).all():
         raise UserError(f"{NAME}: the normal training rows hold NaN or Inf; drop them")
-    features = rolling_features(normal, length)[0] if rolling(params) else normal
+    # the rows of partial windows neither grow the forest nor set its threshold
+    features = rolling_features(normal, length)[0][length - 1:] if rolling(params) else normal
     forest = IsolationForest(n_estimators=n_trees, max_samples=max_samples, random_state=seed,
                              n_jobs=1)
     with warnings.catch_warnings():
@@ -414,12 +421,17 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False,
     features (or on from `state`, a Window); with_state adds the window's state after every
     row (None with raw features)."""
     X = np.asarray(X, dtype=F32)
+    warming = np.zeros(len(X), dtype=bool)
     if rolling(fitted.params):
-        features, states = rolling_features(X, fitted.params["window"], with_state, state)
+        length = fitted.params["window"]
+        held = 0 if state is None else state.count  # before the rows go in
+        features, states = rolling_features(X, length, with_state, state)
+        finite = np.isfinite(X).all(axis=1)
+        warming = finite & (held + np.cumsum(finite) < length)  # a partial window: no flag
     else:
         features, states = X, None
     result = path_score(fitted, features)
-    return Scored(result, result > F32(fitted.scalars["threshold"]), states)
+    return Scored(result, (result > F32(fitted.scalars["threshold"])) & ~warming, states)
 
 
 def template_context(fitted: Fitted) -> dict:
@@ -499,6 +511,11 @@ def footprint(fitted: Fitted, n_channels: int) -> Footprint:
                             f"or {shrink}")
 
 
+def warm_up_rows(fitted: Fitted) -> int:
+    """Rows after a reset that never flag: those of a partial rolling window."""
+    return fitted.params["window"] - 1 if rolling(fitted.params) else 0
+
+
 SPEC = DetectorSpec(NAME, units=("window", "isolation_forest"),  # the window: rolling features
                     kind=kind, schema=check_stored, window=window.length, mutable=("leaf_value",),
-                    describe=describe, footprint=footprint)
+                    describe=describe, footprint=footprint, quiet=warm_up_rows)

@@ -84,5 +84,11 @@ float mcua_isolation_forest_update(const mcua_isolation_forest_model *model,
         mean_sd[0] = ch[c].anchor + m;
         mean_sd[1] = mcua_positive(var) ? sqrtf(var) : 0.0f;
     }
-    return forest_score(model, features, flag);
+    {
+        const float score = forest_score(model, features, flag);
+        if (ctr->count < window) {
+            *flag = 0; /* a partial window (the forest grew on full ones only) */
+        }
+        return score;
+    }
 }

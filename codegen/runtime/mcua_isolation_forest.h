@@ -35,7 +35,9 @@
  *   mean = anchor + m
  *   var  = sumsq * (1/n) - m * m
  *   sd   = var > 0 ? sqrtf(var) : 0   (population deviation: no division)
- * A NaN/Inf sample never enters the window.
+ * A NaN/Inf sample never enters the window.  Until the window holds W
+ * readings (the first W-1 samples after a reset) a sample is scored but never
+ * flagged: the forest grew, and its threshold was set, on full windows only.
  */
 #ifndef MCUA_ISOLATION_FOREST_H
 #define MCUA_ISOLATION_FOREST_H
@@ -70,7 +72,8 @@ float mcua_isolation_forest_score(const mcua_isolation_forest_model *model,
 
 /* Rolling features (window W): puts x[n_channels] into the window (buffer:
  * n_channels * W floats) and scores its features, built in
- * features[3 * n_channels] (scratch). */
+ * features[3 * n_channels] (scratch); *flag stays 0 while the window is
+ * partial. */
 float mcua_isolation_forest_update(const mcua_isolation_forest_model *model,
                                    mcua_window_counters *ctr,
                                    mcua_window_channel *ch, float *buffer,
