@@ -627,6 +627,25 @@ def test_too_few_normal_windows(machine):
         ae.fit(machine[:200].reshape(-1, 1), {}, seed=0, verbose=False)
 
 
+def test_the_validation_part_holds_the_windows_its_percentile_needs(machine):
+    """On 400 rows the last 10 % gave 21 windows, so percentile:99 was their maximum and the
+    training rows themselves flagged 10-16 % (issue 17, item 2): the part grows to the 100
+    windows percentile:99 needs, and train says how many set the threshold."""
+    from codegen.detectors.autoencoder.training import validation_rows
+
+    assert validation_rows(5000, 20, 0.1, "percentile:99") == 500  # the fraction suffices
+    assert validation_rows(400, 20, 0.1, "percentile:99") == 119  # 100 windows
+    assert validation_rows(400, 20, 0.1, "percentile:95") == 40  # 20 windows
+    assert validation_rows(400, 20, 0.1, "sigma:3") == 40
+    with pytest.raises(InsufficientDataError, match=r"cannot give 64 training windows and "
+                       r"the 1000 validation windows autoencoder.threshold 'percentile:99.9' "
+                       r"needs .* supply at least 1102 normal rows"):
+        validation_rows(1000, 20, 0.1, "percentile:99.9")
+    fitted = ae.fit(machine[:400].reshape(-1, 1), TEST_PARAMS, seed=7, verbose=False)
+    assert fitted.report["threshold"]["validation_windows"] == 100
+    assert fitted.report["threshold"]["validation_flagged"] == 1
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nonfinite_training_data(machine, bad):
     x = machine[:1000].copy()

@@ -36,6 +36,16 @@ PROVISIONAL = "percentile:99"
 F32_MAX = float(np.finfo(np.float32).max)
 
 
+def scores_needed(spec: str) -> int:
+    """The normal scores a strategy needs to mean what it says: percentile:P at least one
+    score above the P-th percentile, ceil(100 / (100 - P)) (100 for percentile:99; below
+    that the percentile is only the largest score); any other strategy 2."""
+    kind, value = parse(spec)
+    if kind != "percentile" or value >= 100:
+        return 2
+    return int(np.ceil(100.0 / (100.0 - value) - 1e-9))
+
+
 def parse(spec: str, what: str = "threshold") -> tuple[str, float | None]:
     """(kind, number) of a threshold spec; what names it in errors (e.g. zscore.threshold)."""
     kind, _, number = str(spec).strip().partition(":")

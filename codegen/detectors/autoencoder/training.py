@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sys
 import time
 
@@ -120,6 +119,24 @@ def channel_index(params: dict, channels: list[str] | None) -> dict:
     return {**params, "channel": channels.index(name)}
 
 
+def validation_rows(n: int, W: int, split: float, spec: str) -> int:
+    """The last rows, whose windows set the threshold: a fraction split of the n rows, more
+    where the threshold strategy needs more windows (thresholds.scores_needed: percentile:99
+    needs 100, or it is only their maximum), as long as MIN_TRAIN_WINDOWS stay to train on."""
+    need = max(MIN_VAL_WINDOWS, thresholds.scores_needed(spec))
+    rows = max(int(round(n * split)), need + W - 1)
+    if n - rows - W + 1 < MIN_TRAIN_WINDOWS:
+        least = MIN_TRAIN_WINDOWS + need + 2 * (W - 1)
+        raise InsufficientDataError(
+            f"too few normal windows: {n} rows of windows of {W} cannot give "
+            f"{MIN_TRAIN_WINDOWS} training windows and the {need} validation windows "
+            f"{NAME}.threshold {spec!r} needs (at least {MIN_VAL_WINDOWS}; a percentile P "
+            f"needs 100/(100-P) to be more than their maximum); supply at least {least} "
+            f"normal rows, or use a shorter window or a lower percentile (e.g. "
+            f"percentile:95) or sigma:K")
+    return rows
+
+
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
         channels: list[str] | None = None) -> Fitted:
     """Train on normal data only, convert to int8, size the arena, set the threshold.
@@ -147,18 +164,10 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
         raise NonFiniteInputError(
             f"{bad[1]} NaN/Inf value(s) in channel {ch} of the normal data (first at row "
             f"{bad[0]}): training needs finite values; drop or interpolate those rows")
-    n_val_rows = int(round(n * p["validation_split"]))
+    n_val_rows = validation_rows(n, W, p["validation_split"], p["threshold"])
     n_train_rows = n - n_val_rows
-    n_train_w = max(0, n_train_rows - W + 1)
-    n_val_w = max(0, n_val_rows - W + 1)
-    if n_train_w < MIN_TRAIN_WINDOWS or n_val_w < MIN_VAL_WINDOWS:
-        need = max(math.ceil((MIN_VAL_WINDOWS + W - 1) / p["validation_split"]),
-                   math.ceil((MIN_TRAIN_WINDOWS + W - 1) / (1.0 - p["validation_split"])))
-        raise InsufficientDataError(
-            f"too few normal windows: {n} rows give {n_train_w} training and {n_val_w} "
-            f"validation windows of {W} (need at least {MIN_TRAIN_WINDOWS} and "
-            f"{MIN_VAL_WINDOWS}); supply at least {need} normal rows, or use a shorter "
-            f"window or a larger validation_split")
+    n_train_w = n_train_rows - W + 1
+    n_val_w = n_val_rows - W + 1
 
     xt = x[:n_train_rows]
     mean = np.float32(xt.astype(np.float64).mean())
@@ -213,6 +222,9 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
     val_scores, _ = score_windows(fitted, raw_val_w)
     thr = _threshold(val_scores, p["threshold"])
     scalars["threshold"] = float(thr)
+    _log(verbose, f"threshold {p['threshold']} of the scores of {n_val_w} validation windows "
+                  f"(the last {n_val_rows} rows): {float(thr):.6g}, "
+                  f"{int(np.count_nonzero(val_scores > thr))} of them above it")
     fitted.arrays = {"validation_scores": val_scores,
                      **{f"history_{k}": v for k, v in history.items()}}
 
