@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from codegen import __version__, bundle, files
+from codegen import __version__, bundle, files, resources
 from codegen.data import dataset as data
 from codegen.emit import render as emit
 from codegen.training import train as training
@@ -190,12 +190,25 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _nab(args) -> Path | None:
+    """verify's NAB folder: --nab, else the default when there is one; without either the
+    battery has no real data, which is said on stderr."""
+    if args.nab:
+        return Path(args.nab)
+    nab = battery.default_nab()
+    if nab is None:
+        print("note: no NAB data (--nab, or ../shared/data/nab beside a source checkout): the "
+              "battery runs without real series", file=sys.stderr)
+    return nab
+
+
 def cmd_verify(args) -> int:
     loaded = bundle.load(args.bundle)
     if args.target:
+        resources.firmware_project("verify --target")
         memory.check(loaded, args.target, app=True)
     samples = args.samples or (10_000 if args.target else 100_000)
-    inputs = battery.battery(loaded, samples, Path(args.nab) if args.nab else None)
+    inputs = battery.battery(loaded, samples, _nab(args))
     if not args.target:
         from host_sim.hostlib import HostModel
 
@@ -221,6 +234,7 @@ def cmd_bench(args) -> None:
     from codegen.bench import peers
     from host_sim.firmware_target import Target
 
+    resources.firmware_project("bench")
     envs = [e.strip() for e in args.targets.split(",") if e.strip()]
     with_peers = False
     if args.bundle:
@@ -419,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--firmware", action="store_true",
                           help="write the firmware app's sources instead (replaces --out; one "
                                "that is neither empty nor generated firmware sources is "
-                               "refused), e.g. --out firmware_targets/generated for `pio run`")
+                               "refused), e.g. --out firmware_targets/generated for `pio run`, "
+                               "which builds them in the source checkout")
     generate.add_argument("--force", action="store_true", help=FORCE_HELP)
     generate.add_argument("--target", choices=OFFLINE_ENVS,
                           help="with --firmware: refuse when the firmware cannot fit this board "
@@ -431,13 +446,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--samples", type=_count,
                         help="random and real inputs per detector (extreme: half as many); "
                              "default 100000, with --target 10000")
-    verify.add_argument("--nab", help="NAB folder for real data (default: ../shared/data/nab)")
+    verify.add_argument("--nab", help="NAB folder for real data (default: ../shared/data/nab "
+                                      "beside a source checkout, when there; without either, "
+                                      "no real data)")
     verify.add_argument("--target", choices=OFFLINE_ENVS,
-                        help="build the firmware with PlatformIO and compare in simavr / qemu")
+                        help="build the firmware with PlatformIO and compare in simavr / qemu "
+                             "(needs the source checkout: platformio.ini, firmware_targets/)")
     verify.set_defaults(func=cmd_verify)
 
-    bench_cmd = sub.add_parser("bench", help="cycles, instructions, flash and RAM per detector "
-                                             "per firmware target")
+    bench_help = ("cycles, instructions, flash and RAM per detector per firmware target "
+                  "(needs the source checkout: platformio.ini, firmware_targets/)")
+    bench_cmd = sub.add_parser("bench", help=bench_help, description=bench_help)
     bench_cmd.add_argument("bundle", nargs="?",
                            help="bundle to measure (default: issue 4's shapes, trained here)")
     bench_cmd.add_argument("--targets", default=",".join(OFFLINE_ENVS))

@@ -21,14 +21,13 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import NamedTuple
 
+from codegen.resources import firmware_project
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
-CORE_DIR = PROJECT_DIR / ".pio-core"  # [platformio] core_dir
-RUNNER_CACHE_DIR = PROJECT_DIR / ".pio" / "host_sim"
-SIMAVR_RUNNER_SOURCE = Path(__file__).resolve().parent / "simavr_runner.c"
+SIMAVR_RUNNER_SOURCE = files("host_sim") / "simavr_runner.c"
 
 # Debian packages of the firmware path (run `apt-get update` first).
 APT_PACKAGES = [
@@ -52,7 +51,6 @@ SCONS_VERSION = "4.11.1"
 TOOL_SCONS_VERSION = "4.41101.0"
 # PyPI packages, installed into the Python that runs this module.
 PIP_PACKAGES = ["platformio==6.2.0", f"scons=={SCONS_VERSION}"]
-BOARDS_DIR = PROJECT_DIR / "firmware_targets" / "platforms" / "mcua_offline" / "boards"
 
 _BINUTILS_PREFIX = {"uno": "avr", "cortex_m4f": "arm-none-eabi", "rv32imc": "riscv64-unknown-elf"}
 _QEMU = {
@@ -80,6 +78,15 @@ ARDUINO_CORE = Path("/usr/share/arduino/hardware/arduino/avr/cores/arduino")
 
 class FirmwareError(RuntimeError):
     """A firmware build, simulation or tool set-up failed."""
+
+
+def default_core_dir() -> Path:
+    """PlatformIO's core directory, platformio.ini's [platformio] core_dir."""
+    return firmware_project() / ".pio-core"
+
+
+def boards_dir() -> Path:
+    return firmware_project() / "firmware_targets" / "platforms" / "mcua_offline" / "boards"
 
 
 @dataclass
@@ -171,7 +178,7 @@ def missing_tools(env: str) -> list[str]:
     return missing
 
 
-def install_offline_platformio(core_dir: Path = CORE_DIR) -> Path:
+def install_offline_platformio(core_dir: Path | None = None) -> Path:
     """Provide PlatformIO's core package tool-scons from the installed PyPI scons.
 
     Otherwise `pio run` downloads it from PlatformIO's registry.  The package
@@ -193,7 +200,7 @@ def install_offline_platformio(core_dir: Path = CORE_DIR) -> Path:
         "spec": {"owner": "platformio", "id": None, "name": "tool-scons",
                  "requirements": None, "uri": None},
     }
-    package = Path(core_dir) / "packages" / "tool-scons"
+    package = Path(core_dir or default_core_dir()) / "packages" / "tool-scons"
     piopm = package / ".piopm"
     if piopm.is_file() and json.loads(piopm.read_text()) == meta:
         return package
@@ -218,7 +225,7 @@ def install_offline_platformio(core_dir: Path = CORE_DIR) -> Path:
 
 def flash_limit(board: str) -> int:
     """Flash a firmware may take on an offline board: its upload.maximum_size."""
-    return json.loads((BOARDS_DIR / f"{board}.json").read_text())["upload"]["maximum_size"]
+    return json.loads((boards_dir() / f"{board}.json").read_text())["upload"]["maximum_size"]
 
 
 def pio_command() -> list[str]:
@@ -266,13 +273,13 @@ def build(
 
     One build at a time per core directory, across processes: PlatformIO links the
     platform and packages into it on first use, and two first uses at once break it."""
-    core = Path(core_dir or CORE_DIR)
+    core = Path(core_dir or default_core_dir())
     core.mkdir(parents=True, exist_ok=True)
     with open(core / ".mcua-build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         install_offline_platformio(core)
         proc = subprocess.run(
-            pio_command() + ["run", "-e", env, "-d", str(PROJECT_DIR)],
+            pio_command() + ["run", "-e", env, "-d", str(firmware_project())],
             env=pio_environ(generated_dir, workspace_dir, core_dir, include_dirs),
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -282,26 +289,29 @@ def build(
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
         raise FirmwareError(f"pio run -e {env} failed (exit {proc.returncode}):\n{tail}")
-    elf = Path(workspace_dir or PROJECT_DIR / ".pio") / "build" / env / "firmware.elf"
+    elf = Path(workspace_dir or firmware_project() / ".pio") / "build" / env / "firmware.elf"
     if not elf.is_file():
         raise FirmwareError(f"pio run -e {env} succeeded but made no {elf}")
     return elf
 
 
-def build_simavr_runner(cache_dir: Path = RUNNER_CACHE_DIR) -> Path:
-    """Compile host_sim/simavr_runner.c against libsimavr (cached by source hash)."""
+def build_simavr_runner(cache_dir: Path | None = None) -> Path:
+    """Compile host_sim/simavr_runner.c against libsimavr (cached by source hash, by
+    default in the project's .pio/host_sim)."""
     source = SIMAVR_RUNNER_SOURCE.read_bytes()
-    binary = Path(cache_dir) / f"simavr_runner-{hashlib.sha256(source).hexdigest()[:12]}"
+    cache = Path(cache_dir or firmware_project() / ".pio" / "host_sim")
+    binary = cache / f"simavr_runner-{hashlib.sha256(source).hexdigest()[:12]}"
     if binary.is_file():
         return binary
     binary.parent.mkdir(parents=True, exist_ok=True)
     staging = binary.with_suffix(f".{os.getpid()}.tmp")  # several processes may build it
-    proc = subprocess.run(
-        ["gcc", "-O2", "-Wall", "-I/usr/include/simavr", str(SIMAVR_RUNNER_SOURCE),
-         "-lsimavr", "-o", str(staging)],
-        capture_output=True,
-        text=True,
-    )
+    with as_file(SIMAVR_RUNNER_SOURCE) as path:
+        proc = subprocess.run(
+            ["gcc", "-O2", "-Wall", "-I/usr/include/simavr", str(path), "-lsimavr", "-o",
+             str(staging)],
+            capture_output=True,
+            text=True,
+        )
     if proc.returncode != 0:
         raise FirmwareError(f"cannot build simavr_runner (needs libsimavr-dev):\n{proc.stderr}")
     os.replace(staging, binary)

@@ -145,14 +145,14 @@ def _board(env: str) -> dict:
     ini = configparser.ConfigParser(interpolation=None)
     ini.read(ROOT / "platformio.ini")
     board = ini[f"env:{env}"]["board"]
-    return json.loads((targets.BOARDS_DIR / f"{board}.json").read_text())["build"]
+    return json.loads((targets.boards_dir() / f"{board}.json").read_text())["build"]
 
 
 def build_for(env: str, directory: Path) -> Path:
     """tests/f32math_ops.c and the unit, with the board's compiler and flags (those of the
     offline platform's builder, firmware_targets/platforms/mcua_offline)."""
     build = _board(env)
-    platform = targets.BOARDS_DIR.parent
+    platform = targets.boards_dir().parent
     sources = [ROOT / "tests" / "f32math_ops.c", emit.RUNTIME / "mcua_f32math.c"]
     extra = []
     if "startup" in build:

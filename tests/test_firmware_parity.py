@@ -25,7 +25,7 @@ from codegen.verify.compare import compare
 from codegen.verify.engines import PythonEngine
 from host_sim import targets
 from host_sim.firmware_target import Target, TargetEngine
-from support import (NAB, RememberedReference, only, perturbed, reference, require,
+from support import (NAB, ROOT, RememberedReference, only, perturbed, reference, require,
                      require_env)
 from test_zscore import boundary_inputs
 
@@ -316,7 +316,7 @@ def test_avr_libc_operations_the_runtime_relies_on(tmp_path):
     header.write_text(f"#define N_OPS {len(ops)}\nstatic const uint32_t ops[N_OPS][2] PROGMEM = {{\n"
                       + "".join(f"{{0x{x:08x}UL, 0x{y:08x}UL}},\n" for x, y in ops) + "};\n")
     elf = tmp_path / "ops.elf"
-    source = targets.PROJECT_DIR / "tests" / "avr_float_ops.c"
+    source = ROOT / "tests" / "avr_float_ops.c"
     subprocess.run(["avr-gcc", "-mmcu=atmega328p", "-Os", "-std=gnu99", "-ffp-contract=off",
                     "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), str(source),
                     "-o", str(elf), "-lm"], check=True)

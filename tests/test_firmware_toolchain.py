@@ -16,7 +16,7 @@ import pytest
 from codegen.firmware import OFFLINE_ENVS
 from codegen.firmware import sources as firmware
 from host_sim import targets
-from support import reference, require_env
+from support import ROOT, reference, require_env
 
 pytestmark = pytest.mark.firmware
 
@@ -147,7 +147,7 @@ def test_offline_build_makes_no_network_attempt(tmp_path, iot_bundle):
     proc = subprocess.run(
         _no_network_prefix()
         + targets.pio_command()
-        + ["run", "-d", str(targets.PROJECT_DIR)]
+        + ["run", "-d", str(ROOT)]
         + env_args,
         env=environ,
         stdin=subprocess.DEVNULL,

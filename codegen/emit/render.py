@@ -13,15 +13,14 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from codegen import __version__
+from codegen import __version__, resources
 from codegen.bundle import Bundle
 from codegen.emit.cnames import check_model_name
 from codegen.detectors import get, window
 from codegen.files import Output, write_tree
 from codegen.emit.literals import c_comment, c_float
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
+RUNTIME = resources.runtime()
 RUNTIME_VERSION = 3  # must equal MCUA_RUNTIME_VERSION in runtime/mcua_common.h
 FLOATS_PER_ROW = 6
 HEADERS = Output("generated headers", ".mcu-anomaly-generated", "generate")
@@ -36,8 +35,20 @@ def c_float_rows(values) -> list[str]:
             for i in range(0, len(flat), FLOATS_PER_ROW)]
 
 
+def _loader() -> jinja2.FunctionLoader:
+    """The templates as package data (codegen/resources.py), which need not be files."""
+    directory = resources.templates()
+
+    def source(name: str) -> tuple[str, str, None] | None:
+        template = directory / name
+        if not template.is_file():
+            return None
+        return template.read_text(encoding="utf-8"), str(template), None
+    return jinja2.FunctionLoader(source)
+
+
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+    env = jinja2.Environment(loader=_loader(),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False)
     env.filters["c_float"] = c_float
@@ -72,7 +83,7 @@ def render(bundle: Bundle) -> dict[str, str]:
     for unit in units:
         for suffix in (".h", ".c"):
             source = RUNTIME / f"mcua_{unit}{suffix}"
-            if source.exists():
+            if source.is_file():
                 files[source.name] = source.read_text()
     return files
 

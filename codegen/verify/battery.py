@@ -7,7 +7,8 @@ detector starts each stream from a fresh state):
   extreme  - the float32 edge cases: zeros of both signs, denormals, the largest floats,
              NaN and +-Inf, and long constant stretches (zero variance in a window);
   real     - the Numenta Anomaly Benchmark series, mapped onto the training channels' scale
-             and also as they are.
+             and also as they are; only with NAB's data (default_nab: the checkout's
+             ../shared/data/nab), else the battery has the other two kinds alone.
 """
 
 from __future__ import annotations
@@ -16,12 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
+from codegen import resources
 from codegen.bundle import Bundle
 from codegen.data.nab_files import read_series
 from codegen.errors import UserError
 
 F32 = np.float32
-DEFAULT_NAB = Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
+
+
+def default_nab() -> Path | None:
+    """The NAB data beside a source checkout, ../shared/data/nab, when it is there (a wheel
+    install has no default)."""
+    root = resources.checkout()
+    if root is None:
+        return None
+    nab = root.parent / "shared" / "data" / "nab"
+    return nab if (nab / "data").is_dir() else None
 
 
 def _random(bundle: Bundle, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -87,12 +98,14 @@ def _real(bundle: Bundle, nab: Path, n: int) -> np.ndarray:
 
 def battery(bundle: Bundle, n: int = 100_000, nab: Path | None = None,
             seed: int = 0) -> dict[str, np.ndarray]:
+    """The inputs by kind; the real kind from the NAB folder nab, by default default_nab()
+    when there is one."""
     rng = np.random.default_rng(seed)
     inputs = {"random": _random(bundle, rng, n), "extreme": _extreme(bundle, rng, n // 2)}
     if nab is not None and not (nab / "data").is_dir():
         raise UserError(f"{nab} is not a NAB folder (no data/ in it); give the folder that "
                         f"holds NAB's data/, or leave --nab out")
-    nab = nab or DEFAULT_NAB
-    if (nab / "data").is_dir():
+    nab = nab or default_nab()
+    if nab is not None:
         inputs["real"] = _real(bundle, nab, n)
     return inputs
