@@ -1,6 +1,6 @@
 """The wheel: built from this tree, installed into a clean venv, run from an empty directory.
 
-A wheel install must train, generate, verify on the host and evaluate with no checkout
+A wheel install must train, generate, verify on the host, score and evaluate with no checkout
 around: the templates and the C runtime are package data (codegen/resources.py). The firmware
 commands need the checkout and say so. The new venv sees the dependencies of the Python
 running the tests through a .pth path line to their site-packages: the .pth files in there
@@ -171,6 +171,15 @@ def test_evaluate_a_labelled_csv_with_its_report(installed, model, labelled_csv)
                          "--no-baseline")
     assert "kmeans" in proc.stdout
     assert (installed.cwd / "report.html").stat().st_size > 0
+
+
+def test_score_with_the_c_and_the_python_engine(installed, model, labelled_csv):
+    require_tool("gcc")
+    for engine in ("c", "python"):
+        installed.run("score", "model", str(labelled_csv), "--out", f"{engine}.csv",
+                      "--engine", engine)
+    c, python = ((installed.cwd / f"{e}.csv").read_bytes() for e in ("c", "python"))
+    assert c == python and len(c.splitlines()) == 5001
 
 
 @pytest.mark.parametrize("command", [("verify", "model", "--target", "uno"),
