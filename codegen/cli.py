@@ -514,14 +514,18 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=cmd_score)
 
     nab_cmd = sub.add_parser("nab", help="the Numenta Anomaly Benchmark: scorer check and our "
-                                         "streaming detectors beside the scoreboard")
+                                         "streaming detectors ranked among NAB's published "
+                                         "results (results/final_results.json)")
     nab_cmd.add_argument("folder", help="NAB folder (data/, labels/, config/, results/)")
     nab_cmd.add_argument("--detectors", default="streaming_zscore,moving_average")
     nab_cmd.add_argument("--engine", choices=("c", "python"), default="c",
                          help="run the generated C on the host (default) or the Python reference")
     nab_cmd.add_argument("--cross-validate", action="store_true",
                          help="also score each half of the files with the settings (nab.CV_GRID) "
-                              "that do best on the other half: an out-of-sample figure")
+                              "that do best on the other half: an out-of-sample figure, which "
+                              "then ranks ours; with --engine c, most of the first run is "
+                              "building a C library per file and setting (about 1,300, cached "
+                              "in $MCUA_CACHE, default /tmp/mcu-anomaly-host)")
     nab_cmd.add_argument("--set", action="append", default=[], metavar="DET.PARAM=VALUE",
                          help="a setting of every NAB run of the detector, e.g. "
                               "streaming_zscore.mode=frozen (calibrates on each file's "

@@ -36,7 +36,7 @@ _U8P = np.ctypeslib.ndpointer(np.uint8, flags="C_CONTIGUOUS")
 
 
 def glue_source(bundle: Bundle) -> str:
-    env = emit.environment()
+    env = emit.c_environment()
     return env.get_template("host_glue.c.j2").render(
         model_name=bundle.name, MODEL=bundle.name.upper(), tool_version=emit.__version__,
         detectors=emit.detector_calls(bundle))

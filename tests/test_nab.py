@@ -1,5 +1,6 @@
-"""The NAB scorer, proven on the published windowedGaussian rows, and our streaming
-detectors on all 58 files (strictly online, the generated C on the host)."""
+"""The NAB scorer, proven on the published windowedGaussian rows; the scoreboard, read from
+NAB's results/final_results.json; our streaming detectors on all 58 files (strictly online,
+the generated C on the host)."""
 
 import dataclasses
 import json
@@ -92,6 +93,88 @@ def test_windowed_gaussian_is_reproduced(corpus):
         assert result.threshold == 1.0 == float(row["Threshold"])
         assert round(result.normalised, 1) == PUBLISHED[profile]
         assert result.normalised == pytest.approx(final[profile], abs=1e-8)
+
+
+def test_final_results_follow_from_the_published_per_file_scores(corpus):
+    """The scoreboard's file is NAB's own: each detector's normalised totals follow from its
+    per-file raw scores, but random's, whose per-file results hold 32 of the 58 files."""
+    for detector, published in nab.published_final(NAB).items():
+        for profile, total in published.items():
+            rows = nab.published_file_scores(NAB, detector, profile)
+            if detector == "random":
+                assert len(rows) == 32
+                continue
+            assert len(rows) == 58, (detector, profile)
+            raw = sum(float(row["Score"]) for row in rows.values())
+            assert nab.normalise(raw, corpus, corpus.profiles[profile]) == pytest.approx(
+                total, abs=1e-6), (detector, profile)
+
+
+def fake_results(root, document):
+    (root / "results").mkdir(parents=True, exist_ok=True)
+    text = document if isinstance(document, str) else json.dumps(document)
+    (root / "results" / "final_results.json").write_text(text)
+    return root
+
+
+def figures(standard, low_fp, low_fn):
+    return {"standard": standard, "reward_low_FP_rate": low_fp, "reward_low_FN_rate": low_fn}
+
+
+def test_the_scoreboard_is_nabs_file_ranked_by_the_standard_profile(tmp_path):
+    published = nab.published_final(fake_results(tmp_path, {
+        "null": figures(0, 0, 0), "numenta": figures(70.1, 63.1, 74.3),
+        "twitterADVec": figures(47.06, 33.6, 53.5), "newcomer": figures(50, 10, 60)}))
+    ours = nab.OurScores("mcu-anomaly streaming_zscore", (47.4, 39.4, 52.5))
+    lines = nab.scoreboard(published, [ours])
+    assert lines[0].split() == ["rank", "detector", "standard", "low", "FP", "low", "FN"]
+    assert [line.split()[1] for line in lines[1:6]] == [
+        "numenta", "newcomer", "mcu-anomaly", "twitterADVec", "null"]
+    assert lines[1].split()[:3] == ["1", "numenta", "(Numenta"]  # NAB's key, README's name
+    assert lines[3].split() == ["3", "mcu-anomaly", "streaming_zscore", "(in-sample)", "47.4",
+                                "39.4", "52.5", "<-", "ours"]
+    assert "ranked by the in-sample figure" in lines[6]
+    # with cross-validation the out-of-sample figure places the row, the in-sample one beside
+    ours.out_of_sample = (43.2, 35.8, 48.7)
+    lines = nab.scoreboard(published, [ours])
+    assert [line.split()[1] for line in lines[1:6]] == [
+        "numenta", "newcomer", "twitterADVec", "mcu-anomaly", "null"]
+    assert lines[4].split()[0] == "4" and "(out of sample)      43.2" in lines[4]
+    assert lines[4].endswith("<- ours; in-sample 47.4 / 39.4 / 52.5")
+    assert "ranked by the out-of-sample figure" in lines[6]
+
+
+@pytest.mark.parametrize("document, problem", [
+    (None, "is missing"),
+    ("{\"numenta\": ", "cannot be read as JSON"),
+    ([], "is not an object of detectors"),
+    ({}, "is not an object of detectors"),
+    ({"numenta": [70.1]}, "'numenta' is not an object of profiles"),
+    ({"numenta": {"standard": 70.1, "reward_low_FP_rate": 63.1}},
+     "'numenta' has no reward_low_FN_rate score"),
+    ({"numenta": figures("70.1", 63.1, 74.3)}, "has no standard score (a finite number, got '70.1')"),
+    ({"numenta": figures(True, 63.1, 74.3)}, "has no standard score"),
+    ('{"numenta": {"standard": NaN, "reward_low_FP_rate": 1, "reward_low_FN_rate": 1}}',
+     "got nan"),
+])
+def test_a_bad_final_results_file_is_refused(tmp_path, document, problem):
+    root = tmp_path if document is None else fake_results(tmp_path, document)
+    with pytest.raises(UserError) as error:
+        nab.published_final(root)
+    assert problem in str(error.value)
+    assert str(error.value).endswith("; restore NAB's own results/final_results.json "
+                                     "(e.g. from ../shared/data/nab)")
+
+
+def test_nab_refuses_a_bad_final_results_file_before_running_anything(tmp_path, capsys):
+    root = tmp_path / "nab"
+    root.mkdir()
+    for part in ("data", "labels", "config"):
+        (root / part).symlink_to(NAB / part)
+    fake_results(root, {"numenta": figures(70.1, 63.1, None)})
+    assert main(["nab", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "has no reward_low_FN_rate score" in err and "nab streaming_zscore" not in err
 
 
 def test_our_streaming_zscore_on_all_58_files(corpus):
