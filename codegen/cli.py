@@ -162,7 +162,7 @@ def cmd_generate(args) -> None:
         _check_firmware(loaded, args.target)
         out = firmware.write(firmware.render(loaded), args.out, args.force, keep)
         print(f"firmware sources written to {out}; build with "
-              f"MCUA_GENERATED_DIR={out} pio run -e uno (see README.md)")
+              f"MCUA_GENERATED_DIR={out} pio run -e uno (see docs/firmware.md)")
         return
     written = emit.write(emit.render(loaded), args.out, args.force, keep)
     print(f"{len(written)} files written to {args.out}")

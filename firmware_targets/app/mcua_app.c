@@ -180,7 +180,7 @@ int mcua_app_run(void)
     return 0;
 }
 
-/* ---- serial line protocol (README.md, section Firmware) ----------------- */
+/* ---- serial line protocol (docs/firmware.md) ---------------------------- */
 
 static const char *skip_blanks(const char *p)
 {
