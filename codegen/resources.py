@@ -15,6 +15,8 @@ firmware_targets/, which no wheel holds (docs/install.md).
 
 from __future__ import annotations
 
+import os
+import tempfile
 from importlib.resources import files
 from pathlib import Path
 
@@ -46,6 +48,12 @@ def templates():
         raise UserError(f"the templates are missing: neither {packaged} (a wheel install) nor "
                         f"templates/ in a source checkout is there; reinstall mcu-anomaly")
     return root / "templates"
+
+
+def cache() -> Path:
+    """Where built things are kept between runs (host C libraries, arena searches):
+    $MCUA_CACHE, default <tmp>/mcu-anomaly-host."""
+    return Path(os.environ.get("MCUA_CACHE", Path(tempfile.gettempdir()) / "mcu-anomaly-host"))
 
 
 def firmware_project(command: str = "the firmware build") -> Path:

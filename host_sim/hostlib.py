@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codegen import resources
 from codegen.emit import render as emit
 from codegen.bundle import Bundle
 from codegen.detectors import get
@@ -29,7 +30,7 @@ from codegen.errors import UserError
 # No -ffast-math, no -march=native: both change float results.
 CFLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared",
           "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
-CACHE = Path(os.environ.get("MCUA_CACHE", Path(tempfile.gettempdir()) / "mcu-anomaly-host"))
+CACHE = resources.cache()
 
 _F32P = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
 _U8P = np.ctypeslib.ndpointer(np.uint8, flags="C_CONTIGUOUS")

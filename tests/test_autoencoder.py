@@ -713,3 +713,27 @@ def test_arena_search_finds_nothing_below_cap(fitted):
     with pytest.raises(tflm_arena.ArenaSearchError, match=r"arena of 1024 bytes.*Raise the cap"):
         tflm_arena.find_arena(fitted.blobs[BLOB_MODEL], cap=1024)
     assert issubclass(tflm_arena.ArenaSearchError, ValueError)
+
+
+def test_the_arena_is_searched_once_per_architecture(machine, monkeypatch, tmp_path):
+    """The arena depends on the graph, not the numbers in it: two trainings of one
+    architecture on other data, scale and seed measure the same arena, so the second takes
+    the first's from the cache (issue 17, item 7), and its bundle is what a search gives."""
+    monkeypatch.setenv("MCUA_CACHE", str(tmp_path))
+    x = machine[:2200].reshape(-1, 1)
+    first = ae.fit(x, TEST_PARAMS, seed=7, verbose=False)
+    assert len(list((tmp_path / "arena").iterdir())) == 1
+    other = ae.fit(x[::-1] * 1000, TEST_PARAMS, seed=3, verbose=False)
+    assert other.blobs[BLOB_MODEL] != first.blobs[BLOB_MODEL]
+    assert tflm_arena.structure(other.blobs[BLOB_MODEL]) == tflm_arena.structure(
+        first.blobs[BLOB_MODEL])
+    searched = tflm_arena.find_arena(other.blobs[BLOB_MODEL], cap=other.params["arena_cap"],
+                                     kernel_scratch_bytes=4 * 20).as_dict()  # widest: W
+    assert json.loads(other.blobs[BLOB_ARENA]) == searched  # the cached one is the search's
+    wider = ae.fit(x, {**TEST_PARAMS, "hidden": [16, 4, 16]}, seed=7, verbose=False)
+    assert len(list((tmp_path / "arena").iterdir())) == 2
+    assert json.loads(wider.blobs[BLOB_ARENA])["minimum"] != searched["minimum"]
+    for bad in ("{", "[]", '{"minimum": "2648", "emitted": 2704}'):
+        spoiled = tmp_path / "spoiled.json"
+        spoiled.write_text(bad)
+        assert tflm_arena._cached(spoiled) is None  # searched again, not trusted

@@ -48,6 +48,7 @@ subprocess tries; ``python arena.py MODEL.tflite`` prints a full search.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -55,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 ARENA_ALIGNMENT = 16
 DEFAULT_CAP = 1 << 20
@@ -347,3 +349,77 @@ if __name__ == "__main__":
         sys.exit(0)
     sys.stderr.write("usage: arena.py MODEL.tflite | --probe MODEL SIZE [--report]\n")
     sys.exit(2)
+
+
+# --------------------------------------------------------------------------
+# the cache: the arena depends on the graph, not on the numbers in it
+
+CACHE_FORMAT = 1
+
+
+def structure(model: bytes) -> dict:
+    """What TensorFlow Lite Micro's allocation can depend on: per tensor its shape, type,
+    constant bytes and number of quantisation parameters; per operator its op, options and
+    tensors; the graph's inputs and outputs.  Not the weights, scales or zero points, nor
+    the names: two trainings of one architecture have the same structure (and were measured
+    to get the same arena, tests/test_autoencoder.py)."""
+    from codegen.tflite.flatbuffer import builtin_op, read_model
+
+    m = read_model(model, "the model")
+    sizes = [0 if b.data is None else len(b.data) for b in m.buffers]
+
+    def tensor(t) -> list:
+        q = t.quantization
+        return [[int(d) for d in t.shape], int(t.type), sizes[t.buffer],
+                0 if q is None or q.scale is None else len(q.scale),
+                0 if q is None else int(q.quantizedDimension)]
+
+    def operator(op) -> list:
+        options = vars(op.builtinOptions) if op.builtinOptions is not None else {}
+        return [builtin_op(m, op)[0], int(op.builtinOptionsType),
+                sorted((k, repr(v)) for k, v in options.items()),
+                [int(i) for i in op.inputs], [int(o) for o in op.outputs]]
+
+    return {"subgraphs": [{"tensors": [tensor(t) for t in g.tensors],
+                           "operators": [operator(op) for op in g.operators],
+                           "inputs": [int(i) for i in g.inputs],
+                           "outputs": [int(o) for o in g.outputs]} for g in m.subgraphs]}
+
+
+def _cache_path(model: bytes, cap: int, kernel_scratch_bytes: int) -> Path:
+    from codegen import resources
+
+    key = json.dumps({"format": CACHE_FORMAT, "runtime": runtime_version(), "cap": cap,
+                      "kernel_scratch_bytes": kernel_scratch_bytes,
+                      "structure": structure(model)}, sort_keys=True)
+    return resources.cache() / "arena" / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+
+def _cached(path: Path) -> dict | None:
+    """A search the cache holds for this key, if it reads back as one."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(found, dict) and found.get("runtime_version") == runtime_version()
+            and all(type(found.get(k)) is int and found[k] > 0 for k in ("minimum", "emitted"))):
+        return None
+    return found
+
+
+def search(model: bytes, cap: int = DEFAULT_CAP,
+           kernel_scratch_bytes: int = 0) -> tuple[dict, bool]:
+    """(find_arena's result as_dict, whether it came from the cache): an architecture
+    trained before is not searched again (15 subprocesses, about 26 s)."""
+    from codegen.files import write_file  # not at the top: this file also runs as the probe
+
+    path = _cache_path(model, cap, kernel_scratch_bytes)
+    found = _cached(path)
+    if found is not None:
+        return found, True
+    result = find_arena(model, cap=cap, kernel_scratch_bytes=kernel_scratch_bytes).as_dict()
+    try:
+        write_file(path, json.dumps(result, indent=1, sort_keys=True))
+    except OSError:
+        pass  # no cache where it cannot be written: the next run searches again
+    return result, False

@@ -199,13 +199,13 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
     _log(verbose, f"converted to int8: {len(blob)} bytes")
     net = extract_network(blob, BLOB_MODEL)
 
-    _log(verbose, "searching the smallest TensorFlow Lite Micro arena (one subprocess per try)")
     scratch = 4 * max(layer.out_dim for layer in net.layers)
     t0 = time.time()
-    arena = tflm_arena.find_arena(blob, cap=p["arena_cap"], kernel_scratch_bytes=scratch)
-    arena_d = arena.as_dict()
-    _log(verbose, f"arena: minimum {arena.minimum} B, emitted {arena.emitted} B, found in "
-                  f"{time.time() - t0:.1f} s; {arena.note}")
+    arena_d, cached = tflm_arena.search(blob, cap=p["arena_cap"], kernel_scratch_bytes=scratch)
+    how = ("as measured for this architecture before (the cache)" if cached else
+           f"found in {time.time() - t0:.1f} s (one subprocess per try)")
+    _log(verbose, f"TensorFlow Lite Micro arena: minimum {arena_d['minimum']} B, emitted "
+                  f"{arena_d['emitted']} B, {how}; {arena_d['note']}")
 
     scalars = {
         "channel": ch, "window": W,
@@ -213,7 +213,7 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
         "input_scale": float(net.input_scale), "input_zero_point": net.input_zero_point,
         "output_scale": float(net.output_scale), "output_zero_point": net.output_zero_point,
         "threshold": 0.0,
-        "arena_size": arena.emitted, "arena_minimum": arena.minimum,
+        "arena_size": arena_d["emitted"], "arena_minimum": arena_d["minimum"],
         "n_train_windows": n_train_w, "n_val_windows": n_val_w,
     }
     fitted = Fitted(params=p, scalars=scalars, arrays={},
@@ -239,7 +239,7 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
         "arena": {k: arena_d[k] for k in ("minimum", "emitted", "margin", "margin_parts",
                                           "report_total", "report_head", "report_tail",
                                           "runtime", "consistent", "note")},
-        "arena_probes": len(arena.probes),
+        "arena_probes": len(arena_d["probes"]),
         "litert_vs_tflm": litert,
         "threshold": {"spec": p["threshold"], "value": float(thr),
                       "validation_windows": n_val_w,
