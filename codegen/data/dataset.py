@@ -161,6 +161,9 @@ def _rows(path: Path, sep: str | None) -> Iterator[tuple[int, list[str]]]:
                     yield reader.line_num, row
     except UnicodeDecodeError as error:
         raise _not_utf8(path, error) from None
+    except csv.Error as error:  # e.g. a field beyond the csv module's limit
+        raise UserError(f"{path} cannot be read as CSV ({error}); check that it is a text "
+                        f"table with one row per line") from None
 
 
 def read_header(path: Path, sep: str | None = None) -> list[str]:
