@@ -211,3 +211,17 @@ def test_host_table(tmp_path, iot_bundle):
         assert r["header_bytes"] > 0 and r["runtime_bytes"] > 0 and r["bundle_bytes"] > 0
         assert name in text
     assert by_name["(bundle.json)"]["bundle_bytes"] > 0
+
+
+def test_a_semicolon_file_is_evaluated_like_a_comma_one(tmp_path, iot_bundle, labelled_csv,
+                                                        capsys):
+    """evaluate read the header split on ',' by hand, so a ';' file had "no label column"
+    (issue 17, item 4); it now reads the file as train does."""
+    model = bundle_mod.save(iot_bundle, tmp_path / "model")
+    semi = tmp_path / "semi.csv"
+    semi.write_text(labelled_csv.read_text().replace(",", ";"))
+    tables = []
+    for path in (labelled_csv, semi):
+        assert main(["evaluate", str(model), str(path), "--no-baseline"]) == 0
+        tables.append(capsys.readouterr().out.split("detector", 1)[1])
+    assert tables[0] == tables[1]
