@@ -52,7 +52,8 @@ SCONS_VERSION = "4.11.1"
 TOOL_SCONS_VERSION = "4.41101.0"
 # PyPI packages, installed into the Python that runs this module.
 PIP_PACKAGES = ["platformio==6.2.0", f"scons=={SCONS_VERSION}"]
-BOARDS_DIR = PROJECT_DIR / "firmware_targets" / "platforms" / "mcua_offline" / "boards"
+OFFLINE_PLATFORM = PROJECT_DIR / "firmware_targets" / "platforms" / "mcua_offline"
+BOARDS_DIR = OFFLINE_PLATFORM / "boards"
 
 _BINUTILS_PREFIX = {"uno": "avr", "cortex_m4f": "arm-none-eabi", "rv32imc": "riscv64-unknown-elf"}
 _QEMU = {
@@ -87,6 +88,7 @@ class RunResult:
     stdout_lines: list[str]
     cycles: list[int] | None  # per measured call; uno only
     exit_code: int
+    sp_min: int | None = None  # uno: the lowest data address the stack pointer reached
 
 
 class Result(NamedTuple):
@@ -216,6 +218,17 @@ def install_offline_platformio(core_dir: Path = CORE_DIR) -> Path:
     return package
 
 
+def offline_uno_config(core_dir: Path = CORE_DIR) -> str:
+    """platformio.ini sections with which a project anywhere builds for the Uno offline,
+    through this repository's platform (an absolute symlink://) and a core directory
+    holding tool-scons, installed there first (docs/library.md)."""
+    core = Path(core_dir).resolve()
+    install_offline_platformio(core)
+    return (f"[platformio]\ncore_dir = {core}\n\n"
+            f"[env:uno]\nplatform = symlink://{OFFLINE_PLATFORM}\nboard = uno\n"
+            f"framework = arduino\n")
+
+
 def flash_limit(board: str) -> int:
     """Flash a firmware may take on an offline board: its upload.maximum_size."""
     return json.loads((BOARDS_DIR / f"{board}.json").read_text())["upload"]["maximum_size"]
@@ -260,9 +273,11 @@ def build(
     core_dir: Path | None = None,
     timeout: float = 600,
     include_dirs: tuple = (),
+    project_dir: Path = PROJECT_DIR,
 ) -> Path:
-    """`pio run -e env`; returns the ELF.  generated_dir defaults to firmware_targets/generated;
-    include_dirs: more include directories for the generated sources.
+    """`pio run -e env` in project_dir (default: this repository's firmware); returns the
+    ELF.  generated_dir defaults to firmware_targets/generated; include_dirs: more include
+    directories for the generated sources.
 
     One build at a time per core directory, across processes: PlatformIO links the
     platform and packages into it on first use, and two first uses at once break it."""
@@ -272,7 +287,7 @@ def build(
         fcntl.flock(lock, fcntl.LOCK_EX)
         install_offline_platformio(core)
         proc = subprocess.run(
-            pio_command() + ["run", "-e", env, "-d", str(PROJECT_DIR)],
+            pio_command() + ["run", "-e", env, "-d", str(project_dir)],
             env=pio_environ(generated_dir, workspace_dir, core_dir, include_dirs),
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -282,7 +297,7 @@ def build(
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
         raise FirmwareError(f"pio run -e {env} failed (exit {proc.returncode}):\n{tail}")
-    elf = Path(workspace_dir or PROJECT_DIR / ".pio") / "build" / env / "firmware.elf"
+    elf = Path(workspace_dir or Path(project_dir) / ".pio") / "build" / env / "firmware.elf"
     if not elf.is_file():
         raise FirmwareError(f"pio run -e {env} succeeded but made no {elf}")
     return elf
@@ -331,10 +346,11 @@ def run(env: str, elf: Path, input_lines: list[str] | None = None,
         raise FirmwareError(f"{env} takes no serial input in simulation; use uno")
     else:
         proc = _run_qemu(_qemu_command(env, elf), timeout)
-    cycles = None
+    cycles = sp_min = None
     if env == "uno":
         cycles = [int(n) for n in re.findall(r"^CYCLES (\d+)$", proc.stderr, re.M)]
-    return RunResult(proc.stdout.splitlines(), cycles, proc.returncode)
+        sp_min = next((int(n) for n in re.findall(r"^SP_MIN (\d+)$", proc.stderr, re.M)), None)
+    return RunResult(proc.stdout.splitlines(), cycles, proc.returncode, sp_min)
 
 
 def _run_qemu(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
