@@ -153,9 +153,29 @@ def cmd_train(args) -> None:
         print(line)
 
 
+def _check_generate(args) -> None:
+    """Refuse options that contradict each other (--library names its own output)."""
+    if args.library and args.firmware:
+        raise UserError("--library and --firmware write different outputs; give one of them "
+                        "(run generate twice for both)")
+    if args.library and args.out:
+        raise UserError("--library DIR names the output directory itself; leave out --out")
+
+
 def cmd_generate(args) -> None:
+    _check_generate(args)
     loaded = bundle.load(args.bundle)
     keep = (args.bundle,)  # never replaced, even with --force
+    if args.library:
+        from codegen.emit import library
+
+        if args.target:
+            memory.check(loaded, args.target)
+        out = library.write(library.render(loaded), args.library, args.force, keep)
+        print(f"library {loaded.name} written to {out}; add it to a PlatformIO project with "
+              f"lib_deps = symlink://{Path(out).resolve()} (see {out}/README.md)")
+        return
+    args.out = args.out or DEFAULT_INCLUDE
     if args.firmware:
         from codegen.firmware import sources as firmware
 
@@ -371,6 +391,7 @@ def cmd_nab(args) -> None:
 
 LABEL_HELP = f"0/1 label column (default: the first named {'/'.join(data.LABEL_COLUMNS)})"
 TIME_HELP = f"time column (default: the first named {'/'.join(data.TIME_COLUMNS)})"
+DEFAULT_INCLUDE = "build/include"  # generate --out
 FORCE_HELP = ("replace --out even when mcu-anomaly did not write it: everything in it is "
               "deleted; never the root, home or working directory, nor one holding them or "
               "the bundle generate reads")
@@ -426,19 +447,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = sub.add_parser("generate", help="write C headers and runtime for a bundle")
     generate.add_argument("bundle")
-    generate.add_argument("--out", default="build/include",
+    generate.add_argument("--out",
                           help="directory replaced whole by the headers and runtime (with a "
                                "marker file, .mcu-anomaly-generated); one that is neither empty "
-                               "nor written by generate is refused")
+                               f"nor written by generate is refused (default: {DEFAULT_INCLUDE})")
     generate.add_argument("--firmware", action="store_true",
                           help="write the firmware app's sources instead (replaces --out; one "
                                "that is neither empty nor generated firmware sources is "
                                "refused), e.g. --out firmware_targets/generated for `pio run`, "
                                "which builds them in the source checkout")
+    generate.add_argument("--library", metavar="DIR",
+                          help="write an Arduino / PlatformIO library into DIR instead (replaced "
+                               "whole; one that is neither empty nor such a library is refused): "
+                               "library.json, library.properties, src/ and an example sketch "
+                               "(docs/library.md)")
     generate.add_argument("--force", action="store_true", help=FORCE_HELP)
     generate.add_argument("--target", choices=OFFLINE_ENVS,
                           help="with --firmware: refuse when the firmware cannot fit this board "
-                               "(default: warn for each offline board it cannot fit)")
+                               "(default: warn for each offline board it cannot fit); with "
+                               "--library: refuse when the detectors cannot fit it")
     generate.set_defaults(func=cmd_generate)
 
     verify = sub.add_parser("verify", help="host C build against the Python reference, bit for bit")
@@ -544,7 +571,7 @@ _OUTPUT_FIXES = {
     errno.ENOSPC: "free some space there or give {flag} another path",
     errno.EDQUOT: "free some space there or give {flag} another path",
 }
-OUTPUTS = ("out", "json", "report")  # the arguments that name what a command writes
+OUTPUTS = ("out", "library", "json", "report")  # the arguments that name what a command writes
 
 
 def _touches(path: str, output: str) -> bool:

@@ -32,11 +32,12 @@ _UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
 @dataclass(frozen=True)
 class Output:
     """A kind of directory output: its name in messages, the file that marks a directory as
-    one of ours, and the command that writes it."""
+    one of ours, the command that writes it and the option that names the directory."""
 
     what: str
     sign: str
     command: str
+    option: str = "--out"
 
 
 def _umask() -> int:
@@ -45,12 +46,12 @@ def _umask() -> int:
     return mask
 
 
-def _refuse_full_disk(error: OSError, out: Path) -> None:
+def _refuse_full_disk(error: OSError, out: Path, option: str = "--out") -> None:
     """A full disk as a UserError; any other OSError goes on to the CLI, which names the
     argument and the fix for its errno (cli.os_error_message)."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         raise UserError(f"cannot write {out}: no space left on {out.parent}; free space or "
-                        f"choose another --out") from None
+                        f"choose another {option}") from None
 
 
 def write_file(out: str | Path, data: str | bytes) -> Path:
@@ -137,7 +138,7 @@ def write_tree(out: str | Path, files: dict[str, str | bytes], kind: Output,
             _fill(staging, files, dirs)
             old = _swap(staging, out)
     except OSError as error:
-        _refuse_full_disk(error, out)
+        _refuse_full_disk(error, out, kind.option)
         raise
     finally:
         for path in (staging, old):
@@ -163,20 +164,21 @@ def _check_replaceable(out: Path, kind: Output, force: bool, keep: tuple) -> Non
     if not os.path.lexists(out):
         return
     if not out.is_dir():
-        raise UserError(f"{out} exists and is not a directory; choose another --out")
+        raise UserError(f"{out} exists and is not a directory; choose another {kind.option}")
     real, cwd = out.resolve(), Path.cwd().resolve()
     never = {Path(real.anchor): "the root directory", Path.home().resolve(): "the home directory",
              **{Path(p).resolve(): f"the input {p}" for p in keep}, cwd: "the working directory"}
     for path, what in never.items():
         if path == real or real in path.parents:
             relation = "is" if path == real else "holds"
-            raise UserError(f"{out} {relation} {what}: `{kind.command}` replaces its --out "
-                            f"directory whole, so it never takes this one, even with --force; "
-                            f"choose another --out")
+            raise UserError(f"{out} {relation} {what}: `{kind.command}` replaces its "
+                            f"{kind.option} directory whole, so it never takes this one, even "
+                            f"with --force; choose another {kind.option}")
     if not (force or (out / kind.sign).is_file() or not any(out.iterdir())):
         raise UserError(f"{out} is not empty and holds no {kind.what} ({kind.sign}): "
-                        f"`{kind.command}` replaces its --out directory whole, deleting "
-                        f"everything in it; choose another --out, or give --force to replace it")
+                        f"`{kind.command}` replaces its {kind.option} directory whole, deleting "
+                        f"everything in it; choose another {kind.option}, or give --force to "
+                        f"replace it")
 
 
 def _swap(staging: Path, out: Path) -> Path | None:

@@ -7,7 +7,9 @@
  * stdout: the bytes the firmware sends on USART0, unchanged.
  * stderr: "CYCLES <n>" for every GPIOR0 = 1 ... GPIOR0 = 2 pair the firmware
  *         writes: the exact number of CPU cycles from the first store to the
- *         second (written when it happens, so it never splits a UART line).
+ *         second (written when it happens, so it never splits a UART line);
+ *         at the end "SP_MIN <address>", the lowest the stack pointer went
+ *         (the stack grows down from RAMEND towards the static data).
  * -q: the firmware is "quiet" once it has sent nothing on USART0 for
  *     quiet_ms of simulated time.  With -i, the lines of input_file are sent
  *     to USART0 one at a time, each when the firmware is quiet (like a host
@@ -112,6 +114,7 @@ int main(int argc, char **argv)
     avr_t *avr;
     avr_irq_t *uart_input;
     uint32_t uart_flags = 0;
+    uint16_t sp, sp_min = 0xFFFFu;
     int opt, state;
 
     while ((opt = getopt(argc, argv, "m:f:t:q:i:")) != -1) {
@@ -177,6 +180,10 @@ int main(int argc, char **argv)
     }
     for (;;) {
         state = avr_run(avr);
+        sp = (uint16_t)(avr->data[R_SPL] | (avr->data[R_SPH] << 8));
+        if (sp < sp_min) {
+            sp_min = sp;
+        }
         if (state == cpu_Done || state == cpu_Crashed || avr->cycle >= max_cycles) {
             break;
         }
@@ -198,6 +205,7 @@ int main(int argc, char **argv)
         }
     }
     fflush(stdout);
+    fprintf(stderr, "SP_MIN %u\n", (unsigned)sp_min);
     if (input) {
         fclose(input);
     }

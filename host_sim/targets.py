@@ -85,8 +85,13 @@ def default_core_dir() -> Path:
     return firmware_project() / ".pio-core"
 
 
+def offline_platform() -> Path:
+    """The project's PlatformIO platform (firmware_targets/platforms/mcua_offline)."""
+    return firmware_project() / "firmware_targets" / "platforms" / "mcua_offline"
+
+
 def boards_dir() -> Path:
-    return firmware_project() / "firmware_targets" / "platforms" / "mcua_offline" / "boards"
+    return offline_platform() / "boards"
 
 
 @dataclass
@@ -94,6 +99,7 @@ class RunResult:
     stdout_lines: list[str]
     cycles: list[int] | None  # per measured call; uno only
     exit_code: int
+    sp_min: int | None = None  # uno: the lowest data address the stack pointer reached
 
 
 class Result(NamedTuple):
@@ -223,6 +229,17 @@ def install_offline_platformio(core_dir: Path | None = None) -> Path:
     return package
 
 
+def offline_uno_config(core_dir: Path | None = None) -> str:
+    """platformio.ini sections with which a project anywhere builds for the Uno offline,
+    through this repository's platform (an absolute symlink://) and a core directory
+    holding tool-scons, installed there first (docs/library.md)."""
+    core = Path(core_dir or default_core_dir()).resolve()
+    install_offline_platformio(core)
+    return (f"[platformio]\ncore_dir = {core}\n\n"
+            f"[env:uno]\nplatform = symlink://{offline_platform()}\nboard = uno\n"
+            f"framework = arduino\n")
+
+
 def flash_limit(board: str) -> int:
     """Flash a firmware may take on an offline board: its upload.maximum_size."""
     return json.loads((boards_dir() / f"{board}.json").read_text())["upload"]["maximum_size"]
@@ -267,19 +284,22 @@ def build(
     core_dir: Path | None = None,
     timeout: float = 600,
     include_dirs: tuple = (),
+    project_dir: Path | None = None,
 ) -> Path:
-    """`pio run -e env`; returns the ELF.  generated_dir defaults to firmware_targets/generated;
-    include_dirs: more include directories for the generated sources.
+    """`pio run -e env` in project_dir (default: this repository's firmware); returns the
+    ELF.  generated_dir defaults to firmware_targets/generated; include_dirs: more include
+    directories for the generated sources.
 
     One build at a time per core directory, across processes: PlatformIO links the
     platform and packages into it on first use, and two first uses at once break it."""
+    project_dir = Path(project_dir or firmware_project())
     core = Path(core_dir or default_core_dir())
     core.mkdir(parents=True, exist_ok=True)
     with open(core / ".mcua-build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         install_offline_platformio(core)
         proc = subprocess.run(
-            pio_command() + ["run", "-e", env, "-d", str(firmware_project())],
+            pio_command() + ["run", "-e", env, "-d", str(project_dir)],
             env=pio_environ(generated_dir, workspace_dir, core_dir, include_dirs),
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -289,7 +309,7 @@ def build(
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
         raise FirmwareError(f"pio run -e {env} failed (exit {proc.returncode}):\n{tail}")
-    elf = Path(workspace_dir or firmware_project() / ".pio") / "build" / env / "firmware.elf"
+    elf = Path(workspace_dir or project_dir / ".pio") / "build" / env / "firmware.elf"
     if not elf.is_file():
         raise FirmwareError(f"pio run -e {env} succeeded but made no {elf}")
     return elf
@@ -341,10 +361,11 @@ def run(env: str, elf: Path, input_lines: list[str] | None = None,
         raise FirmwareError(f"{env} takes no serial input in simulation; use uno")
     else:
         proc = _run_qemu(_qemu_command(env, elf), timeout)
-    cycles = None
+    cycles = sp_min = None
     if env == "uno":
         cycles = [int(n) for n in re.findall(r"^CYCLES (\d+)$", proc.stderr, re.M)]
-    return RunResult(proc.stdout.splitlines(), cycles, proc.returncode)
+        sp_min = next((int(n) for n in re.findall(r"^SP_MIN (\d+)$", proc.stderr, re.M)), None)
+    return RunResult(proc.stdout.splitlines(), cycles, proc.returncode, sp_min)
 
 
 def _run_qemu(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:

@@ -28,7 +28,8 @@ def test_generated_files_and_bundles_are_0644_and_0755(umask_022, iot_bundle, tm
     model = bundle_mod.save(iot_bundle, tmp_path / "model")
     assert main(["generate", str(model), "--out", str(tmp_path / "include")]) == 0
     assert main(["generate", str(model), "--firmware", "--out", str(tmp_path / "fw")]) == 0
-    for root in (model, tmp_path / "include", tmp_path / "fw"):
+    assert main(["generate", str(model), "--library", str(tmp_path / "lib")]) == 0
+    for root in (model, tmp_path / "include", tmp_path / "fw", tmp_path / "lib"):
         found = modes(root)
         assert len(found) > 3
         for name, mode in found.items():
