@@ -9,7 +9,6 @@ running the tests through a .pth path line to their site-packages: the .pth file
 
 from __future__ import annotations
 
-import filecmp
 import importlib.util
 import os
 import shutil
@@ -145,17 +144,20 @@ def test_codegen_is_the_wheels_own(installed):
 
 
 def assert_same_tree(a: Path, b: Path) -> None:
-    names = sorted(p.name for p in a.iterdir())
-    assert names == sorted(p.name for p in b.iterdir())
-    _, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
-    assert not mismatch and not errors, (mismatch, errors)
+    """The same files, at every depth, with the same bytes."""
+    def files(root: Path) -> dict:
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    mine, theirs = files(a), files(b)
+    assert sorted(mine) == sorted(theirs)
+    assert [name for name in mine if mine[name] != theirs[name]] == []
 
 
-@pytest.mark.parametrize("firmware", [(), ("--firmware",)], ids=["headers", "firmware"])
-def test_generate_writes_what_the_source_tree_writes(installed, model, tmp_path, firmware):
-    out = installed.cwd / ("firmware" if firmware else "include")
-    installed.run("generate", "model", "--out", out.name, *firmware)
-    assert cli.main(["generate", str(model), "--out", str(tmp_path / "ours"), *firmware]) == 0
+@pytest.mark.parametrize("kind", ["--out", "--firmware", "--library"])
+def test_generate_writes_what_the_source_tree_writes(installed, model, tmp_path, kind):
+    where = {"--out": ["--out"], "--firmware": ["--firmware", "--out"], "--library": ["--library"]}
+    out = installed.cwd / kind.strip("-")
+    installed.run("generate", "model", *where[kind], out.name)
+    assert cli.main(["generate", str(model), *where[kind], str(tmp_path / "ours")]) == 0
     assert_same_tree(out, tmp_path / "ours")
 
 
