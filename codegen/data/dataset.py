@@ -166,12 +166,6 @@ def _rows(path: Path, sep: str | None) -> Iterator[tuple[int, list[str]]]:
                         f"table with one row per line") from None
 
 
-def read_header(path: Path, sep: str | None = None) -> list[str]:
-    """The column names of a CSV file: its first row that is not blank (load_csv's)."""
-    first = next(_rows(path, sep), (0, []))[1]
-    return [name.strip() for name in first]
-
-
 @dataclass
 class Table:
     """A CSV opened for reading: which of its columns are the channels, the label and the

@@ -72,9 +72,10 @@ class _Chunks:
                 out[d] = (result.scores, result.flags)
         for d, keep in self.overlap.items():
             before = self.tail[d] if self.tail[d] is not None else X[:0]
-            result = self.engine.run(np.concatenate([before, X]), [d], state=False)[d]
+            joined = np.concatenate([before, X])
+            result = self.engine.run(joined, [d], state=False)[d]
             out[d] = (result.scores[len(before):], result.flags[len(before):])
-            self.tail[d] = np.concatenate([before, X])[-keep:] if keep else X[:0]
+            self.tail[d] = joined[-keep:] if keep else X[:0]
         self.started = True
         return out
 
