@@ -15,6 +15,7 @@ from pathlib import Path
 
 from codegen import __version__, bundle, files, resources
 from codegen.data import dataset as data
+from codegen.data import missing
 from codegen.emit import render as emit
 from codegen.training import train as training
 from codegen.detectors import DEFAULT, DETECTORS, get
@@ -139,7 +140,7 @@ def cmd_train(args) -> None:
                   if args.validation else None)
     trained = training.train(dataset, detectors, params, args.seed, args.name,
                              verbose=not args.quiet, threshold=args.threshold,
-                             validation=validation)
+                             validation=validation, policy=args.missing)
     if args.target:
         memory.check(trained, args.target)
     out = bundle.save(trained, args.out, force=args.force)
@@ -328,7 +329,7 @@ def cmd_evaluate(args) -> None:
 
     loaded = bundle.load(args.bundle)
     dataset = evaluate.load_labelled(args.csv, loaded, args.label_column, args.time_column,
-                                     args.sep)
+                                     args.sep, args.missing)
     bench = report.load_bench(args.bench) if args.bench else None
     result = evaluate.evaluate(loaded, dataset, baseline=not args.no_baseline, verbose=True)
     print(result.table())
@@ -370,7 +371,7 @@ def cmd_score(args) -> None:
     else:
         from codegen.verify.engines import PythonEngine as engine
     rows = scores.score_csv(loaded, args.csv, args.out, engine(loaded), detectors,
-                            args.label_column, args.time_column, args.sep,
+                            args.label_column, args.time_column, args.sep, args.missing,
                             progress=_progress if sys.stderr.isatty() else None)
     print(f"{rows:,} rows scored by {', '.join(detectors)} "
           f"({'the generated C' if args.engine == 'c' else 'the Python reference'}): "
@@ -433,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "lines use, else ',')")
     train.add_argument("--label-column", help=LABEL_HELP)
     train.add_argument("--time-column", help=TIME_HELP)
+    train.add_argument("--missing", choices=missing.POLICIES, default=missing.DEFAULT,
+                          help=missing.HELP)
     train.add_argument("--quiet", action="store_true")
     train.add_argument("--threshold", metavar="STRATEGY",
                        help="threshold strategy for every detector without --set DET.threshold: "
@@ -518,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--sep", choices=list(data.SEPARATORS), metavar="SEP",
                           help="field separator: ',', ';' or tab (default: as for train)")
     evaluate.add_argument("--time-column", help=TIME_HELP)
+    evaluate.add_argument("--missing", choices=missing.POLICIES, default=missing.DEFAULT,
+                             help=missing.HELP)
     evaluate.add_argument("--no-baseline", action="store_true",
                           help="leave out scikit-learn's IsolationForest baseline")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -536,6 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "reference: the same output, bit for bit")
     score.add_argument("--label-column", help=LABEL_HELP)
     score.add_argument("--time-column", help=TIME_HELP)
+    score.add_argument("--missing", choices=missing.POLICIES, default=missing.DEFAULT,
+                          help=missing.HELP)
     score.add_argument("--sep", choices=list(data.SEPARATORS), metavar="SEP",
                        help="field separator: ',', ';' or tab (default: as for train)")
     score.set_defaults(func=cmd_score)

@@ -77,7 +77,7 @@ def test_the_c_and_the_reference_write_the_same_file_chunked_or_not(
     table = _read(out)
     assert table[0] == ["time", "is_anomaly"] + [f"{d}_{w}" for d in names
                                                   for w in ("score", "flag")]
-    X = next(data.open_csv(faulty_csv).chunks(finite=False)).values
+    X = next(data.open_csv(faulty_csv).chunks()).values
     expected = _one_pass(scored_bundle, X)
     body = table[1:]
     for i, d in enumerate(names):
@@ -140,7 +140,7 @@ def test_the_command_finds_renamed_columns_and_writes_one_row_per_row(tmp_path, 
      "lacks 'sensor_3'"),
     (lambda lines: lines[:50] + ["x,1,2\n"] + lines[50:], "line 51"),
     (lambda lines: lines[:50] + [lines[50].replace(",", ",abc", 1)] + lines[51:],
-     "is not numeric"),
+     "are not numeric"),
 ])
 def test_bad_input_is_refused_and_the_old_output_stays(iot_bundle, labelled_csv, tmp_path,
                                                        capsys, edit, words):

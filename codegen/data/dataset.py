@@ -47,11 +47,24 @@ class Dataset:
         return [(c, ch) for c, ch in zip(self.columns, self.channels) if c != ch]
 
     @property
+    def missing(self) -> np.ndarray:
+        """(rows,) bool: the rows holding a missing (NaN) or non-finite reading, which the
+        device flags and never learns from."""
+        return ~np.isfinite(self.values).all(axis=1)
+
+    @property
     def normal(self) -> np.ndarray:
-        """The rows training may use: those labelled normal, or all rows when unlabelled."""
-        if self.labels is None:
-            return self.values
-        return self.values[~self.labels]
+        """The rows training may use: those labelled normal, or all rows when unlabelled,
+        that hold no missing reading."""
+        keep = ~self.missing if self.labels is None else ~self.labels & ~self.missing
+        return self.values[keep]
+
+    def rows(self, keep: np.ndarray) -> "Dataset":
+        """The dataset of the rows where keep (a (rows,) bool mask) holds."""
+        return Dataset(self.name, self.channels, self.values[keep],
+                       None if self.labels is None else self.labels[keep],
+                       None if self.time is None else [t for t, k in zip(self.time, keep) if k],
+                       self.columns)
 
 
 def iot_sensors(n: int = 5000, seed: int = 42) -> Dataset:
@@ -179,53 +192,72 @@ class Table:
     label: str | None
     time: str | None
 
-    def chunks(self, size: int | None = None, finite: bool = True) -> Iterator[Dataset]:
-        """The data rows, size rows at a time (all at once without size).  finite: refuse
-        NaN, Inf and values beyond float32 (training data); without it they are read as the
-        device would see them."""
+    def chunks(self, size: int | None = None) -> Iterator[Dataset]:
+        """The data rows, size rows at a time (all at once without size).  An empty cell
+        is a missing reading, NaN; NaN, Inf and values beyond float32 (Inf) are read as the
+        device would see them (Dataset.missing)."""
         rows = _rows(self.path, self.sep)
         next(rows)  # the header
         while True:
             block = list(itertools.islice(rows, size)) if size else list(rows)
             if not block:
                 return
-            yield self._parse(block, finite)
+            yield self._parse(block)
             if not size:
                 return
 
-    def _parse(self, block: list[tuple[int, list[str]]], finite: bool) -> Dataset:
+    def _parse(self, block: list[tuple[int, list[str]]]) -> Dataset:
         index = {name: i for i, name in enumerate(self.header)}
         values = np.empty((len(block), len(self.columns)), dtype=np.float32)
         labels = np.zeros(len(block), dtype=bool) if self.label else None
         times = [] if self.time else None
+        bad = []  # (line, column, text) of every cell that is not a number
         for r, (line, row) in enumerate(block):
             if len(row) != len(self.header):
                 raise UserError(f"line {line} of {self.path} has {len(row)} fields, the header "
                                 f"has {len(self.header)}; fix the row")
             for c, name in enumerate(self.columns):
-                values[r, c] = _number(row[index[name]], name, line, finite)
+                value = _number(row[index[name]])
+                if value is None:
+                    bad.append((line, name, row[index[name]]))
+                else:
+                    values[r, c] = value
             if labels is not None:
                 labels[r] = _parse_label(row[index[self.label]], self.label, line)
             if times is not None:
                 times.append(row[index[self.time]])
+        if bad:
+            raise _not_numeric(self.path, bad)
         return Dataset(self.path.stem, self.channels, values, labels, times, self.columns)
 
 
-def _number(text: str, column: str, line: int, finite: bool) -> np.float32:
+def _number(text: str) -> np.float32 | None:
+    """A cell's reading: NaN for an empty cell (a missing reading), Inf beyond float32;
+    None when it is not a number."""
+    if not text.strip():
+        return np.float32(np.nan)
     try:
         value = float(text)
     except ValueError:
-        comma = "; decimal commas are not read: export with a decimal point" if (
-            "," in text and text.replace(",", "", 1).strip().isdigit()) else ""
-        raise UserError(f"column {column!r} is not numeric: line {line} holds {text!r}; fix the "
-                        f"value or leave the column out with --columns{comma}") from None
+        return None
     with np.errstate(over="ignore"):
-        value = np.float32(value)
-    if finite and not np.isfinite(value):
-        raise UserError(f"column {column!r} holds {text.strip()!r} on line {line}, which is not "
-                        f"a finite float32; training data must be finite: drop or interpolate "
-                        f"that row")
-    return value
+        return np.float32(value)
+
+
+SHOWN_CELLS = 20
+
+
+def _not_numeric(path: Path, bad: list[tuple[int, str, str]]) -> UserError:
+    """Every cell that is not a number, the first SHOWN_CELLS of them by line and column."""
+    shown = "; ".join(f"line {line} column {column!r} holds {text!r}"
+                      for line, column, text in bad[:SHOWN_CELLS])
+    more = f" and {len(bad) - SHOWN_CELLS} more" if len(bad) > SHOWN_CELLS else ""
+    comma = ("; decimal commas are not read: export with a decimal point"
+             if any("," in t and t.replace(",", "", 1).strip().isdigit() for _, _, t in bad)
+             else "")
+    return UserError(f"{path}: {len(bad)} cell(s) are not numeric: {shown}{more}; fix the "
+                     f"values (an empty cell is read as a missing reading) or leave the "
+                     f"column out with --columns{comma}")
 
 
 def open_csv(path: str | Path, columns: list[str] | None = None,
@@ -281,8 +313,8 @@ def load_csv(path: str | Path, columns: list[str] | None = None,
              label_column: str | None = None, time_column: str | None = None,
              sep: str | None = None, renames: dict[str, str] | None = None,
              ignore: list[str] | None = None) -> Dataset:
-    """Read a CSV with a header row whole (open_csv): numeric sensor columns, finite, and
-    the optional label and time columns."""
+    """Read a CSV with a header row whole (open_csv): numeric sensor columns (an empty
+    cell a missing reading), and the optional label and time columns."""
     return next(open_csv(path, columns, label_column, time_column, sep, renames,
                          ignore=ignore).chunks())
 

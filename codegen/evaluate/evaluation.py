@@ -23,6 +23,7 @@ from sklearn.metrics import (average_precision_score, precision_recall_curve, ro
                              roc_curve)
 
 from codegen.bundle import Bundle
+from codegen.data import missing
 from codegen.data.dataset import LABEL_COLUMNS, Dataset, open_for_bundle
 from codegen.detectors import get
 from codegen.errors import UserError
@@ -79,15 +80,17 @@ class Evaluation:
 
 
 def load_labelled(path: str | Path, bundle: Bundle, label_column: str | None = None,
-                  time_column: str | None = None, sep: str | None = None) -> Dataset:
-    """The CSV's rows for this bundle: its sensor columns must be the bundle's channels and
-    it must have a 0/1 label column."""
+                  time_column: str | None = None, sep: str | None = None,
+                  policy: str = missing.DEFAULT) -> Dataset:
+    """The CSV's rows for this bundle, those with a missing reading as the policy says
+    (codegen/data/missing.py): its sensor columns must be the bundle's channels and it must
+    have a 0/1 label column."""
     table = open_for_bundle(path, bundle, label_column, time_column, sep)
     if table.label is None:
         raise UserError(f"{path} has no label column ({', '.join(LABEL_COLUMNS)} or "
                         f"--label-column): evaluate compares flags with labels, so it needs one "
                         f"with 0 (normal) or 1 (anomaly) per row")
-    return next(table.chunks())
+    return missing.apply(next(table.chunks()), policy)
 
 
 def _finite(scores: np.ndarray) -> np.ndarray:
@@ -135,7 +138,15 @@ def measure(name: str, scores: np.ndarray, flags: np.ndarray, threshold: float,
 
 def iforest_baseline(X: np.ndarray, window: int = 50, seed: int = 42):
     """The notebook's Isolation Forest: rolling mean/std features, contamination 0.01,
-    scores -decision_function, flags above their 99th percentile."""
+    scores -decision_function, flags above their 99th percentile.  It runs on the rows
+    without a missing reading; the others score +Inf and are flagged, as on the device."""
+    complete = np.isfinite(X).all(axis=1)
+    if not complete.all():
+        scores = np.full(len(X), np.inf)
+        flags = np.ones(len(X), dtype=bool)
+        scores[complete], flags[complete], threshold = iforest_baseline(X[complete], window,
+                                                                        seed)
+        return scores, flags, threshold
     from sklearn.ensemble import IsolationForest
     from sklearn.preprocessing import StandardScaler
 

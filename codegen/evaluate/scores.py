@@ -21,6 +21,7 @@ import numpy as np
 
 from codegen import files
 from codegen.bundle import Bundle
+from codegen.data import missing
 from codegen.data.dataset import open_for_bundle
 from codegen.detectors import get
 from codegen.detectors.base import Kind
@@ -46,6 +47,16 @@ def _text(scores: np.ndarray) -> list[str]:
     return [str(v) for v in scores.astype(np.float32)]
 
 
+def _cells(fed_values: list, fed: np.ndarray) -> list:
+    """One cell per row: the value of each row fed to the detectors, empty for the others."""
+    if fed.all():
+        return fed_values
+    cells = [""] * len(fed)
+    for i, value in zip(np.flatnonzero(fed), fed_values):
+        cells[i] = value
+    return cells
+
+
 def _lines(path: Path) -> int:
     """Line ends in the file: the progress report's total (a count, not a parse)."""
     with path.open("rb") as handle:
@@ -64,6 +75,8 @@ class _Chunks:
         self.started = False
 
     def run(self, X: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        if not len(X):  # a chunk whose every row was skipped
+            return {d: (np.zeros(0, np.float32), np.zeros(0, bool)) for d in self.kinds}
         out = {}
         plain = [d for d in self.kinds if d not in self.overlap]
         if plain:
@@ -83,9 +96,11 @@ class _Chunks:
 def score_csv(bundle: Bundle, path: str | Path, out: str | Path, engine: Engine,
               detectors: list[str], label_column: str | None = None,
               time_column: str | None = None, sep: str | None = None,
-              chunk: int = CHUNK_ROWS, progress: Callable[[str], None] | None = None) -> int:
+              policy: str = missing.DEFAULT, chunk: int = CHUNK_ROWS,
+              progress: Callable[[str], None] | None = None) -> int:
     """Write out: per row of the CSV its time and label (where it has them) and per
-    detector `<name>_score`, `<name>_flag`.  Returns the rows scored."""
+    detector `<name>_score`, `<name>_flag`; a row with a missing reading as the policy says
+    (codegen/data/missing.py; skip: empty score and flag cells).  Returns the rows read."""
     table = open_for_bundle(path, bundle, label_column, time_column, sep)
     header = [c for c in (table.time, table.label) if c]
     header += [f"{d}_{what}" for d in detectors for what in ("score", "flag")]
@@ -95,14 +110,16 @@ def score_csv(bundle: Bundle, path: str | Path, out: str | Path, engine: Engine,
     with files.replacing(out, "w") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
-        for part in table.chunks(chunk, finite=False):
-            results = runner.run(part.values)
+        for part in table.chunks(chunk):
+            missing.check(part, policy, first=rows + 1)
+            fed = ~part.missing if policy == "skip" else np.ones(len(part.values), bool)
+            results = runner.run(part.values[fed])
             columns = [part.time] if table.time else []
             if table.label:
                 columns.append(part.labels.astype(np.uint8).tolist())
             for d in detectors:
                 scores, flags = results[d]
-                columns += [_text(scores), flags.astype(np.uint8).tolist()]
+                columns += [_cells(_text(scores), fed), _cells(flags.astype(np.uint8).tolist(), fed)]
             writer.writerows(zip(*columns))
             rows += len(part.values)
             if progress:

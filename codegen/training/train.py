@@ -10,6 +10,7 @@ import numpy as np
 from codegen import schema
 from codegen.bundle import Bundle
 from codegen.emit.cnames import check_channel_names, check_model_name
+from codegen.data import missing
 from codegen.data.dataset import Dataset
 from codegen.detectors import NAMES, get
 from codegen.detectors.base import FLOAT32_MAX
@@ -128,10 +129,12 @@ def check_constants(name: str, fitted, channels: list[str]) -> None:
 
 def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed: int,
           name: str, verbose: bool = True, threshold: str | None = None,
-          validation: Dataset | None = None) -> Bundle:
-    """Fit each detector on the normal rows of dataset.  threshold (a strategy, see
-    thresholds.py) applies to every detector whose --set threshold is not given; the
-    labelled strategies choose on validation (default: the labelled dataset itself)."""
+          validation: Dataset | None = None, policy: str = missing.DEFAULT) -> Bundle:
+    """Fit each detector on the normal rows of dataset, those without a missing reading.
+    threshold (a strategy, see thresholds.py) applies to every detector whose --set
+    threshold is not given; the labelled strategies choose on validation (default: the
+    labelled dataset itself), whose rows with a missing reading go as the policy says
+    (codegen/data/missing.py)."""
     check_model_name(name)
     check_channel_names(dataset.channels)
     if not detectors:
@@ -162,10 +165,18 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
             raise UserError(f"validation data {validation.name} has columns "
                             f"{', '.join(validation.channels)}; training used "
                             f"{', '.join(dataset.channels)}")
+    gaps = missing.check(dataset, policy)
+    validation = missing.apply(validation, policy)
+    if gaps.size:
+        print(f"warning: {gaps.size} of the {len(dataset.values)} rows of {dataset.name} hold a "
+              f"missing reading (empty cell, nan or inf): data rows {missing.rows_shown(gaps)}; "
+              f"the device flags such a sample and learns nothing from it, so training leaves "
+              f"them out", file=sys.stderr)
     normal = dataset.normal
     if len(normal) == 0:
-        raise UserError(f"every row of {dataset.name} is labelled anomalous; training needs "
-                        f"normal rows (label 0)")
+        what = "labelled anomalous or holds a missing reading" if gaps.size else "labelled anomalous"
+        raise UserError(f"every row of {dataset.name} is {what}; training needs normal rows "
+                        f"(label 0) with every reading present")
     if len(normal) < 2:
         raise UserError(f"{dataset.name} has only {len(normal)} normal row; training needs more")
     fitted = {}
