@@ -79,6 +79,7 @@ class Target:
         """detectors: the names the firmware runs (default: the bundle's; the bench's peers
         run beside none of them)."""
         result = targets.run(self.env, elf, input_lines)
+        self._check_stack(elf, result.sp_min)
         if result.exit_code != 0:
             tail = "\n".join(result.stdout_lines[-5:])
             raise UserError(f"{self.env} firmware exited with {result.exit_code}:\n{tail}")
@@ -93,6 +94,21 @@ class Target:
         flags = np.array([r.flag for r in out.results], dtype=bool)
         return Run(bits.view(F32).reshape(n, n_det).T, flags.reshape(n, n_det).T,
                    result.cycles, out.answers)
+
+    def _check_stack(self, elf: Path, sp_min: int | None) -> None:
+        """On the Uno (which reports the stack's deepest point): refuse a run whose stack
+        grew into the static RAM below it, where it overwrote the detectors' state and the
+        serial buffers, so nothing it printed can be trusted."""
+        if sp_min is None:
+            return
+        _, ram = self.size(elf)
+        top = targets.AVR_RAM_START + ram
+        deepest = sp_min + 1  # a push writes at SP, then decrements it
+        if deepest < top:
+            raise UserError(f"{self.env}: the firmware's stack grew {top - deepest} B into its "
+                            f"{ram} B of static RAM (the detectors' state and buffers): the "
+                            f"model does not fit the board's RAM beside the firmware app; "
+                            f"make the windows smaller, or use fewer channels or detectors")
 
     def chunk_size(self, bundle: Bundle) -> int:
         """Samples one firmware run holds: on the Uno what flash leaves room for."""

@@ -70,6 +70,7 @@ _PIO_ENVIRON = {
     "PLATFORMIO_NO_ANSI": "true",
 }
 _AVR_MCU, _AVR_HZ = "atmega328p", 16_000_000
+AVR_RAM_START = 0x100  # the ATmega328P's first data address of RAM: .data, then .bss
 # Simulated time without UART traffic after which the Uno is taken to have
 # answered an input line (or finished): far above any detector's run time.
 UNO_QUIET_MS = 20
@@ -355,7 +356,8 @@ def run(env: str, elf: Path, input_lines: list[str] | None = None,
             cmd = [str(build_simavr_runner()), "-m", _AVR_MCU, "-f", str(_AVR_HZ),
                    "-t", str(timeout), "-q", str(UNO_QUIET_MS), "-i", str(feed), str(elf)]
             proc = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+                cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                errors="replace", timeout=timeout
             )
     elif input_lines:
         raise FirmwareError(f"{env} takes no serial input in simulation; use uno")

@@ -17,6 +17,7 @@ from codegen import cli
 from codegen.bench import firmware as bench
 from codegen.bench import peers
 from codegen.detectors import DETECTORS, get
+from codegen.errors import UserError
 from codegen.detectors import isolation_forest as iforest
 from codegen.firmware import OFFLINE_ENVS, memory
 from codegen.training import train as training
@@ -491,3 +492,22 @@ def test_calibration_commands_on_the_uno(iot, tmp_path):
     assert take(len(expected[3])) == expected[3]
     assert take(3) == status[3]
     assert list(answers) == []
+
+
+def test_a_run_whose_stack_grew_into_the_static_ram_is_refused(tmp_path):
+    """Eight pump channels under two windowed streaming detectors (windows of 16) and
+    mahalanobis pass memory.check, a lower bound, but on the Uno the stack grows into .bss,
+    where it overwrites the serial buffers and the state: the run is refused, never read."""
+    require_env("uno")
+    from codegen.data import pump
+    from codegen.data.dataset import Dataset
+
+    run = pump.simulate(seed=3, rows=2000, train_rows=1000)
+    names = ["streaming_zscore", "moving_average", "mahalanobis"]
+    big = training.train(Dataset("pump", list(run.channels), run.values[:1000]), names,
+                         {"streaming_zscore": {"window": 16}, "moving_average": {"window": 16}},
+                         0, "pump", verbose=False)
+    memory.check(big, "uno")
+    engine = TargetEngine(big, Target("uno", tmp_path))
+    with pytest.raises(UserError, match=r"stack grew \d+ B into its \d+ B of static RAM"):
+        engine.run(run.values[:50], names)
