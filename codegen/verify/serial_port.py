@@ -31,7 +31,7 @@ RX_ROOM = 63
 RUN_ROWS = 10_000
 ANSWER_SECONDS = 5.0  # the longest wait for one answer line
 # The wait for the identification: a board that resets when the port opens (the Uno,
-# through DTR) starts the app after its bootloader's ~1.6 s.
+# through DTR) starts the app only after its bootloader.
 IDENTIFY_SECONDS = 6.0
 
 
