@@ -493,7 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "--library: refuse when the detectors cannot fit it")
     generate.set_defaults(func=cmd_generate)
 
-    verify = sub.add_parser("verify", help="host C build against the Python reference, bit for bit")
+    verify = sub.add_parser("verify", help="the generated C against the Python reference, bit "
+                                           "for bit: built for this machine, in a simulator "
+                                           "(--target) or on a board (--port)")
     verify.add_argument("bundle")
     verify.add_argument("--samples", type=_count,
                         help="random and real inputs per detector (extreme: half as many); "

@@ -104,4 +104,4 @@ def test_port_options(saved, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["verify", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
-    assert "with --port 1000" in shown and "default 115200" in shown
+    assert f"with --port {cli.PORT_SAMPLES}" in shown

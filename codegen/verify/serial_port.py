@@ -105,7 +105,11 @@ class SerialPortEngine:
         self._send("I")
         seen: list[str] = []
         deadline = time.monotonic() + IDENTIFY_SECONDS
-        while (info := parse_info(line := self._line() or "")) is None:
+        while True:
+            line = self._line()
+            info = parse_info(line) if line else None
+            if info:
+                break
             if line:
                 seen.append(line)
             if time.monotonic() > deadline:
