@@ -48,6 +48,9 @@ def _count(text: str) -> int:
     return value
 
 
+# verify --port's samples per kind by default: the battery's 2,500 readings take ~20 s on
+# a 115200-baud link (docs/parity.md, "On a real board").
+PORT_SAMPLES = 1000
 MIN_RUN_ROWS = 1500  # a benchmark run's test part then holds at least one fault
 
 
@@ -68,6 +71,10 @@ def _runs(text: str) -> int:
 
 def _rows(text: str) -> int:
     return _bounded(text, MIN_RUN_ROWS, 10**7, "rows")
+
+
+def _baud(text: str) -> int:
+    return _bounded(text, 300, 4_000_000, "bits per second")
 
 
 def _seed(text: str) -> int:
@@ -225,11 +232,23 @@ def _nab(args) -> Path | None:
 
 def cmd_verify(args) -> int:
     loaded = bundle.load(args.bundle)
+    if args.baud is not None and not args.port:
+        raise UserError("--baud is the speed of --port: give --port PATH too, or leave --baud "
+                        "out")
     if args.target:
         resources.firmware_project("verify --target")
         memory.check(loaded, args.target, app=True)
-    samples = args.samples or (10_000 if args.target else 100_000)
+    samples = args.samples or (PORT_SAMPLES if args.port else
+                               10_000 if args.target else 100_000)
     inputs = battery.battery(loaded, samples, _nab(args))
+    if args.port:
+        from codegen.verify.serial_port import BAUD, SerialPortEngine
+
+        with SerialPortEngine(loaded, args.port, args.baud or BAUD, args.bundle) as engine:
+            result = compare.compare(loaded, engine, inputs, flag_api=False,
+                                     progress=_progress)
+        return _report(f"{args.port}: the board's firmware app against the Python reference "
+                       f"(score APIs)", result)
     if not args.target:
         from host_sim.hostlib import HostModel
 
@@ -243,7 +262,13 @@ def cmd_verify(args) -> int:
     with tempfile.TemporaryDirectory(prefix="mcua-verify-") as tmp:
         engine = TargetEngine(loaded, Target(args.target, tmp))
         result = compare.compare(loaded, engine, inputs, progress=_progress)
-    print(f"{args.target}: firmware in the simulator against the Python reference")
+    return _report(f"{args.target}: firmware in the simulator against the Python reference",
+                   result)
+
+
+def _report(title: str, result: compare.Comparison) -> int:
+    """A firmware comparison's table and first mismatches; the exit status."""
+    print(title)
     print(result.table())
     for mismatch in result.mismatches:
         print("  " + mismatch.describe())
@@ -471,17 +496,27 @@ def build_parser() -> argparse.ArgumentParser:
                                "--library: refuse when the detectors cannot fit it")
     generate.set_defaults(func=cmd_generate)
 
-    verify = sub.add_parser("verify", help="host C build against the Python reference, bit for bit")
+    verify = sub.add_parser("verify", help="the generated C against the Python reference, bit "
+                                           "for bit: built for this machine, in a simulator "
+                                           "(--target) or on a board (--port)")
     verify.add_argument("bundle")
     verify.add_argument("--samples", type=_count,
                         help="random and real inputs per detector (extreme: half as many); "
-                             "default 100000, with --target 10000")
+                             f"default 100000, with --target 10000, with --port {PORT_SAMPLES}")
     verify.add_argument("--nab", help="NAB folder for real data (default: ../shared/data/nab "
                                       "beside a source checkout, when there; without either, "
                                       "no real data)")
-    verify.add_argument("--target", choices=OFFLINE_ENVS,
-                        help="build the firmware with PlatformIO and compare in simavr / qemu "
-                             "(needs the source checkout: platformio.ini, firmware_targets/)")
+    board = verify.add_mutually_exclusive_group()
+    board.add_argument("--target", choices=OFFLINE_ENVS,
+                       help="build the firmware with PlatformIO and compare in simavr / qemu "
+                            "(needs the source checkout: platformio.ini, firmware_targets/)")
+    board.add_argument("--port", metavar="PATH",
+                       help="compare a real board over its serial port (e.g. /dev/ttyACM0), "
+                            "running the firmware app built from this bundle and flashed "
+                            "(docs/firmware.md): the same battery, through the app's serial "
+                            "protocol")
+    verify.add_argument("--baud", type=_baud,
+                        help="with --port: the serial speed (default 115200, the app's)")
     verify.set_defaults(func=cmd_verify)
 
     bench_help = ("cycles, instructions, flash and RAM per detector per firmware target "

@@ -2,7 +2,7 @@
  * simavr_runner - run an AVR firmware ELF in libsimavr and measure it.
  *
  *   simavr_runner [-m mcu] [-f hz] [-t max_seconds] [-q quiet_ms]
- *                 [-i input_file] firmware.elf
+ *                 [-i input_file | -p] firmware.elf
  *
  * stdout: the bytes the firmware sends on USART0, unchanged.
  * stderr: "CYCLES <n>" for every GPIOR0 = 1 ... GPIOR0 = 2 pair the firmware
@@ -15,17 +15,33 @@
  *     to USART0 one at a time, each when the firmware is quiet (like a host
  *     that waits for the answer before sending the next line).  When every
  *     line is sent and the firmware is quiet again, the run ends with status 0.
+ * -p: USART0 is bridged to a new pseudo-terminal instead of stdout and -i,
+ *     like a board on a serial port: "PTY /dev/pts/N" on stderr once it is
+ *     ready, then the bytes go both ways as the firmware sends and the other
+ *     side writes them.  Simulated time is held back to wall-clock time, so
+ *     baud-rate timing is that of a real board and an idle firmware costs
+ *     little host CPU.  The run ends when the firmware stops, or when the
+ *     other side, having opened the pty, closes it (after that, status 0).
+ *     No time limit unless -t is given.
  * Exit status: 0 when the firmware sleeps with interrupts off (simavr's clean
- * stop) or, with -q, is quiet after the last input; 1 on a crash or error;
- * 2 when max_seconds of simulated time pass.
+ * stop), with -q is quiet after the last input, or with -p is hung up on;
+ * 1 on a crash or error; 2 when max_seconds of simulated time pass.
  *
  * Build: gcc -O2 -I/usr/include/simavr simavr_runner.c -lsimavr
  */
+#define _DEFAULT_SOURCE   /* cfmakeraw */
+#define _XOPEN_SOURCE 700 /* posix_openpt, grantpt, unlockpt, ptsname */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <avr_uart.h>
@@ -82,6 +98,104 @@ static void uart_xoff_notify(struct avr_irq_t *irq, uint32_t value, void *param)
     uart_xoff = 1;
 }
 
+/* -p: the pseudo-terminal and the bytes on their way through it. */
+struct bridge {
+    int master;
+    uint8_t in[256]; /* read from the pty, not yet given to the UART */
+    size_t in_length, in_sent;
+    uint8_t out[256]; /* sent by the firmware, not yet written to the pty */
+    size_t out_length;
+    struct timespec start; /* wall-clock time of simulated cycle 0 */
+};
+
+/* Writes what the firmware sent; 0 once the other side has closed the pty.
+ * Blocking: a reader that stops reading stalls the simulation, no byte is
+ * lost. */
+static int bridge_flush(struct bridge *b)
+{
+    size_t done = 0;
+    while (done < b->out_length) {
+        const ssize_t n = write(b->master, b->out + done, b->out_length - done);
+        if (n < 0 && errno != EINTR) {
+            return 0;
+        }
+        done += n > 0 ? (size_t)n : 0u;
+    }
+    b->out_length = 0;
+    return 1;
+}
+
+static void uart_to_pty(struct avr_irq_t *irq, uint32_t value, void *param)
+{
+    struct bridge *b = param;
+    (void)irq;
+    b->out[b->out_length++] = (uint8_t)(value & 0xFFu);
+    if (b->out_length == sizeof b->out && !bridge_flush(b)) {
+        b->out_length = 0; /* hung up: the next bridge_step ends the run */
+    }
+}
+
+/* A new pseudo-terminal in raw mode (set through the master, it applies to
+ * the slave side); -1 on failure. */
+static int bridge_open(struct bridge *b)
+{
+    struct termios raw;
+    const char *name;
+
+    memset(b, 0, sizeof *b);
+    b->master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (b->master < 0 || grantpt(b->master) != 0 || unlockpt(b->master) != 0 ||
+        (name = ptsname(b->master)) == NULL || tcgetattr(b->master, &raw) != 0) {
+        perror("simavr_runner: pseudo-terminal");
+        return -1;
+    }
+    cfmakeraw(&raw);
+    if (tcsetattr(b->master, TCSANOW, &raw) != 0) {
+        perror("simavr_runner: pseudo-terminal raw mode");
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b->start);
+    fprintf(stderr, "PTY %s\n", name);
+    fflush(stderr);
+    return 0;
+}
+
+/* Called every millisecond of simulated time: writes the firmware's bytes,
+ * waits while simulated time is ahead of wall-clock time (waking up for
+ * input), and reads the host's bytes once the previous ones are all in the
+ * UART.  Returns 0 when the other side has hung up. */
+static int bridge_step(struct bridge *b, const avr_t *avr)
+{
+    struct timespec now;
+    struct pollfd pty;
+    long long ahead_ms;
+    ssize_t n;
+
+    if (!bridge_flush(b)) {
+        return 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ahead_ms = (long long)(avr->cycle * 1000u / avr->frequency) -
+               ((long long)(now.tv_sec - b->start.tv_sec) * 1000 +
+                (now.tv_nsec - b->start.tv_nsec) / 1000000);
+    pty.fd = b->master;
+    pty.events = b->in_sent < b->in_length ? 0 : POLLIN;
+    pty.revents = 0;
+    if (poll(&pty, 1, ahead_ms > 0 ? (int)ahead_ms : 0) < 0) {
+        return errno == EINTR;
+    }
+    if (pty.revents & POLLIN) {
+        n = read(b->master, b->in, sizeof b->in);
+        if (n > 0) {
+            b->in_length = (size_t)n;
+            b->in_sent = 0;
+            return 1;
+        }
+        return n < 0 && (errno == EINTR || errno == EAGAIN);
+    }
+    return !(pty.revents & (POLLHUP | POLLERR));
+}
+
 /* simavr logs some messages to stdout; keep stdout for the UART alone. */
 static void log_to_stderr(avr_t *avr, const int level, const char *format,
                           va_list args)
@@ -95,7 +209,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: simavr_runner [-m mcu] [-f hz] [-t max_seconds] [-q quiet_ms]\n"
-            "                     [-i input_file] firmware.elf\n");
+            "                     [-i input_file | -p] firmware.elf\n");
     exit(1);
 }
 
@@ -103,10 +217,14 @@ int main(int argc, char **argv)
 {
     const char *mcu = "atmega328p";
     unsigned long frequency = 16000000UL;
-    double max_seconds = 60.0;
+    double max_seconds = -1.0; /* default: 60, none with -p */
     double quiet_ms = -1.0;
     const char *input_path = NULL;
     FILE *input = NULL;
+    int pty = 0;       /* -p */
+    int hung_up = 0;   /* -p: the other side closed the pty */
+    struct bridge bridge;
+    avr_cycle_count_t next_step = 0; /* -p: cycle of the next bridge_step */
     int line_open = 0; /* in the middle of sending an input line */
     int next = EOF;    /* next input byte, EOF when all is sent */
     elf_firmware_t firmware;
@@ -117,18 +235,23 @@ int main(int argc, char **argv)
     uint16_t sp, sp_min = 0xFFFFu;
     int opt, state;
 
-    while ((opt = getopt(argc, argv, "m:f:t:q:i:")) != -1) {
+    while ((opt = getopt(argc, argv, "m:f:t:q:i:p")) != -1) {
         switch (opt) {
         case 'm': mcu = optarg; break;
         case 'f': frequency = strtoul(optarg, NULL, 10); break;
         case 't': max_seconds = strtod(optarg, NULL); break;
         case 'q': quiet_ms = strtod(optarg, NULL); break;
         case 'i': input_path = optarg; break;
+        case 'p': pty = 1; break;
         default: usage();
         }
     }
-    if (optind != argc - 1 || frequency == 0 || (input_path && quiet_ms < 0.0)) {
+    if (optind != argc - 1 || frequency < 1000 || (input_path && quiet_ms < 0.0) ||
+        (pty && (input_path || quiet_ms >= 0.0))) {
         usage();
+    }
+    if (max_seconds < 0.0) {
+        max_seconds = pty ? 0.0 : 60.0;
     }
     if (input_path) {
         input = fopen(input_path, "rb");
@@ -158,13 +281,22 @@ int main(int argc, char **argv)
     avr_load_firmware(avr, &firmware);
     avr->frequency = (uint32_t)frequency;
 
-    /* Raw UART bytes to stdout instead of simavr's coloured stderr lines. */
+    /* Raw UART bytes (stdout or the pty) instead of simavr's coloured stderr lines. */
     avr_ioctl(avr, AVR_IOCTL_UART_GET_FLAGS('0'), &uart_flags);
     uart_flags &= ~(uint32_t)AVR_UART_FLAG_STDIO;
     avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &uart_flags);
-    avr_irq_register_notify(
-        avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT),
-        uart_output, avr);
+    if (pty) {
+        if (bridge_open(&bridge) != 0) {
+            return 1;
+        }
+        avr_irq_register_notify(
+            avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT),
+            uart_to_pty, &bridge);
+    } else {
+        avr_irq_register_notify(
+            avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT),
+            uart_output, avr);
+    }
     avr_irq_register_notify(
         avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON),
         uart_xon, NULL);
@@ -184,8 +316,22 @@ int main(int argc, char **argv)
         if (sp < sp_min) {
             sp_min = sp;
         }
-        if (state == cpu_Done || state == cpu_Crashed || avr->cycle >= max_cycles) {
+        if (state == cpu_Done || state == cpu_Crashed ||
+            (max_cycles && avr->cycle >= max_cycles)) {
             break;
+        }
+        if (pty) {
+            if (bridge.in_sent < bridge.in_length && !uart_xoff) {
+                avr_raise_irq(uart_input, bridge.in[bridge.in_sent++]);
+            }
+            if (avr->cycle >= next_step) {
+                next_step = avr->cycle + frequency / 1000u;
+                if (!bridge_step(&bridge, avr)) {
+                    hung_up = 1;
+                    break;
+                }
+            }
+            continue;
         }
         if (quiet_ms < 0.0) {
             continue;
@@ -204,14 +350,18 @@ int main(int argc, char **argv)
             line_open = 1;
         }
     }
+    if (pty) {
+        bridge_flush(&bridge);
+        close(bridge.master);
+    }
     fflush(stdout);
     fprintf(stderr, "SP_MIN %u\n", (unsigned)sp_min);
     if (input) {
         fclose(input);
     }
 
-    if (state == cpu_Done || (quiet_ms >= 0.0 && state != cpu_Crashed &&
-                              avr->cycle < max_cycles)) {
+    if (state == cpu_Done || hung_up ||
+        (quiet_ms >= 0.0 && state != cpu_Crashed && avr->cycle < max_cycles)) {
         return 0;
     }
     if (state == cpu_Crashed) {

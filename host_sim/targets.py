@@ -16,15 +16,14 @@ import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from importlib.resources import as_file, files
 from pathlib import Path
-from typing import NamedTuple
 
+from codegen.firmware.lines import Result, parse_done, parse_info, parse_result
 from codegen.resources import firmware_project
 
 SIMAVR_RUNNER_SOURCE = files("host_sim") / "simavr_runner.c"
@@ -103,20 +102,6 @@ class RunResult:
     sp_min: int | None = None  # uno: the lowest data address the stack pointer reached
 
 
-class Result(NamedTuple):
-    """One `R <detector> <sample> <hex32> <flag>` line of the firmware (a tuple: a run
-    prints 100,000 of them)."""
-
-    detector: int
-    sample: int
-    score_bits: int
-    flag: int
-
-    @property
-    def score(self) -> float:
-        return struct.unpack("<f", struct.pack("<I", self.score_bits))[0]
-
-
 @dataclass
 class Output:
     """A firmware run's output: the I line's fields, the results of the test vectors
@@ -129,37 +114,23 @@ class Output:
     answers: list[str]
 
 
-_INFO_LINE = re.compile(r"I (\w+) (\d+) ([\w,]*)\Z")
-_RESULT_LINE = re.compile(r"R (\d+) (\d+) ([0-9a-f]{8}) ([01])\Z")
-_DONE_LINE = re.compile(r"DONE (\d+)\Z")
-
-
-def parse_result(line: str) -> Result | None:
-    """The Result of an R line, None for any other line."""
-    match = _RESULT_LINE.match(line.rstrip("\r"))
-    if not match:
-        return None
-    return Result(int(match[1]), int(match[2]), int(match[3], 16), int(match[4]))
-
-
 def parse_output(lines: list[str]) -> Output:
     """Parse a firmware run (format in firmware_targets/README.md); ValueError if the
     I line or DONE is missing, or the vector results are malformed or out of order."""
     lines = [line.rstrip("\r") for line in lines]
-    start = next((i for i, line in enumerate(lines) if _INFO_LINE.match(line)), None)
+    start = next((i for i, line in enumerate(lines) if parse_info(line)), None)
     if start is None:
         raise ValueError("firmware output has no I line")
-    info = _INFO_LINE.match(lines[start])
-    detectors = info[3].split(",") if info[3] else []
+    info = parse_info(lines[start])
     results: list[Result] = []
     for number, line in enumerate(lines[start + 1:], start + 1):
-        if match := _DONE_LINE.match(line):
-            count = int(match[1])
-            expected = [(s, d) for s in range(count) for d in range(len(detectors))]
+        count = parse_done(line)
+        if count is not None:
+            expected = [(s, d) for s in range(count) for d in range(len(info.detectors))]
             if [(r.sample, r.detector) for r in results] != expected:
                 raise ValueError(f"{line!r} does not match the {len(results)} result lines "
-                                 f"of {len(detectors)} detectors before it")
-            return Output(info[1], int(info[2]), detectors, results, lines[number + 1:])
+                                 f"of {len(info.detectors)} detectors before it")
+            return Output(*info, results, lines[number + 1:])
         result = parse_result(line)
         if result is None:
             raise ValueError(f"unexpected firmware output line {line!r}")

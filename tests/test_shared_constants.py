@@ -21,7 +21,9 @@ from codegen.cli import build_parser
 from codegen.detectors import f32math, gmm, isolation_forest, window
 from codegen.emit import render as emit
 from codegen.firmware import OFFLINE_ENVS, memory, sources
+from codegen.verify import serial_port
 from host_sim import targets
+from support import require
 
 ROOT = Path(__file__).resolve().parents[1]
 _INT = re.compile(r"(0[xX][0-9a-fA-F]+|[1-9][0-9]*|0)[uUlL]*\Z")
@@ -129,6 +131,22 @@ def test_the_apps_line_buffer_is_the_estimates():
     app = (ROOT / "firmware_targets/app/mcua_app.c").read_text()
     assert "#define LINE_MAX (MCUA_FW_N_CHANNELS * 24 + 8)" in app
     assert "static char rx_line[LINE_MAX + 1];" in app
+
+
+def test_the_serial_link_is_the_apps(capsys):
+    """verify --port talks at the baud rate the Arduino port opens Serial with (and `pio
+    device monitor` uses), and keeps no more unread bytes on the Uno than the Arduino core's
+    receive ring holds (SERIAL_RX_BUFFER_SIZE, one slot kept free; 64 with >= 1 KB RAM)."""
+    port = (ROOT / "firmware_targets/app/port_arduino.cpp").read_text()
+    assert f"Serial.begin({serial_port.BAUD});" in port
+    assert _platformio_ini()["env"]["monitor_speed"] == str(serial_port.BAUD)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["verify", "--help"])
+    assert f"(default {serial_port.BAUD}, the app's)" in " ".join(capsys.readouterr().out.split())
+    header = targets.ARDUINO_CORE / "HardwareSerial.h"
+    require(header.is_file(), str(header))
+    sizes = re.findall(r"#define SERIAL_RX_BUFFER_SIZE (\d+)", header.read_text())
+    assert serial_port.RX_ROOM == max(int(n) for n in sizes) - 1
 
 
 def test_makefile_installs_every_firmware_apt_package():

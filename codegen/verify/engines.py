@@ -1,10 +1,12 @@
 """Engines: what runs a bundle's detectors on inputs and reports scores, flags and state.
 
-Three engines answer the same question, "run these rows and give me what the detectors say":
-  PythonEngine   the float32 Python reference (codegen/detectors), here;
-  HostModel      the generated C built for this machine (host_sim/hostlib.py);
-  TargetEngine   the firmware built with PlatformIO, run in simavr or qemu
-                 (host_sim/firmware_target.py).
+Four engines answer the same question, "run these rows and give me what the detectors say":
+  PythonEngine      the float32 Python reference (codegen/detectors), here;
+  HostModel         the generated C built for this machine (host_sim/hostlib.py);
+  TargetEngine      the firmware built with PlatformIO, run in simavr or qemu
+                    (host_sim/firmware_target.py);
+  SerialPortEngine  a real board running the firmware app, over its serial port
+                    (codegen/verify/serial_port.py).
 codegen/verify/compare.py compares an engine with the reference.  codegen never imports
 host_sim: the CLI builds the C engines and hands them in.
 """
