@@ -17,6 +17,7 @@ from codegen import __version__, bundle, files, resources
 from codegen.data import dataset as data
 from codegen.data import missing
 from codegen.emit import render as emit
+from codegen.training import thresholds
 from codegen.training import train as training
 from codegen.detectors import DEFAULT, DETECTORS, get
 from codegen.errors import UserError
@@ -75,6 +76,16 @@ def _rows(text: str) -> int:
 
 def _baud(text: str) -> int:
     return _bounded(text, 300, 4_000_000, "bits per second")
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share in (0, 1], e.g. 0.2")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -147,7 +158,8 @@ def cmd_train(args) -> None:
                   if args.validation else None)
     trained = training.train(dataset, detectors, params, args.seed, args.name,
                              verbose=not args.quiet, threshold=args.threshold,
-                             validation=validation, policy=args.missing)
+                             validation=validation, policy=args.missing,
+                             max_alarm_share=args.max_alarm_share)
     if args.target:
         memory.check(trained, args.target)
     out = bundle.save(trained, args.out, force=args.force)
@@ -466,6 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="threshold strategy for every detector without --set DET.threshold: "
                             "percentile:P, sigma:K, value:K, max-f1, recall:R, precision:P "
                             "(the last three on labelled data)")
+    train.add_argument("--max-alarm-share", type=_share, default=thresholds.MAX_ALARM_SHARE,
+                       metavar="SHARE", help=thresholds.ALARM_SHARE_HELP)
     train.add_argument("--validation", metavar="CSV",
                        help="labelled CSV for max-f1/recall/precision (default: the training CSV)")
     train.add_argument("--target", choices=OFFLINE_ENVS,

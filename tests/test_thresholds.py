@@ -164,3 +164,58 @@ def test_validation_with_other_columns_is_refused(tmp_path, iot, labelled_csv, c
     assert main(["train", str(labelled_csv), "--threshold", "max-f1", "--validation", str(other),
                  "--out", str(tmp_path / "m")]) == 2
     assert "sensor_3" in capsys.readouterr().err
+
+
+
+def _noise_csv(tmp_path, labels, quiet_anomalies=False):
+    """Two channels of Gaussian noise with these labels: no detector can tell the rows
+    labelled anomalous from the others (quiet_anomalies: those rows read 0, the mean)."""
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((len(labels), 2)).astype(np.float32)
+    if quiet_anomalies:
+        values[labels] = 0
+    rows = [[float(a), float(b), int(l)] for (a, b), l in zip(values, labels)]
+    return write_csv(tmp_path / "noise.csv", ["a", "b", "is_anomaly"], rows)
+
+
+def test_a_threshold_that_flags_most_normal_rows_is_refused_with_the_figures(tmp_path,
+                                                                            capsys):
+    """max-f1 on half the rows labelled at random: flagging everything has the best F1
+    (2/3), a threshold that would alarm through normal operation (the NAB case: 20,180 of
+    20,427 normal rows flagged); refused, unless --max-alarm-share allows it."""
+    labels = np.random.default_rng(6).random(2000) < 0.5
+    path = _noise_csv(tmp_path, labels)
+    out = tmp_path / "m"
+    args = ["train", str(path), "--detectors", "zscore", "--threshold", "max-f1", "--quiet",
+            "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "zscore: threshold max-f1 = " in err
+    assert f"normal rows of noise" in err and "more than --max-alarm-share 0.2" in err
+    assert f"of the {int((~labels).sum()):,} normal rows" in err
+    assert not out.exists()
+    assert main(args + ["--max-alarm-share", "1"]) == 0
+
+
+def test_a_fixed_threshold_that_flags_the_training_rows_is_refused(tmp_path, capsys):
+    """Without labels the share is of the training rows: value:0 flags every row off the
+    mean."""
+    rng = np.random.default_rng(8)
+    path = write_csv(tmp_path / "plain.csv", ["a", "b"],
+                     [[float(a), float(b)] for a, b in rng.standard_normal((500, 2))])
+    assert main(["train", str(path), "--detectors", "zscore", "--set",
+                 "zscore.threshold=value:0", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "zscore: threshold value:0 = 0 flags 500 of the 500 normal rows of plain (100.0%)" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_threshold_that_catches_no_labelled_anomaly_is_warned_about(tmp_path, capsys):
+    labels = np.zeros(2000, dtype=bool)
+    labels[1500:1520] = True
+    path = _noise_csv(tmp_path, labels, quiet_anomalies=True)
+    assert main(["train", str(path), "--detectors", "zscore", "--quiet",
+                 "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: zscore: threshold value:3 = 3 flags none of the 20" in err
+    assert "labelled anomalous rows of noise" in err

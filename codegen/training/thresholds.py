@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
 from codegen.errors import UserError
 
@@ -115,6 +114,8 @@ def below(value) -> np.float32:
 def candidates(scores: np.ndarray, labels: np.ndarray):
     """(thresholds, precision, recall) for every distinct score, with flags = score >
     threshold (scikit-learn's precision_recall_curve, shifted one float32 down)."""
+    from sklearn.metrics import precision_recall_curve  # not on the CLI's start-up path
+
     scores = np.asarray(scores, dtype=np.float32)
     labels = np.asarray(labels, dtype=bool)
     if labels.all() or not labels.any():
@@ -155,6 +156,36 @@ def objective(spec: str, precision: float, recall: float, threshold: float) -> t
     if kind == "recall":
         return (recall >= value, precision if recall >= value else recall, threshold)
     return (precision >= value, recall if precision >= value else precision, -threshold)
+
+
+MAX_ALARM_SHARE = 0.2  # train --max-alarm-share's default
+ALARM_SHARE_HELP = ("refuse a threshold that flags more than this share of the normal rows "
+                    "(the validation data's with a labelled strategy, else the training "
+                    f"data's), in (0, 1] (default {MAX_ALARM_SHARE:g})")
+
+
+def judge(name: str, spec: str, threshold: float, flags: np.ndarray,
+          labels: np.ndarray | None, data: str, max_share: float) -> str | None:
+    """Refuse a degenerate threshold, one that flags more than max_share of the normal
+    rows (labels False, or every row without labels); a warning when there are labelled
+    anomalous rows and it flags none of them.  flags: the detector's, on data's rows."""
+    flags = np.asarray(flags, dtype=bool)
+    normal = np.ones(len(flags), bool) if labels is None else ~np.asarray(labels, bool)
+    shown = f"{name}: threshold {spec or 'default'} = {threshold:.6g}"
+    false_alarms, normal_rows = int(flags[normal].sum()), int(normal.sum())
+    if normal_rows and false_alarms > max_share * normal_rows:
+        share = false_alarms / normal_rows
+        raise UserError(f"{shown} flags {false_alarms:,} of the {normal_rows:,} normal rows of "
+                        f"{data} ({share:.1%}), more than --max-alarm-share {max_share:g}: it "
+                        f"would alarm through normal operation; choose another strategy (e.g. "
+                        f"--set {name}.threshold=percentile:99, or recall:R with a lower R), "
+                        f"or accept it with --max-alarm-share {min(1.0, np.ceil(share * 100) / 100):g}")
+    anomalous = int((~normal).sum())
+    if anomalous and not flags[~normal].any():
+        return (f"warning: {shown} flags none of the {anomalous:,} labelled anomalous rows of "
+                f"{data} ({false_alarms:,} of its {normal_rows:,} normal rows): on these faults "
+                f"it would stay silent; try a lower threshold or another detector")
+    return None
 
 
 def apply(module, fitted, value):

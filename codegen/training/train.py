@@ -129,12 +129,14 @@ def check_constants(name: str, fitted, channels: list[str]) -> None:
 
 def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed: int,
           name: str, verbose: bool = True, threshold: str | None = None,
-          validation: Dataset | None = None, policy: str = missing.DEFAULT) -> Bundle:
+          validation: Dataset | None = None, policy: str = missing.DEFAULT,
+          max_alarm_share: float = thresholds.MAX_ALARM_SHARE) -> Bundle:
     """Fit each detector on the normal rows of dataset, those without a missing reading.
     threshold (a strategy, see thresholds.py) applies to every detector whose --set
     threshold is not given; the labelled strategies choose on validation (default: the
     labelled dataset itself), whose rows with a missing reading go as the policy says
-    (codegen/data/missing.py)."""
+    (codegen/data/missing.py).  A threshold that flags more than max_alarm_share of the
+    normal rows is refused (thresholds.judge)."""
     check_model_name(name)
     check_channel_names(dataset.channels)
     if not detectors:
@@ -194,8 +196,18 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
             info["data"] = validation.name
             fitted[module.NAME].report["threshold_choice"] = info
         check_constants(module.NAME, fitted[module.NAME], dataset.channels)
+        judged = validation if module.NAME in labelled else dataset
+        flags = module.score(fitted[module.NAME], judged.values).flags
+        complete = ~judged.missing  # a missing reading is flagged whatever the threshold
+        warning = thresholds.judge(
+            module.NAME, specs[module.NAME], fitted[module.NAME].scalars["threshold"],
+            flags[complete], None if judged.labels is None else judged.labels[complete],
+            judged.name, max_alarm_share)
+        if warning:
+            print(warning, file=sys.stderr)
         if dataset.labels is not None:
-            flags = module.score(fitted[module.NAME], dataset.values).flags
+            if judged is not dataset:
+                flags = module.score(fitted[module.NAME], dataset.values).flags
             fitted[module.NAME].report["evaluation"] = evaluate(flags, dataset.labels)
     stats = normal.astype(np.float64)
     return Bundle(
