@@ -1,0 +1,74 @@
+"""What the report draws of a long series or curve: a few points per pixel column, chosen
+so that the drawn line is the full one to within a pixel.
+
+A plot is at most COLUMNS pixels wide.  A series keeps the lowest and the highest reading of
+each bucket of consecutive rows (one bucket per column), so a one-row spike is drawn; a
+curve (x monotonic: PR, ROC, a threshold sweep) keeps the first, lowest, highest and last
+point of each column of its x range, so its turns and both endpoints stay where they are.
+Flags become runs of flagged buckets (BANDS buckets across the plot): one band per run, at
+least two pixels wide, so a single flagged row shows and a detector flagging every other row
+draws one band, not n/2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+COLUMNS = 1500  # pixel columns of the widest plot (the report is at most 1280 px wide)
+HALF = COLUMNS // 2  # a plot beside another (PR and ROC, the sweeps)
+BANDS = 600  # buckets of a flags' lane: each at least two pixels wide
+
+
+def _buckets(n: int, columns: int) -> int:
+    """Rows per bucket when n rows are spread over at most columns buckets."""
+    return max(1, -(-n // columns))
+
+
+def _extremes(groups: np.ndarray, y: np.ndarray, ends: bool) -> np.ndarray:
+    """Sorted indices of each run of equal groups' lowest and highest y (with ends: also its
+    first and last point)."""
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    stops = np.r_[starts[1:], len(y)] - 1
+    order = np.lexsort((y, np.repeat(np.arange(len(starts)), stops - starts + 1)))
+    keep = [order[starts], order[stops]]  # within a run sorted by y: lowest first
+    if ends:
+        keep += [starts, stops]
+    return np.unique(np.concatenate(keep))
+
+
+def series(y: np.ndarray, columns: int = COLUMNS) -> np.ndarray:
+    """Row indices to draw of a series: each bucket's lowest and highest row, and the
+    first and last row."""
+    n = len(y)
+    if n <= 2 * columns:
+        return np.arange(n)
+    rows = _buckets(n, columns)
+    kept = _extremes(np.arange(n) // rows, y, ends=False)
+    return np.union1d(kept, [0, n - 1])
+
+
+def curve(x: np.ndarray, y: np.ndarray, columns: int = HALF) -> np.ndarray:
+    """Point indices to draw of a curve whose x is monotonic (either way)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if n <= 4 * columns:
+        return np.arange(n)
+    low, high = min(x[0], x[-1]), max(x[0], x[-1])
+    scale = columns / (high - low) if high > low else 0.0
+    return _extremes(np.minimum(((x - low) * scale).astype(np.int64), columns - 1),
+                     np.asarray(y), ends=True)
+
+
+def runs(flags: np.ndarray, columns: int = BANDS) -> tuple[np.ndarray, np.ndarray]:
+    """(first, stop) rows of the bands that draw the flagged rows: runs of buckets with a
+    flag, stop one past the run's last row."""
+    flags = np.asarray(flags, dtype=bool)
+    n = len(flags)
+    rows = _buckets(n, columns)
+    count = -(-n // rows)
+    padded = np.zeros(count * rows, dtype=bool)
+    padded[:n] = flags
+    edges = np.diff(np.r_[0, padded.reshape(count, rows).any(axis=1), 0].astype(np.int8))
+    first = np.flatnonzero(edges == 1) * rows
+    stop = np.minimum(np.flatnonzero(edges == -1) * rows, n)
+    return first, stop
