@@ -298,29 +298,33 @@ def test_a_one_sample_spike_in_a_million_rows_is_drawn(million):
         assert np.asarray(trace.y).max() == np.float32(r.scores.max())  # the top score too
 
 
-def test_flags_are_drawn_as_bands_in_a_rug_under_the_signals(million):
+def test_flags_are_drawn_as_shaded_bands_in_a_rug_under_the_signals(million):
     fig = report.signals(million, time_axis(million.data.time, MILLION))
-    rug = {t.name: t for t in fig.data if t.name.endswith("flags") or t.name.startswith("label")}
+    rug = {t.name: t for t in fig.data if t.type == "heatmap"}
     assert set(rug) == {"labelled anomaly", "few flags", "alternate flags", "most flags"}
     rug_axis = fig.data[-1].yaxis
     assert all(t.yaxis == rug_axis for t in rug.values())  # their own row, not over a signal
     assert all(t.yaxis != rug_axis for t in fig.data if t.name in million.data.channels)
-    assert len(rug["alternate flags"].x) == 3  # every other row flagged: one band
     for trace in rug.values():
-        assert len(trace.x) <= 3 * thinning.BANDS
-    # 20 spans of 60 rows: 20 bands at most, each covering its span
-    assert 3 <= len(rug["labelled anomaly"].x) <= 3 * 20
+        assert len(trace.z[0]) <= thinning.BANDS and len(trace.x) == len(trace.z[0]) + 1
+    assert np.allclose(rug["alternate flags"].z[0], 0.5, atol=1e-3)  # one half-shaded band
+    most = np.asarray(rug["most flags"].z[0])
+    assert 0.9 < most.min() and most.max() < 1  # darker, and not all
+    labelled = np.asarray(rug["labelled anomaly"].z[0])
+    assert 1 <= np.isfinite(labelled).sum() <= 2 * 20  # 20 spans, blank between them
 
 
-def test_one_flagged_row_is_a_band_at_least_a_bucket_wide():
+def test_one_flagged_row_shades_one_bucket():
     for n in (10, 5000, MILLION):
         flags = np.zeros(n, dtype=bool)
         flags[n // 3] = True
-        first, stop = thinning.runs(flags)
-        assert len(first) == 1 and first[0] <= n // 3 < stop[0]
-        assert stop[0] - first[0] >= max(1, n // thinning.BANDS)
-    first, stop = thinning.runs(np.ones(MILLION, dtype=bool))
-    assert first.tolist() == [0] and stop.tolist() == [MILLION]
+        edges, share = thinning.density(flags)
+        assert len(share) <= thinning.BANDS and edges[0] == 0 and edges[-1] == n
+        hit = np.flatnonzero(share)
+        assert len(hit) == 1 and edges[hit[0]] <= n // 3 < edges[hit[0] + 1]
+        assert share[hit[0]] == 1 / (edges[hit[0] + 1] - edges[hit[0]])
+    edges, share = thinning.density(np.ones(MILLION, dtype=bool))
+    assert np.array_equal(share, np.ones(len(share)))
 
 
 def test_the_time_column_is_the_x_axis_when_it_parses():

@@ -40,7 +40,7 @@ def _go():
 
 def _lanes(ev: Evaluation) -> list[tuple[str, str, np.ndarray, str]]:
     """The rug's lanes, top to bottom: (lane, legend name, rows marked, colour)."""
-    lanes = [("labels", "labelled anomaly", ev.data.labels, "black")]
+    lanes = [("labels", "labelled anomaly", ev.data.labels, "#000000")]
     return lanes + [(r.name, f"{r.name} flags", r.flags, PALETTE[k % len(PALETTE)])
                     for k, r in enumerate(ev.results)]
 
@@ -59,22 +59,31 @@ def _stacked(titles: list[str], plot_px: int, lanes: int, title: str):
     return fig
 
 
+def _tint(color: str, share: float) -> str:
+    """color (#rrggbb) mixed with white: share of the colour, the rest white."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(255 - share * (255 - c)):02x}" for c in rgb)
+
+
 def _rug(fig, row: int, axis: TimeAxis, lanes: list[tuple[str, str, np.ndarray, str]]) -> None:
-    """Bands in the rug's row where each lane's rows are marked: runs, so the signals above
-    stay visible however many rows a detector flags."""
+    """One band per lane in the rug's row, shaded by the fraction of each bucket's rows
+    marked (blank where none is): the signals above stay visible however many rows a
+    detector flags, and a single flagged row still shows."""
     go, _ = _go()
-    for lane, name, marked, color in lanes:
-        first, stop = thinning.runs(marked)
-        x = []
-        for a, b in zip(axis.edges(first).tolist(), axis.edges(stop).tolist()):
-            x += [a, b, None]
-        fig.add_trace(go.Scatter(x=x, y=[lane] * len(x), mode="lines", name=name,
-                                 legendgroup=name, line={"color": color, "width": LANE_PX - 8},
-                                 hovertemplate=f"{html.escape(name)}: %{{x}}<extra></extra>"),
-                      row=row, col=1)
-    names = [lane for lane, *_ in lanes]
-    fig.update_yaxes(type="category", categoryorder="array", categoryarray=names[::-1],
-                     range=[-0.5, len(names) - 0.5], fixedrange=True, row=row, col=1)
+    top = len(lanes) - 1
+    for k, (lane, name, marked, color) in enumerate(lanes):
+        edges, share = thinning.density(marked)
+        # a number per lane, not a category: plotly.js fails on several one-row heatmaps
+        # on one categorical axis
+        fig.add_trace(go.Heatmap(
+            x=axis.edges(edges), y=[top - k], z=[np.where(share > 0, share, np.nan)], zmin=0,
+            zmax=1, colorscale=[[0, _tint(color, 0.35)], [1, color]], showscale=False,
+            name=name, legendgroup=name, showlegend=True, ygap=4,
+            hovertemplate=f"{html.escape(name)}: %{{z:.1%}} of the rows<extra></extra>"),
+            row=row, col=1)
+    fig.update_yaxes(tickvals=list(range(top, -1, -1)), ticktext=[lane for lane, *_ in lanes],
+                     range=[-0.5, top + 0.5], fixedrange=True, showgrid=False, zeroline=False,
+                     row=row, col=1)
     fig.update_xaxes(title_text=axis.title, row=row, col=1)
 
 

@@ -5,9 +5,10 @@ A plot is at most COLUMNS pixels wide.  A series keeps the lowest and the highes
 each bucket of consecutive rows (one bucket per column), so a one-row spike is drawn; a
 curve (x monotonic: PR, ROC, a threshold sweep) keeps the first, lowest, highest and last
 point of each column of its x range, so its turns and both endpoints stay where they are.
-Flags become runs of flagged buckets (BANDS buckets across the plot): one band per run, at
-least two pixels wide, so a single flagged row shows and a detector flagging every other row
-draws one band, not n/2.
+Flags become the fraction of each bucket's rows flagged (BANDS buckets across the plot, each
+at least two pixels wide), drawn as a shaded band, so a single flagged row shows, a detector
+flagging every other row draws one half-shaded band, not n/2 marks, and one flagging 1 % of
+the rows looks lighter than one flagging all of them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 COLUMNS = 1500  # pixel columns of the widest plot (the report is at most 1280 px wide)
 HALF = COLUMNS // 2  # a plot beside another (PR and ROC, the sweeps)
-BANDS = 600  # buckets of a flags' lane: each at least two pixels wide
+BANDS = 600  # buckets of a flags' band: each at least two pixels wide
 
 
 def _buckets(n: int, columns: int) -> int:
@@ -59,16 +60,11 @@ def curve(x: np.ndarray, y: np.ndarray, columns: int = HALF) -> np.ndarray:
                      np.asarray(y), ends=True)
 
 
-def runs(flags: np.ndarray, columns: int = BANDS) -> tuple[np.ndarray, np.ndarray]:
-    """(first, stop) rows of the bands that draw the flagged rows: runs of buckets with a
-    flag, stop one past the run's last row."""
-    flags = np.asarray(flags, dtype=bool)
-    n = len(flags)
+def density(marked: np.ndarray, columns: int = BANDS) -> tuple[np.ndarray, np.ndarray]:
+    """The marked rows per bucket of consecutive rows: the buckets' edges (rows, the last
+    one past the end) and the fraction of each bucket's rows marked."""
+    marked = np.asarray(marked, dtype=bool)
+    n = len(marked)
     rows = _buckets(n, columns)
-    count = -(-n // rows)
-    padded = np.zeros(count * rows, dtype=bool)
-    padded[:n] = flags
-    edges = np.diff(np.r_[0, padded.reshape(count, rows).any(axis=1), 0].astype(np.int8))
-    first = np.flatnonzero(edges == 1) * rows
-    stop = np.minimum(np.flatnonzero(edges == -1) * rows, n)
-    return first, stop
+    edges = np.r_[np.arange(0, n, rows), n]
+    return edges, np.add.reduceat(marked, edges[:-1]) / np.diff(edges)
