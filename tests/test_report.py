@@ -277,6 +277,18 @@ def test_a_thinned_curve_keeps_its_endpoints_and_every_column_s_extremes():
         assert np.array_equal(a, b)  # the same columns, each spanning the same heights
 
 
+def test_the_curves_are_thinned_for_drawing_only(million):
+    from sklearn.metrics import average_precision_score
+
+    fig = report.curves(million)
+    for r in million.results:
+        recall, _ = r.pr_curve
+        drawn = next(t for t in fig.data if (t.name or "").startswith(f"{r.name} (PR-AUC"))
+        assert len(drawn.x) <= 4 * thinning.HALF < len(recall)  # the result keeps it whole
+        full = average_precision_score(million.data.labels, r.scores)
+        assert r.metrics["pr_auc"] == full and f"PR-AUC {full:.3f}" in drawn.name
+
+
 def test_a_short_curve_is_drawn_whole():
     x = np.linspace(0, 1, 100)
     assert np.array_equal(thinning.curve(x, x ** 2), np.arange(100))

@@ -21,14 +21,13 @@ class TimeAxis:
     note: str | None = None  # why the row number, when a time column was not used
 
     def edges(self, rows: np.ndarray) -> np.ndarray:
-        """x at these rows, where row n (one past the last) is one step past the end."""
-        step = self.values[-1] - self.values[-2] if len(self.values) > 1 else self._unit
-        extended = np.r_[self.values, [self.values[-1] + step]]
-        return extended[rows]
-
-    @property
-    def _unit(self):
-        return np.timedelta64(1, "s") if self.kind == "datetime" else 1
+        """x at these rows, where row n (one past the last) is the last step past the end
+        (one second or 1 for a single row)."""
+        if len(self.values) > 1:
+            step = self.values[-1] - self.values[-2]
+        else:
+            step = np.timedelta64(1, "s") if self.kind == "datetime" else 1
+        return np.r_[self.values, [self.values[-1] + step]][rows]
 
     def delay(self, event: dict) -> float:
         """A caught event's delay: seconds, the time column's unit, or rows."""
