@@ -1,9 +1,11 @@
 """The evaluation report: one self-contained HTML file (Plotly, its JavaScript inlined).
 
-Figures: the signals with each detector's flags, each score over time against its threshold,
-PR and ROC curves, metrics against the threshold (the sweep), confusion matrices, a
-comparison chart across detectors and, given a firmware bench JSON, flash / RAM / cycles per
-detector per target.  The file is rendered in memory and written through a temporary file
+Figures: the signals and each score over time against its threshold, each over a rug of the
+labelled and flagged rows, PR and ROC curves, metrics against the threshold (the sweep),
+confusion matrices, a comparison chart across detectors and, given a firmware bench JSON,
+flash / RAM / cycles per detector per target.  The x axis is the data's time column when it
+can be (timeaxis.py); long series and curves are drawn thinned to the screen (thinning.py),
+the metrics come from all of them.  The file is rendered in memory and written through a temporary file
 and a rename, so a failure never leaves a partial report.
 """
 
@@ -17,8 +19,8 @@ import numpy as np
 
 from codegen.errors import UserError
 from codegen.files import read_json, write_file
-from codegen.evaluate.evaluation import DetectorResult, Evaluation
 from codegen.evaluate import thinning
+from codegen.evaluate.evaluation import DetectorResult, Evaluation
 from codegen.evaluate.metrics import shown
 from codegen.evaluate.timeaxis import TimeAxis, time_axis
 
@@ -119,8 +121,8 @@ def scores(ev: Evaluation, axis: TimeAxis):
         idx = thinning.series(s)
         color = PALETTE[k % len(PALETTE)]
         fig.add_trace(go.Scatter(x=axis.values[idx], y=s[idx].astype(np.float32), mode="lines",
-                                 name=r.name,
-                                 line={"width": 1, "color": color}), row=k + 1, col=1)
+                                 name=r.name, line={"width": 1, "color": color}),
+                      row=k + 1, col=1)
         fig.add_trace(go.Scatter(x=ends, y=[r.threshold, r.threshold], mode="lines",
                                  name=f"{r.name} threshold", showlegend=False,
                                  line={"dash": "dash", "color": "#d62728"}), row=k + 1, col=1)

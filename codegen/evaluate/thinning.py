@@ -38,8 +38,8 @@ def _extremes(groups: np.ndarray, y: np.ndarray, ends: bool) -> np.ndarray:
 
 
 def series(y: np.ndarray, columns: int = COLUMNS) -> np.ndarray:
-    """Row indices to draw of a series: each bucket's lowest and highest row, and the
-    first and last row."""
+    """Row indices to draw of a series: the rows of each bucket's lowest and highest
+    reading, and the first and last row."""
     n = len(y)
     if n <= 2 * columns:
         return np.arange(n)
