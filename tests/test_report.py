@@ -15,8 +15,10 @@ import pytest
 
 from codegen import bundle as bundle_mod
 from codegen.evaluate import evaluation as evaluate
-from codegen.evaluate import report
+from codegen.evaluate import report, thinning
+from codegen.evaluate.timeaxis import time_axis
 from codegen.cli import main
+from codegen.data.dataset import Dataset
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -215,3 +217,169 @@ def test_bad_bench_json_is_a_clear_error(tmp_path, iot_bundle, labelled_csv, cap
                  str(tmp_path / "r.html"), "--bench", str(bench)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
+
+
+# --- long inputs: what is drawn of them, and the file's size --------------------------------
+
+MILLION = 1_000_000
+START = np.datetime64("2024-01-01T00:00:00", "s")
+
+
+def _iso(n: int, step_s: int = 1) -> list[str]:
+    return (START + step_s * np.arange(n)).astype(str).tolist()
+
+
+def _evaluation(values, labels, flags_by_name: dict, times=None, seed=0):
+    rng = np.random.default_rng(seed)
+    channels = [f"s{c}" for c in range(values.shape[1])]
+    data = Dataset("long", channels, values, labels, times)
+    results = [evaluate.measure(name, rng.random(len(labels)) + labels, flags, 1.0, labels)
+               for name, flags in flags_by_name.items()]
+    return evaluate.Evaluation("b", data, results)
+
+
+@pytest.fixture(scope="module")
+def million():
+    """10^6 rows timed one a second: noise with one spike up (s0) and one down (s1), 20
+    labelled spans, and detectors that flag a few rows, every other row and most rows."""
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal((MILLION, 3)).astype(np.float32)
+    values[123_457, 0], values[876_543, 1] = 50.0, -50.0
+    labels = np.zeros(MILLION, dtype=bool)
+    for start in rng.choice(MILLION - 100, 20, replace=False):
+        labels[start:start + 60] = True
+    flags = {"few": labels & (rng.random(MILLION) < 0.5), "alternate": np.arange(MILLION) % 2 == 0,
+             "most": rng.random(MILLION) < 0.95}
+    return _evaluation(values, labels, flags, _iso(MILLION))
+
+
+def _column_extremes(x, y, columns):
+    """Per pixel column of x's range (x monotonic), the lowest and highest y in it."""
+    low, high = min(x[0], x[-1]), max(x[0], x[-1])
+    col = np.minimum(((x - low) * columns / (high - low)).astype(int), columns - 1)
+    order = np.argsort(col, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(col[order]) != 0])
+    return (col[order][starts], np.minimum.reduceat(y[order], starts),
+            np.maximum.reduceat(y[order], starts))
+
+
+def test_a_thinned_curve_keeps_its_endpoints_and_every_column_s_extremes():
+    rng = np.random.default_rng(2)
+    recall = np.r_[1.0, np.sort(rng.random(MILLION - 2))[::-1], 0.0]  # PR order: recall falls
+    precision = np.clip(np.cumsum(rng.standard_normal(MILLION)) / 3000 + 0.5, 0, 1)
+    keep = thinning.curve(recall, precision)
+    assert len(keep) <= 4 * thinning.HALF
+    assert keep[0] == 0 and keep[-1] == MILLION - 1  # both endpoints
+    assert np.all(np.diff(keep) > 0)  # in the curve's order
+    full = _column_extremes(recall, precision, thinning.HALF)
+    drawn = _column_extremes(recall[keep], precision[keep], thinning.HALF)
+    for a, b in zip(full, drawn):
+        assert np.array_equal(a, b)  # the same columns, each spanning the same heights
+
+
+def test_the_curves_are_thinned_for_drawing_only(million):
+    from sklearn.metrics import average_precision_score
+
+    fig = report.curves(million)
+    for r in million.results:
+        recall, _ = r.pr_curve
+        drawn = next(t for t in fig.data if (t.name or "").startswith(f"{r.name} (PR-AUC"))
+        assert len(drawn.x) <= 4 * thinning.HALF < len(recall)  # the result keeps it whole
+        full = average_precision_score(million.data.labels, r.scores)
+        assert r.metrics["pr_auc"] == full and f"PR-AUC {full:.3f}" in drawn.name
+
+
+def test_a_short_curve_is_drawn_whole():
+    x = np.linspace(0, 1, 100)
+    assert np.array_equal(thinning.curve(x, x ** 2), np.arange(100))
+
+
+def test_a_one_sample_spike_in_a_million_rows_is_drawn(million):
+    axis = time_axis(million.data.time, MILLION)
+    fig = report.signals(million, axis)
+    traces = {t.name: t for t in fig.data if t.name in million.data.channels}
+    for channel, row, value in (("s0", 123_457, 50.0), ("s1", 876_543, -50.0)):
+        trace = traces[channel]
+        assert len(trace.y) <= 2 * thinning.COLUMNS + 2
+        drawn = np.flatnonzero(np.asarray(trace.y) == value)
+        assert len(drawn) == 1
+        assert np.asarray(trace.x)[drawn[0]] == np.datetime64(million.data.time[row])
+    scores = report.scores(million, axis)
+    for r in million.results:
+        trace = next(t for t in scores.data if t.name == r.name)
+        assert np.asarray(trace.y).max() == np.float32(r.scores.max())  # the top score too
+
+
+def test_flags_are_drawn_as_shaded_bands_in_a_rug_under_the_signals(million):
+    fig = report.signals(million, time_axis(million.data.time, MILLION))
+    rug = {t.name: t for t in fig.data if t.type == "heatmap"}
+    assert set(rug) == {"labelled anomaly", "few flags", "alternate flags", "most flags"}
+    rug_axis = fig.data[-1].yaxis
+    assert all(t.yaxis == rug_axis for t in rug.values())  # their own row, not over a signal
+    assert all(t.yaxis != rug_axis for t in fig.data if t.name in million.data.channels)
+    for trace in rug.values():
+        assert len(trace.z[0]) <= thinning.BANDS and len(trace.x) == len(trace.z[0]) + 1
+    assert np.allclose(rug["alternate flags"].z[0], 0.5, atol=1e-3)  # one half-shaded band
+    most = np.asarray(rug["most flags"].z[0])
+    assert 0.9 < most.min() and most.max() < 1  # darker, and not all
+    labelled = np.asarray(rug["labelled anomaly"].z[0])
+    assert 1 <= np.isfinite(labelled).sum() <= 2 * 20  # 20 spans, blank between them
+
+
+def test_one_flagged_row_shades_one_bucket():
+    for n in (10, 5000, MILLION):
+        flags = np.zeros(n, dtype=bool)
+        flags[n // 3] = True
+        edges, share = thinning.density(flags)
+        assert len(share) <= thinning.BANDS and edges[0] == 0 and edges[-1] == n
+        hit = np.flatnonzero(share)
+        assert len(hit) == 1 and edges[hit[0]] <= n // 3 < edges[hit[0] + 1]
+        assert share[hit[0]] == 1 / (edges[hit[0] + 1] - edges[hit[0]])
+    edges, share = thinning.density(np.ones(MILLION, dtype=bool))
+    assert np.array_equal(share, np.ones(len(share)))
+
+
+def test_the_time_column_is_the_x_axis_when_it_parses():
+    n = 5000
+    values = np.random.default_rng(3).standard_normal((n, 1)).astype(np.float32)
+    labels = np.zeros(n, dtype=bool)
+    labels[100:120] = True
+    iso = _evaluation(values, labels, {"d": labels}, _iso(n, 30))
+    axis = time_axis(iso.data.time, n)
+    assert axis.kind == "datetime"
+    fig = report.signals(iso, axis)
+    assert np.asarray(fig.data[0].x)[0] == np.datetime64("2024-01-01T00:00:00")
+    assert fig.layout.xaxis2.title.text == "time"  # under the rug, the last row
+    assert time_axis([str(0.5 * i) for i in range(n)], n).kind == "number"
+    assert time_axis(["2024-01-01T00:00:00Z", "2024-01-01T01:00:00+01:00"], 2).title == \
+        "time (UTC)"
+    for times, why in ((["2024-01-01", "soon", "2024-01-03"], "neither ISO 8601"),
+                       (["3", "2", "4"], "goes back at data row 2 (3 then 2)"),
+                       (["1", "nan", "2"], "neither ISO 8601")):
+        axis = time_axis(times, 3)
+        assert axis.kind == "row" and why in axis.note
+    assert time_axis(None, 3).note is None
+    rows = _evaluation(values[:3], labels[:3], {"d": labels[:3]}, ["3", "2", "4"])
+    assert "goes back at data row 2" in report.render(rows)
+
+
+def test_delays_are_in_time_units_when_there_is_a_time_column():
+    n = 600
+    values = np.zeros((n, 1), dtype=np.float32)
+    labels = np.zeros(n, dtype=bool)
+    labels[100:120] = labels[300:320] = True
+    flags = np.zeros(n, dtype=bool)
+    flags[[104, 301]] = True  # delays 4 and 1 rows
+    cases = [(_iso(n, 30), "1.25 min / 2 min"),  # 120 s and 30 s, timed every 30 s
+             ([str(0.5 * i) for i in range(n)], "1.25 / 2"),  # the time column's unit
+             (None, "2.5 / 4.0")]  # rows
+    for times, delays in cases:
+        ev = _evaluation(values, labels, {"d": flags}, times)
+        table = report.metrics_table(ev, time_axis(times, n))
+        assert f"<td>{delays}</td>" in table, table
+    assert "delay (rows)" in table
+
+
+def test_a_million_row_report_stays_under_10_mb(million, tmp_path):
+    out = report.write(report.render(million), tmp_path / "report.html")
+    assert out.stat().st_size <= 10_000_000

@@ -30,7 +30,6 @@ from codegen.errors import UserError
 from codegen.evaluate.metrics import alarm_rates, event_metrics, events, point_metrics, shown
 
 BASELINE = "sklearn_iforest"
-SWEEP_POINTS = 60
 
 
 @dataclass
@@ -44,7 +43,7 @@ class DetectorResult:
     confusion: list = field(default_factory=list)  # [[tn, fp], [fn, tp]]
     pr_curve: tuple = ()  # (recall, precision)
     roc_curve: tuple = ()  # (fpr, tpr)
-    sweep: dict = field(default_factory=dict)  # threshold -> precision/recall/f1 arrays
+    sweep: dict = field(default_factory=dict)  # every threshold, its precision/recall/f1
     events: list = field(default_factory=list)  # per span: start, end, caught, delay
 
 
@@ -127,10 +126,8 @@ def measure(name: str, scores: np.ndarray, flags: np.ndarray, threshold: float,
     # this is the view from the stored threshold's run, exact only at that threshold.
     f1_curve = np.where(precision + recall > 0, 2 * precision * recall /
                         np.maximum(precision + recall, 1e-300), 0.0)
-    keep = np.unique(np.linspace(0, len(pr_thresholds) - 1,
-                                 min(len(pr_thresholds), 400)).astype(int))
-    sweep = {"threshold": pr_thresholds[keep], "precision": precision[:-1][keep],
-             "recall": recall[:-1][keep], "f1": f1_curve[:-1][keep]}
+    sweep = {"threshold": pr_thresholds, "precision": precision[:-1], "recall": recall[:-1],
+             "f1": f1_curve[:-1]}
     return DetectorResult(name, float(threshold), np.asarray(scores, dtype=np.float64), flags,
                           host_only, metrics, [[int(tn), int(fp)], [int(fn), int(tp)]],
                           (recall, precision), (fpr, tpr), sweep, spans)

@@ -1,9 +1,11 @@
 """The evaluation report: one self-contained HTML file (Plotly, its JavaScript inlined).
 
-Figures: the signals with each detector's flags, each score over time against its threshold,
-PR and ROC curves, metrics against the threshold (the sweep), confusion matrices, a
-comparison chart across detectors and, given a firmware bench JSON, flash / RAM / cycles per
-detector per target.  The file is rendered in memory and written through a temporary file
+Figures: the signals and each score over time against its threshold, each over a rug of the
+labelled and flagged rows, PR and ROC curves, metrics against the threshold (the sweep),
+confusion matrices, a comparison chart across detectors and, given a firmware bench JSON,
+flash / RAM / cycles per detector per target.  The x axis is the data's time column when it
+can be (timeaxis.py); long series and curves are drawn thinned to the screen (thinning.py),
+the metrics come from all of them.  The file is rendered in memory and written through a temporary file
 and a rename, so a failure never leaves a partial report.
 """
 
@@ -17,13 +19,16 @@ import numpy as np
 
 from codegen.errors import UserError
 from codegen.files import read_json, write_file
-from codegen.evaluate.evaluation import Evaluation
+from codegen.evaluate import thinning
+from codegen.evaluate.evaluation import DetectorResult, Evaluation
 from codegen.evaluate.metrics import shown
+from codegen.evaluate.timeaxis import TimeAxis, time_axis
 
-MAX_POINTS = 20_000  # per line trace; longer series are thinned (flags always kept)
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf"]
 CONFIG = {"displaylogo": False, "responsive": True}
+LANE_PX = 22  # one lane of the flags' rug
+GAP_PX = 40  # between stacked plots
 
 
 def _go():
@@ -35,76 +40,100 @@ def _go():
     return go, make_subplots
 
 
-def _thin(n: int, keep: np.ndarray | None = None) -> np.ndarray:
-    """Row indices to draw: all of them, or an even subset plus every row in keep."""
-    if n <= MAX_POINTS:
-        return np.arange(n)
-    idx = np.linspace(0, n - 1, MAX_POINTS).astype(int)
-    if keep is not None and keep.any():
-        idx = np.union1d(idx, np.flatnonzero(keep))
-    return idx
+def _lanes(ev: Evaluation) -> list[tuple[str, str, np.ndarray, str]]:
+    """The rug's lanes, top to bottom: (lane, legend name, rows marked, colour)."""
+    lanes = [("labels", "labelled anomaly", ev.data.labels, "#000000")]
+    return lanes + [(r.name, f"{r.name} flags", r.flags, PALETTE[k % len(PALETTE)])
+                    for k, r in enumerate(ev.results)]
 
 
-def _x(ev: Evaluation) -> tuple[np.ndarray, str]:
-    return np.arange(len(ev.data.values)), "row"
-
-
-def signals(ev: Evaluation):
-    go, make_subplots = _go()
-    channels = ev.data.channels
-    x, xlabel = _x(ev)
-    fig = make_subplots(rows=len(channels), cols=1, shared_xaxes=True,
-                        subplot_titles=channels, vertical_spacing=0.06)
-    labels = ev.data.labels
-    for c, channel in enumerate(channels):
-        y = ev.data.values[:, c]
-        idx = _thin(len(y), labels)
-        fig.add_trace(go.Scatter(x=x[idx], y=y[idx], mode="lines", name=channel,
-                                 line={"width": 1, "color": "#9aa5b1"}, showlegend=False),
-                      row=c + 1, col=1)
-        fig.add_trace(go.Scatter(x=x[labels], y=y[labels], mode="markers", name="labelled anomaly",
-                                 marker={"symbol": "circle-open", "size": 11, "color": "black"},
-                                 legendgroup="label", showlegend=c == 0), row=c + 1, col=1)
-        for k, r in enumerate(ev.results):
-            f = r.flags
-            fig.add_trace(go.Scatter(x=x[f], y=y[f], mode="markers", name=f"{r.name} flags",
-                                     marker={"size": 5, "color": PALETTE[k % len(PALETTE)]},
-                                     legendgroup=r.name, showlegend=c == 0), row=c + 1, col=1)
-    fig.update_layout(title="Signals, labels and each detector's flags (click the legend to "
-                            "show or hide a detector)", height=260 * len(channels) + 120)
-    fig.update_xaxes(title_text=xlabel, row=len(channels), col=1)
+def _stacked(titles: list[str], plot_px: int, lanes: int, title: str):
+    """Plots of plot_px pixels, one per title, sharing their x axis with a rug of lanes under
+    them; the rug is the last row."""
+    _, make_subplots = _go()
+    rug_px = LANE_PX * lanes + 10
+    inner = plot_px * len(titles) + rug_px + GAP_PX * len(titles)
+    fig = make_subplots(rows=len(titles) + 1, cols=1, shared_xaxes=True,
+                        subplot_titles=[*titles, "labelled and flagged rows"],
+                        row_heights=[plot_px] * len(titles) + [rug_px],
+                        vertical_spacing=GAP_PX / inner)
+    fig.update_layout(title=title, height=inner + 130)
     return fig
 
 
-def scores(ev: Evaluation):
-    go, make_subplots = _go()
-    x, xlabel = _x(ev)
-    n = len(ev.results)
-    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.04,
-                        subplot_titles=[f"{r.name}: score and threshold {r.threshold:.4g}"
-                                        for r in ev.results])
-    labels = ev.data.labels
+def _tint(color: str, share: float) -> str:
+    """color (#rrggbb) mixed with white: share of the colour, the rest white."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(255 - share * (255 - c)):02x}" for c in rgb)
+
+
+def _rug(fig, row: int, axis: TimeAxis, lanes: list[tuple[str, str, np.ndarray, str]]) -> None:
+    """One band per lane in the rug's row, shaded by the fraction of each bucket's rows
+    marked (blank where none is): the signals above stay visible however many rows a
+    detector flags, and a single flagged row still shows."""
+    go, _ = _go()
+    top = len(lanes) - 1
+    for k, (lane, name, marked, color) in enumerate(lanes):
+        edges, share = thinning.density(marked)
+        # a number per lane, not a category: plotly.js fails on several one-row heatmaps
+        # on one categorical axis
+        fig.add_trace(go.Heatmap(
+            x=axis.edges(edges), y=[top - k], z=[np.where(share > 0, share, np.nan)], zmin=0,
+            zmax=1, colorscale=[[0, _tint(color, 0.35)], [1, color]], showscale=False,
+            name=name, legendgroup=name, showlegend=True, ygap=4,
+            hovertemplate=f"{html.escape(name)}: %{{z:.1%}} of the rows<extra></extra>"),
+            row=row, col=1)
+    fig.update_yaxes(tickvals=list(range(top, -1, -1)), ticktext=[lane for lane, *_ in lanes],
+                     range=[-0.5, top + 0.5], fixedrange=True, showgrid=False, zeroline=False,
+                     row=row, col=1)
+    fig.update_xaxes(title_text=axis.title, row=row, col=1)
+
+
+def signals(ev: Evaluation, axis: TimeAxis):
+    go, _ = _go()
+    channels = ev.data.channels
+    lanes = _lanes(ev)
+    fig = _stacked(channels, 220, len(lanes), "Signals, labels and each detector's flags "
+                   "(click the legend to show or hide a detector)")
+    for c, channel in enumerate(channels):
+        y = ev.data.values[:, c]
+        idx = thinning.series(y)
+        fig.add_trace(go.Scatter(x=axis.values[idx], y=y[idx], mode="lines", name=channel,
+                                 line={"width": 1, "color": "#52606d"}, showlegend=False),
+                      row=c + 1, col=1)
+    _rug(fig, len(channels) + 1, axis, lanes)
+    return fig
+
+
+def scores(ev: Evaluation, axis: TimeAxis):
+    go, _ = _go()
+    lanes = _lanes(ev)
+    fig = _stacked([f"{r.name}: score and threshold {r.threshold:.4g}" for r in ev.results],
+                   160, len(lanes), "Scores over time against each threshold (dashed); "
+                   "capped at 3x the 99.9th percentile")
+    ends = axis.values[[0, -1]]
     for k, r in enumerate(ev.results):
         s = r.scores.copy()
         finite = s[np.isfinite(s)]
         cap = max(float(np.percentile(finite, 99.9)) if finite.size else 1.0,
                   r.threshold) * 3 + 1e-12
         s = np.where(np.isfinite(s), np.minimum(s, cap), cap)
-        idx = _thin(len(s), labels | r.flags)
+        idx = thinning.series(s)
         color = PALETTE[k % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=x[idx], y=s[idx], mode="lines", name=r.name,
-                                 line={"width": 1, "color": color}), row=k + 1, col=1)
-        fig.add_trace(go.Scatter(x=[x[0], x[-1]], y=[r.threshold, r.threshold], mode="lines",
+        fig.add_trace(go.Scatter(x=axis.values[idx], y=s[idx].astype(np.float32), mode="lines",
+                                 name=r.name, line={"width": 1, "color": color}),
+                      row=k + 1, col=1)
+        fig.add_trace(go.Scatter(x=ends, y=[r.threshold, r.threshold], mode="lines",
                                  name=f"{r.name} threshold", showlegend=False,
                                  line={"dash": "dash", "color": "#d62728"}), row=k + 1, col=1)
-        fig.add_trace(go.Scatter(x=x[labels], y=s[labels], mode="markers", showlegend=k == 0,
-                                 name="labelled anomaly", legendgroup="label",
-                                 marker={"symbol": "circle-open", "size": 9, "color": "black"}),
-                      row=k + 1, col=1)
-    fig.update_layout(title="Scores over time against each threshold (dashed); capped at 3x "
-                            "the 99.9th percentile", height=200 * n + 120)
-    fig.update_xaxes(title_text=xlabel, row=n, col=1)
+    _rug(fig, len(ev.results) + 1, axis, lanes)
     return fig
+
+
+def _curve(x: np.ndarray, y: np.ndarray) -> dict:
+    """A curve's x and y as drawn: thinned to the screen (the metrics use the whole one)."""
+    keep = thinning.curve(x, y)
+    return {"x": x[keep], "y": y[keep]}
 
 
 def curves(ev: Evaluation):
@@ -115,10 +144,10 @@ def curves(ev: Evaluation):
         recall, precision = r.pr_curve
         fpr, tpr = r.roc_curve
         m = r.metrics
-        fig.add_trace(go.Scatter(x=recall, y=precision, mode="lines", legendgroup=r.name,
+        fig.add_trace(go.Scatter(**_curve(recall, precision), mode="lines", legendgroup=r.name,
                                  name=f"{r.name} (PR-AUC {shown(m['pr_auc'], '.3f')})",
                                  line={"color": color, "shape": "hv"}), row=1, col=1)
-        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", legendgroup=r.name,
+        fig.add_trace(go.Scatter(**_curve(fpr, tpr), mode="lines", legendgroup=r.name,
                                  name=f"{r.name} (ROC-AUC {shown(m['roc_auc'], '.3f')})",
                                  line={"color": color}), row=1, col=2)
         fig.add_trace(go.Scatter(x=[m["recall"]], y=[m["precision"]], mode="markers",
@@ -148,7 +177,7 @@ def sweep(ev: Evaluation):
         row, col = k // cols + 1, k % cols + 1
         t = r.sweep["threshold"]
         for key, color in colors.items():
-            fig.add_trace(go.Scatter(x=t, y=r.sweep[key], mode="lines", name=key,
+            fig.add_trace(go.Scatter(**_curve(t, r.sweep[key]), mode="lines", name=key,
                                      legendgroup=key, showlegend=k == 0,
                                      line={"color": color, "shape": "hv"}), row=row, col=col)
         fig.add_vline(x=r.threshold, line={"dash": "dash", "color": "#d62728"}, row=row, col=col)
@@ -277,15 +306,23 @@ def _cell(value) -> str:
     return str(value)
 
 
-def metrics_table(ev: Evaluation) -> str:
+def _delays(r: DetectorResult, axis: TimeAxis) -> str:
+    """Mean / max delay of the caught events, in the axis' units."""
+    delays = [axis.delay(e) for e in r.events if e["caught"]]
+    if not delays:
+        return "-"
+    return f"{axis.shown(float(np.mean(delays)))} / {axis.shown(max(delays))}"
+
+
+def metrics_table(ev: Evaluation, axis: TimeAxis) -> str:
     head = ("<tr><th>detector</th><th>threshold</th><th>precision</th><th>recall</th><th>F1</th>"
             "<th>false-alarm rate</th><th>missed-alarm rate</th><th>PR-AUC</th><th>ROC-AUC</th>"
-            "<th>events caught</th><th>mean / max delay (rows)</th><th>TN / FP / FN / TP</th></tr>")
+            f"<th>events caught</th><th>mean / max delay{axis.delay_unit}</th>"
+            "<th>TN / FP / FN / TP</th></tr>")
     rows = []
     for r in ev.results:
         m = r.metrics
         (tn, fp), (fn, tp) = r.confusion
-        delay = "-" if m["mean_delay"] is None else f"{m['mean_delay']:.1f} / {m['max_delay']}"
         name = html.escape(r.name) + (" <em>(host-only baseline)</em>" if r.host_only else "")
         rows.append(f"<tr><td>{name}</td><td>{r.threshold:.6g}</td>"
                     f"<td>{shown(m['precision'], '.3f')}</td><td>{shown(m['recall'], '.3f')}</td>"
@@ -293,7 +330,7 @@ def metrics_table(ev: Evaluation) -> str:
                     f"<td>{shown(m['false_alarm_rate'], '.4f')}</td>"
                     f"<td>{shown(m['missed_alarm_rate'], '.3f')}</td>"
                     f"<td>{shown(m['pr_auc'], '.3f')}</td><td>{shown(m['roc_auc'], '.3f')}</td>"
-                    f"<td>{m['events_caught']} / {m['events']}</td><td>{delay}</td>"
+                    f"<td>{m['events_caught']} / {m['events']}</td><td>{_delays(r, axis)}</td>"
                     f"<td>{tn} / {fp} / {fn} / {tp}</td></tr>")
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -305,8 +342,9 @@ def render(ev: Evaluation, bench: list[dict] | None = None, title: str | None = 
 
     from codegen.emit.render import environment
 
-    figures = [("signals", "Signals and flags", signals(ev)),
-               ("scores", "Scores against thresholds", scores(ev)),
+    axis = time_axis(ev.data.time, len(ev.data.values))
+    figures = [("signals", "Signals and flags", signals(ev, axis)),
+               ("scores", "Scores against thresholds", scores(ev, axis)),
                ("curves", "PR and ROC curves", curves(ev)),
                ("sweep", "Metrics against threshold", sweep(ev)),
                ("confusion", "Confusion matrices", confusion(ev)),
@@ -329,7 +367,8 @@ def render(ev: Evaluation, bench: list[dict] | None = None, title: str | None = 
         title=title or f"mcu-anomaly evaluation: {ev.bundle} on {ev.data.name}",
         bundle=ev.bundle, data=ev.data.name, rows=len(ev.data.values),
         anomalies=int(ev.data.labels.sum()), channels=ev.data.channels,
-        plotly_js=Markup(get_plotlyjs()), metrics_table=Markup(metrics_table(ev)),
+        delay="time" if axis.kind != "row" else "rows", axis_note=axis.note,
+        plotly_js=Markup(get_plotlyjs()), metrics_table=Markup(metrics_table(ev, axis)),
         bench_table=Markup(bench_table(bench)) if bench else None,
         sections=[{**s, "html": Markup(s["html"])} for s in sections])
 
