@@ -53,10 +53,13 @@
  * product and sum, each rounded.  Every unit with float arithmetic puts its
  * functions, inline ones in headers too, between MCUA_FP_CONTRACT_OFF_BEGIN
  * and MCUA_FP_CONTRACT_OFF_END (at file scope, after its #includes):
- *  - GCC (gcc, g++, avr-gcc, arm-none-eabi-gcc, riscv gcc): an optimize
+ *  - GCC (gcc, g++, arm-none-eabi-gcc/g++, riscv64-unknown-elf-gcc): an optimize
  *    pragma, pushed and popped; it overrides -ffp-contract=fast.  GCC does
  *    not inline a function of the region into code outside one, so the
- *    caller's contraction never reaches it.
+ *    caller's contraction never reaches it.  Only where the target has a
+ *    fused multiply-add (__FP_FAST_FMAF, __FP_FAST_FMA): elsewhere (AVR,
+ *    Cortex-M3, rv32imc) there is nothing to fuse, and the pragma would
+ *    still change some -Os code (measured: avr-gcc 5.4, 28 bytes more).
  *  - clang: STDC FP_CONTRACT OFF, and DEFAULT at the end (the command line's
  *    mode: a pragma of the includer's from before is not restored).  clang's
  *    -ffp-contract=fast, also implied by -ffast-math, fuses regardless of
@@ -70,6 +73,9 @@
 #elif defined(__clang__)
 #define MCUA_FP_CONTRACT_OFF_BEGIN _Pragma("STDC FP_CONTRACT OFF")
 #define MCUA_FP_CONTRACT_OFF_END _Pragma("STDC FP_CONTRACT DEFAULT")
+#elif defined(__GNUC__) && !defined(__FP_FAST_FMAF) && !defined(__FP_FAST_FMA)
+#define MCUA_FP_CONTRACT_OFF_BEGIN
+#define MCUA_FP_CONTRACT_OFF_END
 #elif defined(__GNUC__)
 #define MCUA_FP_CONTRACT_OFF_BEGIN \
     _Pragma("GCC push_options") _Pragma("GCC optimize (\"fp-contract=off\")")
