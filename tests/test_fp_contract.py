@@ -21,7 +21,7 @@ from codegen.emit import render as emit
 from codegen.training import train as training
 from host_sim.hostlib import glue_source
 
-from support import require, require_tool
+from support import require_tool
 from test_contract import CASES
 
 M4F = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]
@@ -39,7 +39,8 @@ TOOLCHAINS = {
     "riscv64-unknown-elf-gcc": (["riscv64-unknown-elf-gcc", "--specs=picolibc.specs",
                                  "-march=rv32imafc", "-mabi=ilp32f", "-std=gnu99"], RV_FUSED),
 }
-OBJDUMP = {"arm-none-eabi": "arm-none-eabi-objdump", "riscv64-unknown-elf": "riscv64-unknown-elf-objdump"}
+OBJDUMP = {"arm-none-eabi": "arm-none-eabi-objdump",
+           "riscv64-unknown-elf": "riscv64-unknown-elf-objdump"}
 # The contraction each compiler is built with: its default and the most it allows that a
 # pragma can still turn off.  clang's -ffp-contract=fast (and -ffast-math) fuses across
 # statements regardless of any pragma, by design (clang's manual): documented, not tested.
@@ -81,7 +82,8 @@ def compile_all(toolchain: str, flags: list[str], directory, out) -> dict[str, s
     as well, std::fma among them)."""
     command, _ = TOOLCHAINS[toolchain]
     require_tool(command[0])
-    keep = ["-fkeep-inline-functions"] if family(toolchain) == "gcc" and "c++" not in command else []
+    in_c = family(toolchain) == "gcc" and "c++" not in command
+    keep = ["-fkeep-inline-functions"] if in_c else []
     objdump = next((tool for prefix, tool in OBJDUMP.items() if command[0].startswith(prefix)),
                    "objdump")
     disassembly = {}
