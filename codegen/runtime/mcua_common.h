@@ -59,7 +59,8 @@
  *    caller's contraction never reaches it.  Only where the target has a
  *    fused multiply-add (__FP_FAST_FMAF, __FP_FAST_FMA): elsewhere (AVR,
  *    Cortex-M3, rv32imc) there is nothing to fuse, and the pragma would
- *    still change some -Os code (measured: avr-gcc 5.4, 28 bytes more).
+ *    still change some -Os code (measured: avr-gcc 5.4, mcua_autoencoder.c
+ *    28 bytes larger).
  *  - clang: STDC FP_CONTRACT OFF, and DEFAULT at the end (the command line's
  *    mode: a pragma of the includer's from before is not restored).  clang's
  *    -ffp-contract=fast, also implied by -ffast-math, fuses regardless of
