@@ -44,7 +44,8 @@ class Run:
 class Target:
     """One offline PlatformIO environment, built and run from a private workspace."""
 
-    def __init__(self, env: str, workdir: str | Path):
+    def __init__(self, env: str, workdir: str | Path, build_flags: tuple = ()):
+        """build_flags: compiler flags after the environment's own (platformio.ini)."""
         if env not in OFFLINE_ENVS:
             raise UserError(f"no simulator for {env!r}; choose from "
                             f"{', '.join(OFFLINE_ENVS)}")
@@ -53,6 +54,7 @@ class Target:
             raise UserError(f"{env} needs {', '.join(missing)}: install host_sim/targets.py "
                             f"APT_PACKAGES (apt) and PIP_PACKAGES (pip)")
         self.env = env
+        self.build_flags = tuple(build_flags)
         self.workdir = Path(workdir)
         self.generated = self.workdir / "generated"  # one path: pio rebuilds incrementally
 
@@ -64,7 +66,8 @@ class Target:
         try:
             return targets.build(self.env, generated_dir=self.generated,
                                  workspace_dir=self.workdir / "workspace",
-                                 include_dirs=tuple(peer["include_dirs"]) if peer else ())
+                                 include_dirs=tuple(peer["include_dirs"]) if peer else (),
+                                 build_flags=self.build_flags)
         except targets.FirmwareError as error:
             raise UserError(str(error)) from None
 

@@ -26,7 +26,8 @@ from codegen.detectors.base import Scored
 from codegen.detectors.window import adaptation
 from codegen.errors import UserError
 
-# -ffp-contract=off: no fused multiply-add, which would round differently from numpy.
+# -ffp-contract=off: no fused multiply-add, which would round differently from numpy (a
+# second guard: the runtime turns contraction off itself, mcua_common.h).
 # No -ffast-math, no -march=native: both change float results.
 CFLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared",
           "-Wall", "-Wextra", "-Wpedantic", "-Werror"]

@@ -231,14 +231,19 @@ def pio_environ(
     workspace_dir: Path | None = None,
     core_dir: Path | None = None,
     include_dirs: tuple = (),
+    build_flags: tuple = (),
 ) -> dict[str, str]:
     """Environment for `pio run`: no telemetry or update check, optional overrides;
-    include_dirs: more include directories for the generated sources."""
+    include_dirs: more include directories for the generated sources; build_flags: flags
+    after the environment's own (for GCC the last -O, -std, -ffp-contract wins)."""
     environ = dict(os.environ, **_PIO_ENVIRON)
-    environ.pop("MCUA_INCLUDE_DIRS", None)
+    for name in ("MCUA_INCLUDE_DIRS", "PLATFORMIO_BUILD_FLAGS"):
+        environ.pop(name, None)
     if include_dirs:
         environ["MCUA_INCLUDE_DIRS"] = os.pathsep.join(str(Path(d).resolve())
                                                        for d in include_dirs)
+    if build_flags:
+        environ["PLATFORMIO_BUILD_FLAGS"] = " ".join(build_flags)
     for name, value in (
         ("MCUA_GENERATED_DIR", generated_dir),
         ("PLATFORMIO_WORKSPACE_DIR", workspace_dir),
@@ -257,10 +262,11 @@ def build(
     timeout: float = 600,
     include_dirs: tuple = (),
     project_dir: Path | None = None,
+    build_flags: tuple = (),
 ) -> Path:
     """`pio run -e env` in project_dir (default: this repository's firmware); returns the
     ELF.  generated_dir defaults to firmware_targets/generated; include_dirs: more include
-    directories for the generated sources.
+    directories for the generated sources; build_flags: appended to the environment's.
 
     One build at a time per core directory, across processes: PlatformIO links the
     platform and packages into it on first use, and two first uses at once break it."""
@@ -272,7 +278,7 @@ def build(
         install_offline_platformio(core)
         proc = subprocess.run(
             pio_command() + ["run", "-e", env, "-d", str(project_dir)],
-            env=pio_environ(generated_dir, workspace_dir, core_dir, include_dirs),
+            env=pio_environ(generated_dir, workspace_dir, core_dir, include_dirs, build_flags),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

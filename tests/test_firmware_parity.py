@@ -109,6 +109,24 @@ def test_every_score_bit_and_flag_match_on_target(env, on_target, remembered, tm
         assert compared >= 10_000, (detector, compared)
 
 
+# After platformio.ini's flags, as a user's project might build: GNU C (ISO C99 turns
+# contraction off by itself), -O2, and contraction wherever GCC may.  Only the runtime's
+# own pragmas (mcua_common.h) keep it exact (tests/test_fp_contract.py).
+FUSING_FLAGS = ("-std=gnu99", "-O2", "-ffp-contract=fast")
+
+
+def test_every_score_bit_and_flag_match_on_a_cortex_m4f_build_that_may_fuse(on_target,
+                                                                           tmp_path):
+    require_env("cortex_m4f")
+    engine = TargetEngine(on_target, Target("cortex_m4f", tmp_path, FUSING_FLAGS))
+    inputs = battery(on_target, 50_000, NAB)
+    inputs["subnormal"] = subnormal_stream(2_000)
+    result = compare(on_target, engine, inputs, flag_api=False)
+    assert_same(result)
+    for detector in on_target.detectors:
+        assert sum(r.inputs for r in result.results if r.detector == detector) >= 100_000
+
+
 # Random and real inputs per forest (extreme: half as many), beside the boundary rows.
 FOREST_SAMPLES = {"uno": 5_000, "cortex_m4f": 50_000, "rv32imc": 50_000}
 

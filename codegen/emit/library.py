@@ -25,7 +25,8 @@ LIBRARY = Output("Arduino / PlatformIO library", ".mcu-anomaly-library", "genera
                  "--library")
 MARKER_TEXT = ("Written by `mcu-anomaly generate --library` with the files beside it; the next "
                "generate --library replaces this directory whole.\n")
-# No fused multiply-add: it rounds differently from the reference (docs/library.md).
+# No fused multiply-add: it rounds differently from the reference.  A second guard: the
+# runtime turns contraction off itself (mcua_common.h, docs/library.md).
 BUILD_FLAGS = "-ffp-contract=off"
 
 
@@ -68,8 +69,7 @@ def _properties(bundle: Bundle) -> dict[str, str]:
     return {"name": bundle.name, "version": __version__, "author": "mcu-anomaly",
             "maintainer": "mcu-anomaly", "sentence": _summary(bundle) + ".",
             "paragraph": "Every score and flag equals mcu-anomaly's Python reference bit for "
-                         "bit; see README.md for the compiler flag boards with a fused "
-                         "multiply-add need.",
+                         "bit, on any board, without compiler flags; see README.md.",
             "category": "Data Processing", "url": "", "architectures": "*",
             "includes": f"{bundle.name}.h"}
 

@@ -11,6 +11,8 @@
  */
 #include "mcua_autoencoder.h"
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 #define MCUA_AE_I32_MAX ((int32_t)2147483647L)
 #define MCUA_AE_I32_MIN ((int32_t)(-2147483647L - 1L))
 
@@ -307,3 +309,5 @@ float mcua_autoencoder_score(const mcua_autoencoder_model *m,
     }
     return mcua_ae_err_finish(&e, m, w, flag);
 }
+
+MCUA_FP_CONTRACT_OFF_END

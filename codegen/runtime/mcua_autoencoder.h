@@ -22,9 +22,9 @@
  *                                                       to right
  *   flag  = score > threshold
  *
- * Build with -ffp-contract=off (or an ISO -std mode) so that no fused
- * multiply-add changes the float steps.  The integer network is exact under
- * any optimisation level.
+ * No fused multiply-add changes the float steps: the unit turns contraction
+ * off itself (MCUA_FP_CONTRACT_OFF_BEGIN, mcua_common.h).  The integer
+ * network is exact under any optimisation level.
  *
  * Memory: no heap, no arena.  The only RAM is two int8 scratch buffers that
  * the generated header defines (sized exactly for its model) and a few

@@ -9,9 +9,9 @@
  *    mcua_read_* accessors below, never by plain dereference.
  *
  * The runtime is C99, compiles as C++11, never allocates, and keeps float
- * arithmetic in single precision with every literal f-suffixed.  Builds must
- * keep -ffp-contract=off (no fused multiply-add) so results match the Python
- * reference bit for bit.
+ * arithmetic in single precision with every literal f-suffixed.  It turns
+ * floating-point contraction off itself (MCUA_FP_CONTRACT_OFF_BEGIN below),
+ * so results match the Python reference bit for bit without build flags.
  */
 #ifndef MCUA_COMMON_H
 #define MCUA_COMMON_H
@@ -47,6 +47,42 @@
 #define MCUA_UNUSED __attribute__((unused))
 #else
 #define MCUA_UNUSED
+#endif
+
+/* No fused multiply-add: a * b + c rounded once differs from the reference's
+ * product and sum, each rounded.  Every unit with float arithmetic puts its
+ * functions, inline ones in headers too, between MCUA_FP_CONTRACT_OFF_BEGIN
+ * and MCUA_FP_CONTRACT_OFF_END (at file scope, after its #includes):
+ *  - GCC (gcc, g++, arm-none-eabi-gcc/g++, riscv64-unknown-elf-gcc): an optimize
+ *    pragma, pushed and popped; it overrides -ffp-contract=fast.  GCC does
+ *    not inline a function of the region into code outside one, so the
+ *    caller's contraction never reaches it.  Only where the target has a
+ *    fused multiply-add (__FP_FAST_FMAF, __FP_FAST_FMA): elsewhere (AVR,
+ *    Cortex-M3, rv32imc) there is nothing to fuse, and the pragma would
+ *    still change some -Os code (measured: avr-gcc 5.4, mcua_autoencoder.c
+ *    28 bytes larger).
+ *  - clang: STDC FP_CONTRACT OFF, and DEFAULT at the end (the command line's
+ *    mode: a pragma of the includer's from before is not restored).  clang's
+ *    -ffp-contract=fast, also implied by -ffast-math, fuses regardless of
+ *    any pragma: do not build the runtime with either.
+ *  - any other compiler: #error, unless the build turns contraction off
+ *    itself (e.g. -ffp-contract=off) and says so by defining
+ *    MCUA_FP_CONTRACT_OFF_BY_FLAG, which drops the pragmas everywhere. */
+#if defined(MCUA_FP_CONTRACT_OFF_BY_FLAG)
+#define MCUA_FP_CONTRACT_OFF_BEGIN
+#define MCUA_FP_CONTRACT_OFF_END
+#elif defined(__clang__)
+#define MCUA_FP_CONTRACT_OFF_BEGIN _Pragma("STDC FP_CONTRACT OFF")
+#define MCUA_FP_CONTRACT_OFF_END _Pragma("STDC FP_CONTRACT DEFAULT")
+#elif defined(__GNUC__) && !defined(__FP_FAST_FMAF) && !defined(__FP_FAST_FMA)
+#define MCUA_FP_CONTRACT_OFF_BEGIN
+#define MCUA_FP_CONTRACT_OFF_END
+#elif defined(__GNUC__)
+#define MCUA_FP_CONTRACT_OFF_BEGIN \
+    _Pragma("GCC push_options") _Pragma("GCC optimize (\"fp-contract=off\")")
+#define MCUA_FP_CONTRACT_OFF_END _Pragma("GCC pop_options")
+#else
+#error "mcu-anomaly: this compiler is not known to turn floating-point contraction off from the source; build with contraction off (no fused multiply-add, e.g. -ffp-contract=off) and define MCUA_FP_CONTRACT_OFF_BY_FLAG"
 #endif
 
 #ifdef __cplusplus

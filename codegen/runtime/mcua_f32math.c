@@ -1,5 +1,7 @@
 #include "mcua_f32math.h"
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 /* The constants of codegen/detectors/f32math.py (tests/test_shared_constants.py). */
 #define MCUA_LOG2E 1.442695f
 #define MCUA_LN2_HI 0.69314575f /* 0x3F317200: n * MCUA_LN2_HI is exact for |n| <= 255 */
@@ -90,3 +92,5 @@ float mcua_log(float x)
     fe = (float)e;
     return fe * MCUA_LN2_HI + (f - (s * (f - t) - fe * MCUA_LN2_LO));
 }
+
+MCUA_FP_CONTRACT_OFF_END

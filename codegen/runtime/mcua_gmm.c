@@ -1,5 +1,7 @@
 #include "mcua_gmm.h"
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 /* mcua_exp of anything below -16.7f is under 2^-24 (exp(-16.7) = 5.6e-8, and
  * mcua_exp is within 1 ulp), so adding it to a total >= 1 changes nothing
  * (codegen/detectors/gmm.py NEGLIGIBLE, tests/test_shared_constants.py). */
@@ -75,3 +77,5 @@ float mcua_gmm_score(const mcua_gmm_model *model, const float *x, float *d, floa
     *flag = (uint8_t)(mcua_order_key(nll) > mcua_order_key(mcua_read_f32(&model->threshold)));
     return nll;
 }
+
+MCUA_FP_CONTRACT_OFF_END

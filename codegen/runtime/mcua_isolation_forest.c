@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 /* The forest's score of a finite feature vector f. */
 static float forest_score(const mcua_isolation_forest_model *model, const float *f,
                           uint8_t *flag)
@@ -92,3 +94,5 @@ float mcua_isolation_forest_update(const mcua_isolation_forest_model *model,
         return score;
     }
 }
+
+MCUA_FP_CONTRACT_OFF_END

@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 float mcua_kmeans_score(const mcua_kmeans_model *model, const float *x,
                         float *z, uint8_t *flag, uint16_t *cluster)
 {
@@ -47,3 +49,5 @@ float mcua_kmeans_score(const mcua_kmeans_model *model, const float *x,
     *flag = (uint8_t)mcua_nonneg_greater(best, mcua_read_f32(&model->threshold));
     return best;
 }
+
+MCUA_FP_CONTRACT_OFF_END

@@ -1,5 +1,7 @@
 #include "mcua_mahalanobis.h"
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 float mcua_mahalanobis_score(const mcua_mahalanobis_model *model, const float *x,
                              float *d, uint8_t *flag)
 {
@@ -19,3 +21,5 @@ float mcua_mahalanobis_score(const mcua_mahalanobis_model *model, const float *x
     *flag = (uint8_t)mcua_nonneg_greater(t2, mcua_read_f32(&model->threshold));
     return t2;
 }
+
+MCUA_FP_CONTRACT_OFF_END

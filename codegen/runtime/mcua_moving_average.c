@@ -1,5 +1,7 @@
 #include "mcua_moving_average.h"
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 float mcua_moving_average_update(const mcua_moving_average_model *model,
                                  mcua_window_counters *ctr,
                                  mcua_window_channel *ch, float *buffer,
@@ -49,3 +51,5 @@ float mcua_moving_average_update(const mcua_moving_average_model *model,
                               mcua_read_u16(&model->min_count), clipped);
     return score;
 }
+
+MCUA_FP_CONTRACT_OFF_END

@@ -1,5 +1,7 @@
 #include "mcua_pca.h"
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 static float finite_or_infinity(float x)
 {
     return mcua_is_finite(x) ? x : mcua_infinity();
@@ -85,3 +87,5 @@ float mcua_pca_score(const mcua_pca_model *model, const float *x, float *z, floa
     *flag = (uint8_t)mcua_nonneg_greater(score, mcua_read_f32(&model->threshold));
     return score;
 }
+
+MCUA_FP_CONTRACT_OFF_END

@@ -17,6 +17,8 @@
 
 #include "mcua_common.h"
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -71,5 +73,7 @@ static inline float mcua_quadform_diag(const float *u, const float *b, const flo
 #ifdef __cplusplus
 }
 #endif
+
+MCUA_FP_CONTRACT_OFF_END
 
 #endif /* MCUA_QUADFORM_H */

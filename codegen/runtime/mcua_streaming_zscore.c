@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
                                    mcua_window_counters *ctr,
                                    mcua_window_channel *ch, float *buffer,
@@ -60,3 +62,5 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
                               mcua_read_u16(&model->min_count), clipped);
     return score;
 }
+
+MCUA_FP_CONTRACT_OFF_END

@@ -1,5 +1,7 @@
 #include "mcua_window.h"
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
                       float *buffer, uint16_t window, float v)
 {
@@ -117,3 +119,5 @@ uint8_t mcua_baseline_freeze(mcua_baseline_counters *bctr)
     }
     return bctr->frozen;
 }
+
+MCUA_FP_CONTRACT_OFF_END

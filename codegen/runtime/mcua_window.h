@@ -82,6 +82,8 @@
 
 #include "mcua_common.h"
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -221,5 +223,7 @@ uint8_t mcua_baseline_freeze(mcua_baseline_counters *bctr);
 #ifdef __cplusplus
 }
 #endif
+
+MCUA_FP_CONTRACT_OFF_END
 
 #endif /* MCUA_WINDOW_H */

@@ -1,5 +1,7 @@
 #include "mcua_zscore.h"
 
+MCUA_FP_CONTRACT_OFF_BEGIN
+
 float mcua_zscore_score(const mcua_zscore_model *model, const float *x,
                         uint8_t *flag)
 {
@@ -41,3 +43,5 @@ uint8_t mcua_zscore_flag(const mcua_zscore_model *model, const float *x)
     }
     return 0;
 }
+
+MCUA_FP_CONTRACT_OFF_END
