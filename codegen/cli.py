@@ -2,6 +2,8 @@
 
 This is where the engines meet: the C engines (host_sim) are built here and handed to
 the stages that compare or measure them; the rest of codegen never imports host_sim.
+Each command imports what is heavy to load (scikit-learn, Jinja, the C engines) itself, so
+--version and --help start at once (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -16,11 +18,8 @@ from pathlib import Path
 from codegen import __version__, bundle, files, resources
 from codegen.data import dataset as data
 from codegen.data import missing
-from codegen.emit import render as emit
-from codegen.training import train as training
 from codegen.detectors import DEFAULT, DETECTORS, get
 from codegen.errors import UserError
-from codegen.evaluate.metrics import shown
 from codegen.firmware import OFFLINE_ENVS, memory
 from codegen.verify import battery, compare
 
@@ -135,6 +134,9 @@ def _dataset(args) -> data.Dataset:
 
 
 def cmd_train(args) -> None:
+    from codegen.evaluate.metrics import shown
+    from codegen.training import train as training
+
     dataset = _dataset(args)
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
     params = parse_sets(args.set)
@@ -192,6 +194,8 @@ def cmd_generate(args) -> None:
         print(f"firmware sources written to {out}; build with "
               f"MCUA_GENERATED_DIR={out} pio run -e uno (see docs/firmware.md)")
         return
+    from codegen.emit import render as emit
+
     written = emit.write(emit.render(loaded), args.out, args.force, keep)
     print(f"{len(written)} files written to {args.out}")
 

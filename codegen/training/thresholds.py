@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
 from codegen.errors import UserError
 
@@ -115,6 +114,8 @@ def below(value) -> np.float32:
 def candidates(scores: np.ndarray, labels: np.ndarray):
     """(thresholds, precision, recall) for every distinct score, with flags = score >
     threshold (scikit-learn's precision_recall_curve, shifted one float32 down)."""
+    from sklearn.metrics import precision_recall_curve  # imported on use: the CLI starts without it
+
     scores = np.asarray(scores, dtype=np.float32)
     labels = np.asarray(labels, dtype=bool)
     if labels.all() or not labels.any():
