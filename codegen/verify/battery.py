@@ -38,7 +38,7 @@ def default_nab() -> Path | None:
     root = resources.checkout()
     if root is not None:
         candidates.append(root.parent / "shared" / "data" / "nab")
-    return next((p.absolute() for p in candidates if (p / "data").is_dir()), None)
+    return next((p.resolve() for p in candidates if (p / "data").is_dir()), None)
 
 
 def _random(bundle: Bundle, rng: np.random.Generator, n: int) -> np.ndarray:
