@@ -559,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="bundle to measure (default: the reference shapes, those the "
                                 "speed goals are set for and more, trained here)")
     bench_cmd.add_argument("--targets", default=",".join(OFFLINE_ENVS),
-                           help=f"comma-separated firmware targets, from: {', '.join(OFFLINE_ENVS)}")
+                           help=f"comma-separated firmware targets, from: "
+                                f"{', '.join(OFFLINE_ENVS)}")
     bench_cmd.add_argument("--samples", type=_count, default=200, help="measured samples per detector")
     bench_cmd.add_argument("--json", default="build/bench.json", help="where to write the table")
     bench_cmd.set_defaults(func=cmd_bench)

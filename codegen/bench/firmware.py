@@ -269,7 +269,7 @@ def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: lis
 
 
 def autoencoder_memory(bundles, rows: list[dict]) -> list[dict]:
-    """The autoencoder's memory comparison, per target, for every detector with a TensorFlow Lite Micro
+    """The autoencoder's memory, per target, for every detector with a TensorFlow Lite Micro
     arena figure: the plain-C engine's static RAM and code+weights (measured above) beside
     TFLM's measured arena and model size.  The goal is RAM <= 5% of the arena."""
     out = []

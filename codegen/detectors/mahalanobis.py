@@ -50,7 +50,8 @@ SPEC = DetectorSpec(NAME, units=("quadform", "mahalanobis"), kind=Kind.STATELESS
 
 def _estimate(estimator: str, Z: np.ndarray, seed: int):
     """(centre, covariance, what to report) of standardised rows Z, in float64."""
-    from sklearn.covariance import EmpiricalCovariance, LedoitWolf, MinCovDet  # imported on use: the CLI starts without it
+    # imported on use: the CLI starts without it
+    from sklearn.covariance import EmpiricalCovariance, LedoitWolf, MinCovDet
 
     with threadpool_limits(1):
         if estimator == "empirical":
