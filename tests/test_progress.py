@@ -3,6 +3,8 @@ step so far; rewritten in place on a terminal, occasional lines in a log."""
 
 import io
 
+import numpy as np
+
 from codegen.progress import CLEAR_LINE, Progress, duration
 
 
@@ -58,3 +60,20 @@ def test_a_terminal_gets_one_line_rewritten():
         progress.step()
     text = out.getvalue()
     assert text.count(CLEAR_LINE) == 3 and text.count("\n") == 1 and text.endswith("done\n")
+
+
+def test_verify_counts_a_step_per_chunk_of_each_input(iot_bundle, capsys):
+    """compare's progress (verify --target): the chunks of every kind of input, to the last."""
+    from codegen.verify.compare import compare
+    from codegen.verify.engines import PythonEngine
+
+    class Chunked(PythonEngine):
+        name, chunk = "chunked", 300
+
+    inputs = {"random": np.zeros((700, 3), np.float32), "extreme": np.ones((300, 3), np.float32)}
+    assert compare(iot_bundle, Chunked(iot_bundle), inputs, progress=True).ok
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("verify chunked: step 1/4, ") and lines[0].endswith(
+        "(random samples 0..299)")
+    assert lines[-1].startswith("verify chunked: step 4/4, ") and lines[-1].endswith(
+        ", done (extreme samples 0..299)")
