@@ -13,7 +13,7 @@ from codegen.cli import build_parser
 
 # What the commands import when they run, never to start or to print help.
 HEAVY = ("sklearn", "scipy", "tensorflow", "tflite_micro", "ai_edge_litert", "jinja2",
-         "plotly", "host_sim", "emlearn", "codegen.training.train", "codegen.emit.render",
+         "plotly", "serial", "host_sim", "emlearn", "codegen.training.train", "codegen.emit.render",
          "codegen.evaluate")
 COMMANDS = ("train", "generate", "verify", "bench", "demo", "evaluate", "score", "nab")
 PROBE = """
