@@ -2,12 +2,15 @@
 
 This is where the engines meet: the C engines (host_sim) are built here and handed to
 the stages that compare or measure them; the rest of codegen never imports host_sim.
+Each command imports what is heavy to load (scikit-learn, Jinja, the C engines) itself, so
+--version and --help start at once (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import json
 import os
 import sys
@@ -16,13 +19,11 @@ from pathlib import Path
 from codegen import __version__, bundle, files, resources
 from codegen.data import dataset as data
 from codegen.data import missing
-from codegen.emit import render as emit
-from codegen.training import thresholds
-from codegen.training import train as training
 from codegen.detectors import DEFAULT, DETECTORS, get
 from codegen.errors import UserError
-from codegen.evaluate.metrics import shown
 from codegen.firmware import OFFLINE_ENVS, memory
+from codegen.training import thresholds
+from codegen.nab.benchmark import CV_GRID
 from codegen.verify import battery, compare
 
 
@@ -124,14 +125,18 @@ def parse_renames(items: list[str]) -> dict[str, str]:
     return renames
 
 
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated option (--columns, --ignore) as names; None when not given."""
+    return text.split(",") if text else None
+
+
 def _dataset(args) -> data.Dataset:
     if not args.csv:
         if args.rename or args.sep or args.ignore:
             raise UserError("--rename, --sep and --ignore apply to a CSV; give one, or leave "
                             "them out")
         return data.builtin(args.builtin)
-    columns = args.columns.split(",") if args.columns else None
-    ignore = args.ignore.split(",") if args.ignore else None
+    columns, ignore = _names(args.columns), _names(args.ignore)
     dataset = data.load_csv(args.csv, columns, args.label_column, args.time_column, args.sep,
                             parse_renames(args.rename), ignore)
     for name in [] if columns else dataset.label_like():
@@ -146,6 +151,9 @@ def _dataset(args) -> data.Dataset:
 
 
 def cmd_train(args) -> None:
+    from codegen.evaluate.metrics import shown
+    from codegen.training import train as training
+
     dataset = _dataset(args)
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
     params = parse_sets(args.set)
@@ -204,6 +212,8 @@ def cmd_generate(args) -> None:
         print(f"firmware sources written to {out}; build with "
               f"MCUA_GENERATED_DIR={out} pio run -e uno (see docs/firmware.md)")
         return
+    from codegen.emit import render as emit
+
     written = emit.write(emit.render(loaded), args.out, args.force, keep)
     print(f"{len(written)} files written to {args.out}")
 
@@ -237,8 +247,8 @@ def _nab(args) -> Path | None:
         return Path(args.nab)
     nab = battery.default_nab()
     if nab is None:
-        print("note: no NAB data (--nab, or ../shared/data/nab beside a source checkout): the "
-              "battery runs without real series", file=sys.stderr)
+        print(f"note: no NAB data (--nab, or {NAB_DEFAULT_HELP}): the battery runs without real "
+              f"series", file=sys.stderr)
     return nab
 
 
@@ -257,8 +267,7 @@ def cmd_verify(args) -> int:
         from codegen.verify.serial_port import BAUD, SerialPortEngine
 
         with SerialPortEngine(loaded, args.port, args.baud or BAUD, args.bundle) as engine:
-            result = compare.compare(loaded, engine, inputs, flag_api=False,
-                                     progress=_progress)
+            result = compare.compare(loaded, engine, inputs, flag_api=False, progress=True)
         return _report(f"{args.port}: the board's firmware app against the Python reference "
                        f"(score APIs)", result)
     if not args.target:
@@ -273,7 +282,7 @@ def cmd_verify(args) -> int:
 
     with tempfile.TemporaryDirectory(prefix="mcua-verify-") as tmp:
         engine = TargetEngine(loaded, Target(args.target, tmp))
-        result = compare.compare(loaded, engine, inputs, progress=_progress)
+        result = compare.compare(loaded, engine, inputs, progress=True)
     return _report(f"{args.target}: firmware in the simulator against the Python reference",
                    result)
 
@@ -298,14 +307,15 @@ def cmd_bench(args) -> None:
     if args.bundle:
         bundles, judge = [(bundle.load(args.bundle), None, None)], False
     else:
-        print("no bundle given: training the shapes of issue 4's goals, issue 6's forests and "
-              "issue 10's peers on synthetic data", file=sys.stderr)
+        print("no bundle given: training the reference shapes (those of the speed goals, three "
+              "isolation forests, the detectors paired with emlearn's) on synthetic data",
+              file=sys.stderr)
         bundles, judge = bench.reference_bundles(), True
         with_peers = peers.available()
         if not with_peers:
             print(peers.INSTALL, file=sys.stderr)
     document = bench.run(bundles, envs, Target, args.json, args.samples, judge,
-                         progress=_progress, with_peers=with_peers)
+                         progress=True, with_peers=with_peers)
     print(bench.table(document["rows"]))
     for extra in (bench.memory_table(document["autoencoder_memory"]),
                   peers.table(document["peers"])):
@@ -326,7 +336,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
-BUNDLE_ONLY = ("report", "bench", "label_column", "time_column", "no_baseline", "sep")
+BUNDLE_ONLY = ("report", "bench", "label_column", "time_column", "no_baseline", "sep", "columns")
 BENCHMARK_ONLY = ("detectors", "set", "json", "runs", "rows", "seed")
 
 
@@ -366,7 +376,7 @@ def cmd_evaluate(args) -> None:
 
     loaded = bundle.load(args.bundle)
     dataset = evaluate.load_labelled(args.csv, loaded, args.label_column, args.time_column,
-                                     args.sep, args.missing)
+                                     args.sep, args.missing, _names(args.columns))
     bench = report.load_bench(args.bench) if args.bench else None
     result = evaluate.evaluate(loaded, dataset, baseline=not args.no_baseline, verbose=True)
     print(result.table())
@@ -409,7 +419,8 @@ def cmd_score(args) -> None:
         from codegen.verify.engines import PythonEngine as engine
     rows = scores.score_csv(loaded, args.csv, args.out, engine(loaded), detectors,
                             args.label_column, args.time_column, args.sep, args.missing,
-                            progress=_progress if sys.stderr.isatty() else None)
+                            progress=_progress if sys.stderr.isatty() else None,
+                            columns=_names(args.columns))
     print(f"{rows:,} rows scored by {', '.join(detectors)} "
           f"({'the generated C' if args.engine == 'c' else 'the Python reference'}): "
           f"written to {args.out}")
@@ -430,15 +441,37 @@ def cmd_nab(args) -> None:
 LABEL_HELP = f"0/1 label column (default: the first named {'/'.join(data.LABEL_COLUMNS)})"
 TIME_HELP = f"time column (default: the first named {'/'.join(data.TIME_COLUMNS)})"
 DEFAULT_INCLUDE = "build/include"  # generate --out
+DESCRIPTION = ("Train anomaly detectors for sensor streams and generate bit-exact C for "
+               "microcontrollers. A command's options: COMMAND --help.")
+NAB_DEFAULT_HELP = (f"the first folder with a data/ among {' and '.join(battery.NAB_SEARCH)} "
+                    f"from the working directory, then the source checkout's "
+                    f"../shared/data/nab")
+BUNDLE_HELP = "bundle directory, written by train"
+COLUMNS_HELP = ("comma-separated CSV columns that hold the bundle's channels, in the bundle's "
+                "order, when the CSV names them otherwise (default: the columns named as the "
+                "bundle's; other columns are left out)")
 FORCE_HELP = ("replace --out even when mcu-anomaly did not write it: everything in it is "
               "deleted; never the root, home or working directory, nor one holding them or "
               "the bundle generate reads")
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help that does not state its default, unless it has
+    none (None, False, an empty list)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mcu-anomaly", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mcu-anomaly", description=DESCRIPTION,
+                                     formatter_class=DefaultsFormatter)
     parser.add_argument("--version", action="version", version=f"mcu-anomaly {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=functools.partial(
+        argparse.ArgumentParser, formatter_class=DefaultsFormatter))
 
     train = sub.add_parser("train", help="train detectors on the normal rows of a CSV")
     train.add_argument("csv", nargs="?", help="CSV with a header row; omit for built-in data")
@@ -473,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--time-column", help=TIME_HELP)
     train.add_argument("--missing", choices=missing.POLICIES, default=missing.DEFAULT,
                           help=missing.HELP)
-    train.add_argument("--quiet", action="store_true")
+    train.add_argument("--quiet", action="store_true",
+                       help="print only the bundle written and its detectors' thresholds")
     train.add_argument("--threshold", metavar="STRATEGY",
                        help="threshold strategy for every detector without --set DET.threshold: "
                             "percentile:P, sigma:K, value:K, max-f1, recall:R, precision:P "
@@ -488,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     generate = sub.add_parser("generate", help="write C headers and runtime for a bundle")
-    generate.add_argument("bundle")
+    generate.add_argument("bundle", help=BUNDLE_HELP)
     generate.add_argument("--out",
                           help="directory replaced whole by the headers and runtime (with a "
                                "marker file, .mcu-anomaly-generated); one that is neither empty "
@@ -513,13 +547,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="the generated C against the Python reference, bit "
                                            "for bit: built for this machine, in a simulator "
                                            "(--target) or on a board (--port)")
-    verify.add_argument("bundle")
+    verify.add_argument("bundle", help=BUNDLE_HELP)
     verify.add_argument("--samples", type=_count,
                         help="random and real inputs per detector (extreme: half as many); "
                              f"default 100000, with --target 10000, with --port {PORT_SAMPLES}")
-    verify.add_argument("--nab", help="NAB folder for real data (default: ../shared/data/nab "
-                                      "beside a source checkout, when there; without either, "
-                                      "no real data)")
+    verify.add_argument("--nab", help=f"NAB folder for real data (default: {NAB_DEFAULT_HELP}; "
+                                      f"without one, no real data)")
     board = verify.add_mutually_exclusive_group()
     board.add_argument("--target", choices=OFFLINE_ENVS,
                        help="build the firmware with PlatformIO and compare in simavr / qemu "
@@ -537,14 +570,18 @@ def build_parser() -> argparse.ArgumentParser:
                   "(needs the source checkout: platformio.ini, firmware_targets/)")
     bench_cmd = sub.add_parser("bench", help=bench_help, description=bench_help)
     bench_cmd.add_argument("bundle", nargs="?",
-                           help="bundle to measure (default: issue 4's shapes, trained here)")
-    bench_cmd.add_argument("--targets", default=",".join(OFFLINE_ENVS))
+                           help="bundle to measure (default: the reference shapes, those the "
+                                "speed goals are set for and more, trained here)")
+    bench_cmd.add_argument("--targets", default=",".join(OFFLINE_ENVS),
+                           help=f"comma-separated firmware targets, from: "
+                                f"{', '.join(OFFLINE_ENVS)}")
     bench_cmd.add_argument("--samples", type=_count, default=200, help="measured samples per detector")
     bench_cmd.add_argument("--json", default="build/bench.json", help="where to write the table")
     bench_cmd.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser("demo", help="train, generate and verify on built-in data")
-    demo.add_argument("--out", default="build")
+    demo.add_argument("--out", default="build",
+                      help="directory for the bundle (model/) and the headers (include/)")
     demo.set_defaults(func=cmd_demo)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a bundle on labelled data, and a "
@@ -572,13 +609,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--time-column", help=TIME_HELP)
     evaluate.add_argument("--missing", choices=missing.POLICIES, default=missing.DEFAULT,
                              help=missing.HELP)
+    evaluate.add_argument("--columns", help=COLUMNS_HELP)
     evaluate.add_argument("--no-baseline", action="store_true",
                           help="leave out scikit-learn's IsolationForest baseline")
     evaluate.set_defaults(func=cmd_evaluate)
 
     score = sub.add_parser("score", help="per-row scores and flags of a bundle's detectors "
                                          "on a CSV, as the device computes them")
-    score.add_argument("bundle")
+    score.add_argument("bundle", help=BUNDLE_HELP)
     score.add_argument("csv", help="CSV with the bundle's sensor columns (by the names it was "
                                    "trained on); a label and a time column are copied over")
     score.add_argument("--out", default="build/scores.csv",
@@ -594,18 +632,23 @@ def build_parser() -> argparse.ArgumentParser:
                           help=missing.HELP)
     score.add_argument("--sep", choices=list(data.SEPARATORS), metavar="SEP",
                        help="field separator: ',', ';' or tab (default: as for train)")
+    score.add_argument("--columns", help=COLUMNS_HELP)
     score.set_defaults(func=cmd_score)
 
     nab_cmd = sub.add_parser("nab", help="the Numenta Anomaly Benchmark: scorer check and our "
                                          "streaming detectors ranked among NAB's published "
                                          "results (results/final_results.json)")
     nab_cmd.add_argument("folder", help="NAB folder (data/, labels/, config/, results/)")
-    nab_cmd.add_argument("--detectors", default="streaming_zscore,moving_average")
+    nab_cmd.add_argument("--detectors", default="streaming_zscore,moving_average",
+                         help="comma-separated streaming detectors")
     nab_cmd.add_argument("--engine", choices=("c", "python"), default="c",
                          help="run the generated C on the host (default) or the Python reference")
     nab_cmd.add_argument("--cross-validate", action="store_true",
-                         help="also score each half of the files with the settings (nab.CV_GRID) "
-                              "that do best on the other half: an out-of-sample figure, which "
+                         help="also score each half of the files with the setting that does "
+                              "best on the other half, among "
+                              + ", ".join(f"{k} {'/'.join(f'{v:g}' for v in values)}"
+                                          for k, values in CV_GRID.items())
+                              + ": an out-of-sample figure, which "
                               "then ranks ours; with --engine c, most of the first run is "
                               "building a C library per file and setting (about 1,300, cached "
                               "in $MCUA_CACHE, default /tmp/mcu-anomaly-host)")

@@ -91,3 +91,25 @@ def test_unlabelled_data_trains_on_every_row_with_a_warning(tmp_path, capsys):
     assert run("train", tmp_path / "d.csv", "--out", tmp_path / "m", "--quiet",
                "--detectors", "zscore") == 0
     assert "no label column" in capsys.readouterr().err
+
+
+def test_verify_finds_nab_from_the_working_directory(tmp_path, monkeypatch):
+    """verify's NAB default: ../shared/data/nab, then shared/data/nab, from the working
+    directory; the checkout's only when neither is there."""
+    from codegen import resources
+    from codegen.verify import battery
+
+    work, elsewhere = tmp_path / "project", tmp_path / "empty" / "deeper"
+    beside, under = tmp_path.resolve() / "shared/data/nab", work.resolve() / "shared/data/nab"
+    for nab in (beside, under):
+        (nab / "data").mkdir(parents=True)
+    elsewhere.mkdir(parents=True)
+    monkeypatch.setattr(resources, "checkout", lambda: work / "checkout")
+    monkeypatch.chdir(work)
+    assert battery.default_nab() == beside
+    (beside / "data").rmdir()
+    assert battery.default_nab() == under
+    monkeypatch.chdir(elsewhere)
+    assert battery.default_nab() == under  # beside the checkout
+    monkeypatch.setattr(resources, "checkout", lambda: None)  # a wheel install
+    assert battery.default_nab() is None

@@ -225,3 +225,29 @@ def test_a_semicolon_file_is_evaluated_like_a_comma_one(tmp_path, iot_bundle, la
         assert main(["evaluate", str(model), str(path), "--no-baseline"]) == 0
         tables.append(capsys.readouterr().out.split("detector", 1)[1])
     assert tables[0] == tables[1]
+
+
+def test_columns_name_the_bundles_channels_in_a_csv_that_calls_them_otherwise(
+        tmp_path, iot_bundle, iot, capsys):
+    """evaluate and score --columns: the CSV's names for the channels, in the bundle's order;
+    the CSV's other columns are left out, as they are without --columns."""
+    model = bundle_mod.save(iot_bundle, tmp_path / "model")
+    rows = [[t, float(v[2]), "x", float(v[0]), float(v[1]), int(l)]
+            for t, v, l in zip(iot.time, iot.values, iot.labels)]
+    other = write_csv(tmp_path / "other.csv", ["time", "c", "note", "a", "b", "is_anomaly"], rows)
+    dataset = evaluate.load_labelled(other, iot_bundle, columns=["a", "b", "c"])
+    assert np.array_equal(dataset.values, iot.values)
+    assert dataset.channels == iot_bundle.channels
+    assert main(["evaluate", str(model), str(other), "--columns", "a,b,c", "--no-baseline"]) == 0
+    scored = [tmp_path / "by_columns.csv", tmp_path / "by_name.csv"]
+    assert main(["score", str(model), str(other), "--columns", "a,b,c", "--out",
+                 str(scored[0]), "--engine", "python"]) == 0
+    named = write_labelled(tmp_path / "named.csv", iot)
+    assert main(["score", str(model), str(named), "--out", str(scored[1]),
+                 "--engine", "python"]) == 0
+    assert scored[0].read_bytes() == scored[1].read_bytes()
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(other), "--columns", "a,b"]) == 2
+    assert "--columns names 2 column(s) and the bundle has 3" in capsys.readouterr().err
+    assert main(["evaluate", str(model), str(other)]) == 2
+    assert "with --columns" in capsys.readouterr().err

@@ -394,10 +394,12 @@ def test_bench_measures_every_detector_on_every_target(tmp_path, capsys):
         learns = r["detector"] in ("streaming_zscore", "moving_average") \
             or r["bundle"] == "forest_rolling"
         assert r["ram_bytes"] >= (50 * 4 if learns else 0)
-        assert ("issue4_goal" in r) == (r["target"] == "uno" and r["detector"] in bench.GOALS)
+        assert ("goal" in r) == (r["target"] == "uno" and r["detector"] in bench.GOALS)
     uno_forest = next(r for r in rows if r["bundle"] == "forest_uno" and r["target"] == "uno")
     assert uno_forest["ram_bytes"] == 0  # issue 6: RAM <= 64 B on the Uno; the scorer keeps none
-    printed = capsys.readouterr().out
+    printed, err = capsys.readouterr()
+    steps = len(document["rows"]) + len(document["peers"])  # one per row measured
+    assert f"bench: step {steps}/{steps}, " in err and ", done (" in err
     assert "kmeans" in printed and "5 channels, K=3" in printed
     assert "3 channels, 100x256, W=50" in printed
     if HAVE_AUTOENCODER:  # issue 3: the plain-C engine's RAM against TFLite Micro's arena

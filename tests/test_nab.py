@@ -3,6 +3,7 @@ NAB's results/final_results.json; our streaming detectors on all 58 files (stric
 the generated C on the host)."""
 
 import dataclasses
+import io
 import json
 import shutil
 
@@ -12,6 +13,7 @@ import pytest
 from codegen.nab import benchmark as nab
 from codegen.cli import main
 from codegen.errors import UserError
+from codegen.progress import Progress
 from codegen.verify.engines import PythonEngine
 from host_sim.hostlib import HostModel
 
@@ -180,7 +182,7 @@ def test_nab_refuses_a_bad_final_results_file_before_running_anything(tmp_path, 
 def test_our_streaming_zscore_on_all_58_files(corpus):
     """Strictly online, the generated C: beats Windowed Gaussian on every profile and
     reaches Twitter ADVec (47.1) on the standard one."""
-    scores = nab.run_detector(corpus, "streaming_zscore", engine=HostModel, progress=False)
+    scores = nab.run_detector(corpus, "streaming_zscore", engine=HostModel)
     result = nab.score_corpus(corpus, scores)
     got = {p: round(r.normalised, 1) for p, r in result.items()}
     assert got["standard"] >= 47.1, got
@@ -194,10 +196,15 @@ def test_cross_validation_chooses_each_setting_without_the_files_it_scores(corpu
     small = nab.subset(corpus, {f.name for f in sorted(corpus.files,
                                                        key=lambda f: len(f.values))[:6]})
     grid = nab.settings("streaming_zscore")[:3]
-    folds, whole = nab.cross_validate(small, "streaming_zscore", grid, engine=HostModel, progress=False)
+    log = io.StringIO()
+    progress = Progress(len(grid) * len(small.files), "nab", log, every=0)
+    folds, whole = nab.cross_validate(small, "streaming_zscore", grid, engine=HostModel,
+                                      progress=progress)
+    last = log.getvalue().splitlines()[-1]
+    assert last.startswith("nab: step 18/18, ") and "done (streaming_zscore setting 3/3: " in last
     held = [set(fold.held_out) for fold in folds]
     assert held[0].isdisjoint(held[1]) and held[0] | held[1] == {f.name for f in small.files}
-    scores = [nab.run_detector(small, "streaming_zscore", g, HostModel, progress=False) for g in grid]
+    scores = [nab.run_detector(small, "streaming_zscore", g, HostModel) for g in grid]
     cost = small.profiles["standard"]
     chosen = {}
     for fold, files in zip(folds, held):

@@ -17,9 +17,9 @@ rebuilt sums.  The autoencoder is measured per window, from its first full windo
 score and flag of the measured runs is also checked bit for bit against the Python
 reference.
 
-Without a bundle, bench trains the shapes issue 4 sets goals for on synthetic data, and
-issue 6's isolation forests: the Uno forest on every target, the default (ESP32-class) one
-and the one on rolling features on the 32-bit targets (neither fits an Uno); with the
+Without a bundle, bench trains the shapes the speed goals (GOALS) are set for on synthetic
+data, and three isolation forests: the Uno forest on every target, the default (ESP32-class)
+one and the one on rolling features on the 32-bit targets (neither fits an Uno); with the
 [peers] extra, emlearn's models on the Uno beside the detectors of ours paired with them
 (codegen/bench/peers.py).
 """
@@ -42,11 +42,12 @@ from codegen.data.dataset import Dataset
 from codegen.detectors import get
 from codegen.errors import UserError
 from codegen.files import write_file
+from codegen.progress import Progress
 from codegen.verify.engines import PythonEngine
 
 F32 = np.float32
 SAMPLES = 200
-# Issue 4's goals, ATmega328P at 16 MHz, per sample.
+# The speed and size goals, ATmega328P at 16 MHz, per sample.
 GOALS = {"zscore": {"cycles": 300, "flash": 1024},
          "streaming_zscore": {"cycles": 1000},
          "kmeans": {"cycles": 8000},
@@ -65,14 +66,14 @@ def synthetic(channels: int, rows: int = 3000, seed: int = 0) -> Dataset:
 
 
 QEMU_ENVS = ("cortex_m4f", "rv32imc")
-# issue 6's isolation forests on three channels: (bundle name, parameters, envs)
+# The isolation forests on three channels: (bundle name, parameters, envs)
 FORESTS = [("forest_uno", {"target": "uno"}, None),
            ("forest_esp32", {}, QEMU_ENVS),
            ("forest_rolling", {"features": "rolling"}, QEMU_ENVS)]
 
 
 def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | None]]:
-    """The shapes of issue 4's goals and issue 6's forests, each with held-out normal rows to
+    """The shapes of the goals (GOALS) and the forests (FORESTS), each with held-out normal rows to
     measure on and the envs it runs on (None: all): Z-score, streaming Z-score and moving
     average on one channel; K-means with K = 3 on five features; the int8 autoencoder
     20-8-4-8-20 when TensorFlow and TFLite Micro are installed (the [autoencoder] extra);
@@ -105,7 +106,7 @@ def paired_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple]]:
 
 
 def peer_rows(envs: list[str], make_target, workdir: Path, samples: int, seed: int = 0,
-              progress=None) -> list[dict]:
+              progress: Progress | None = None) -> list[dict]:
     """Each of peers.PEERS on the Uno (when in envs), trained and measured on the rows
     paired_bundles gives the detectors they are paired with."""
     if peers.ENV not in envs:
@@ -118,8 +119,8 @@ def peer_rows(envs: list[str], make_target, workdir: Path, samples: int, seed: i
                             workdir / f"peer{i}", seed)
         rows.append(row)
         if progress:
-            progress(f"{peers.ENV} {row['peer']} {row['model']} ({row['shape']}): "
-                     f"{row['cycles']} cycles")
+            progress.step(f"{peers.ENV} {row['peer']} {row['model']} ({row['shape']}): "
+                          f"{row['cycles']} cycles")
     return rows
 
 
@@ -165,11 +166,11 @@ def _counts(target, bundle: Bundle, elf: Path, vectors: np.ndarray,
 
 def measure(bundle: Bundle, envs: list[str], make_target, workdir: Path,
             samples: int = SAMPLES, normal: np.ndarray | None = None, judge: bool = False,
-            progress=None) -> list[dict]:
+            progress: Progress | None = None) -> list[dict]:
     """One row per detector and target, measured on `normal` rows (see readings), and one
-    more for a detector's flag API (api "flag"); judge: compare with issue 4's targets (for
-    the reference_bundles shapes).  make_target(env, workdir) gives the firmware target
-    (host_sim.firmware_target.Target)."""
+    more for a detector's flag API (api "flag"); judge: compare with GOALS (for the
+    reference_bundles shapes); progress: a step per row.  make_target(env, workdir) gives
+    the firmware target (host_sim.firmware_target.Target)."""
     rows = []
     for env in envs:
         target = make_target(env, workdir / env)
@@ -180,7 +181,7 @@ def measure(bundle: Bundle, envs: list[str], make_target, workdir: Path,
             vectors = readings(bundle, warm + samples, normal)
             base = target.size(target.build(_only(bundle, []), vectors, stub=True))
             single = _only(bundle, [detector])
-            for api in ("score", "flag") if spec.flag_api else ("score",):
+            for api in apis(spec):
                 flag_only = api == "flag"
                 elf = target.build(single, vectors, flag_only=flag_only)
                 flash, ram = target.size(elf)
@@ -194,11 +195,23 @@ def measure(bundle: Bundle, envs: list[str], make_target, workdir: Path,
                 row[counter] = int(np.median(counts))
                 row[counter + "_max"] = int(counts.max())
                 if judge and env == "uno" and detector in GOALS:
-                    row["issue4_goal"] = _judge(GOALS[detector], row)
+                    row["goal"] = _judge(GOALS[detector], row)
                 rows.append(row)
                 if progress:
-                    progress(f"{env} {label(row)}: {row[counter]} {counter}")
+                    progress.step(f"{env} {label(row)}: {row[counter]} {counter}")
     return rows
+
+
+def apis(spec) -> tuple[str, ...]:
+    """The calls measured of a detector: its score, and its flag API when it has one."""
+    return ("score", "flag") if spec.flag_api else ("score",)
+
+
+def _steps(bundles, envs: list[str], with_peers: bool) -> int:
+    """The rows run() measures: per bundle, env it runs on, detector and API; the peers."""
+    rows = sum(len(apis(get(d).SPEC)) * sum(only is None or env in only for env in envs)
+               for bundle, _, only in bundles for d in bundle.detectors)
+    return rows + (len(peers.PEERS) if with_peers and peers.ENV in envs else 0)
 
 
 def label(row: dict) -> str:
@@ -217,12 +230,12 @@ def _judge(goal: dict, row: dict) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [f"{'detector':<17} {'shape':<27} {'target':<11} {'median':>7} {'max':>7} "
-             f"{'per sample':<12} {'flash B':>7} {'RAM B':>6}  issue 4 goal (uno)"]
+             f"{'per sample':<12} {'flash B':>7} {'RAM B':>6}  goal (uno)"]
     for r in rows:
         counter = COUNTER[r["target"]]
         verdict = "; ".join(
             f"≤{g['limit']} {'cycles' if k == 'cycles' else 'B flash'}: "
-            f"{'met' if g['met'] else 'MISSED'}" for k, g in r.get("issue4_goal", {}).items())
+            f"{'met' if g['met'] else 'MISSED'}" for k, g in r.get("goal", {}).items())
         lines.append(f"{label(r):<17} {r['shape']:<27} {r['target']:<11} {r[counter]:>7} "
                      f"{r[counter + '_max']:>7} {counter:<12} {r['flash_bytes']:>7} "
                      f"{r['ram_bytes']:>6}  {verdict}")
@@ -231,21 +244,23 @@ def table(rows: list[dict]) -> str:
 
 def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: list[str],
         make_target, json_out: str | Path, samples: int = SAMPLES, judge: bool = False,
-        progress=None, with_peers: bool = False) -> dict:
+        progress: bool = False, with_peers: bool = False) -> dict:
     """Measure each (bundle, normal rows or None, the envs it runs on or None for all) on
     those of envs (make_target: see measure), and with_peers emlearn's models (peer_rows,
-    paired with our rows); write the JSON (atomically) and return what it holds."""
+    paired with our rows); write the JSON (atomically) and return what it holds; progress:
+    a step per row on stderr."""
     if samples < 1:
         raise UserError(f"--samples must be at least 1, not {samples}")
+    bar = Progress(_steps(bundles, envs, with_peers), "bench") if progress else None
     rows, peer = [], []
     with tempfile.TemporaryDirectory(prefix="mcua-bench-") as tmp:
         for bundle, normal, only in bundles:
             runs_on = [env for env in envs if only is None or env in only]
             rows += measure(bundle, runs_on, make_target, Path(tmp) / bundle.name, samples,
-                            normal, judge, progress)
+                            normal, judge, bar)
         if with_peers:
             peer = peer_rows(envs, make_target, Path(tmp) / "peers", samples,
-                             progress=progress)
+                             progress=bar)
     document = {"tool_version": __version__, "samples": samples, "rows": rows,
                 "autoencoder_memory": autoencoder_memory(bundles, rows),
                 "peers": [peers.pair(p, rows) for p in peer]}
@@ -254,7 +269,7 @@ def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: lis
 
 
 def autoencoder_memory(bundles, rows: list[dict]) -> list[dict]:
-    """Issue 3's comparison, per target, for every detector with a TensorFlow Lite Micro
+    """The autoencoder's memory, per target, for every detector with a TensorFlow Lite Micro
     arena figure: the plain-C engine's static RAM and code+weights (measured above) beside
     TFLM's measured arena and model size.  The goal is RAM <= 5% of the arena."""
     out = []

@@ -1,4 +1,4 @@
-"""emlearn's anomaly models on the Uno beside ours (issue 10, part 6): `mcu-anomaly bench`.
+"""emlearn's anomaly models on the Uno beside ours: `mcu-anomaly bench`.
 
 Each peer of PEERS is fitted with scikit-learn on the same synthetic rows as the detector
 it is paired with, converted to C by emlearn itself (`emlearn.convert(...).save()`, at bench

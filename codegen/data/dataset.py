@@ -320,10 +320,20 @@ def load_csv(path: str | Path, columns: list[str] | None = None,
 
 
 def open_for_bundle(path: str | Path, bundle, label_column: str | None = None,
-                    time_column: str | None = None, sep: str | None = None) -> Table:
-    """Open a CSV whose sensor columns are a bundle's (bundle.Bundle): found by the data's
-    names the bundle stores (or by the channels' C names).  Other columns are left out,
-    with a warning."""
+                    time_column: str | None = None, sep: str | None = None,
+                    columns: list[str] | None = None) -> Table:
+    """Open a CSV whose sensor columns are a bundle's (bundle.Bundle): columns, the CSV's
+    names for the bundle's channels in order, or else found by the data's names the bundle
+    stores (or by the channels' C names).  Other columns are left out, with a warning when
+    columns is not given."""
+    if columns is not None:
+        if len(columns) != len(bundle.channels):
+            raise UserError(f"--columns names {len(columns)} column(s) and the bundle has "
+                            f"{len(bundle.channels)} channel(s) "
+                            f"({', '.join(map(repr, bundle.columns))}); give one CSV column "
+                            f"per channel, in that order")
+        return open_csv(path, columns, label_column, time_column, sep,
+                        channels=list(bundle.channels))
     table = open_csv(path, None, label_column, time_column, sep)
     names = (bundle.columns if all(c in table.columns for c in bundle.columns)
              else bundle.channels)
@@ -335,7 +345,8 @@ def open_for_bundle(path: str | Path, bundle, label_column: str | None = None,
             parts.append(f"has {', '.join(map(repr, extra))} that the bundle does not know")
         raise UserError(f"{path} does not match the bundle: its sensor columns "
                         f"({', '.join(map(repr, table.columns))}) {' and '.join(parts)}; the "
-                        f"bundle was trained on {', '.join(map(repr, bundle.columns))}")
+                        f"bundle was trained on {', '.join(map(repr, bundle.columns))}: rename "
+                        f"the CSV's columns, or name them in that order with --columns")
     if extra:
         print(f"warning: {path}: the bundle does not know {', '.join(map(repr, extra))}: left "
               f"out", file=sys.stderr)

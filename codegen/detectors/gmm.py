@@ -20,8 +20,9 @@ that moves every score alike.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from codegen.detectors import f32math, quadform
@@ -31,6 +32,9 @@ from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind, 
                                     scalar, threshold_param)
 from codegen.errors import UserError
 from codegen.training import thresholds
+
+if TYPE_CHECKING:
+    from sklearn.mixture import GaussianMixture
 
 NAME = "gmm"
 COVARIANCES = ("full", "diag")
@@ -72,6 +76,8 @@ SPEC = DetectorSpec(NAME, units=("f32math", "quadform", "gmm"), kind=Kind.STATEL
 
 
 def _mixture(k: int, covariance: str, n_init: int, seed: int) -> GaussianMixture:
+    from sklearn.mixture import GaussianMixture  # imported on use: the CLI starts without it
+
     return GaussianMixture(k, covariance_type=covariance, n_init=n_init, random_state=seed)
 
 

@@ -57,9 +57,9 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from codegen.training import thresholds
 from codegen.errors import UserError
@@ -68,6 +68,9 @@ from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind, 
                                     array_bytes, channel_std, choice_param, int_param,
                                     merge_params, positive_int, scalar, threshold_param)
 from codegen.detectors.window import Window
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest
 
 NAME = "isolation_forest"
 LEAF = 0x8000  # MCUA_IFOREST_LEAF: node codes at or above it are leaves
@@ -273,6 +276,8 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
         raise UserError(f"{NAME}: the normal training rows hold NaN or Inf; drop them")
     # the rows of partial windows neither grow the forest nor set its threshold
     features = rolling_features(normal, length)[0][length - 1:] if rolling(params) else normal
+    from sklearn.ensemble import IsolationForest  # imported on use: the CLI starts without it
+
     forest = IsolationForest(n_estimators=n_trees, max_samples=max_samples, random_state=seed,
                              n_jobs=1)
     with warnings.catch_warnings():

@@ -11,8 +11,6 @@ scikit-learn finds the centroids; its own distances (expanded squares) are never
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
 from codegen.training import thresholds
@@ -54,6 +52,9 @@ def _standardise(X: np.ndarray, mean: np.ndarray, inv_scale: np.ndarray) -> np.n
 
 def _choose_k(Z: np.ndarray, k_max: int, n_init: int, seed: int, verbose: bool) -> int:
     """The K in 2..k_max with the best silhouette on (a seeded sample of) the normal rows."""
+    from sklearn.cluster import KMeans  # imported on use: the CLI starts without it
+    from sklearn.metrics import silhouette_score
+
     rng = np.random.RandomState(seed)
     sample = Z if len(Z) <= SILHOUETTE_ROWS else Z[rng.choice(len(Z), SILHOUETTE_ROWS, False)]
     best_k, best_s = 2, -np.inf
@@ -83,6 +84,8 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     inv_scale = inverse_f32(NAME, std, channels)
     check_deviation(NAME, normal, mean, channels)
     Z = _standardise(normal, mean, inv_scale)
+    from sklearn.cluster import KMeans  # imported on use: the CLI starts without it
+
     # One thread: the same data and seed then give the same centroids on any machine.
     with threadpool_limits(1):
         if k == "auto":

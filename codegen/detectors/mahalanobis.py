@@ -13,7 +13,6 @@ so the device does one triangular product and a sum of squares and never inverts
 from __future__ import annotations
 
 import numpy as np
-from sklearn.covariance import EmpiricalCovariance, LedoitWolf, MinCovDet
 from threadpoolctl import threadpool_limits
 
 from codegen.detectors import quadform
@@ -51,6 +50,9 @@ SPEC = DetectorSpec(NAME, units=("quadform", "mahalanobis"), kind=Kind.STATELESS
 
 def _estimate(estimator: str, Z: np.ndarray, seed: int):
     """(centre, covariance, what to report) of standardised rows Z, in float64."""
+    # imported on use: the CLI starts without it
+    from sklearn.covariance import EmpiricalCovariance, LedoitWolf, MinCovDet
+
     with threadpool_limits(1):
         if estimator == "empirical":
             fit = EmpiricalCovariance().fit(Z)

@@ -16,7 +16,6 @@ The eigenvectors come from numpy's eigh of the standardised rows' covariance (fl
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind,
                                     Scored, array_bytes, channel_std, check_deviation,
@@ -133,6 +132,8 @@ def _eigen(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def classical_limits(eigenvalues: np.ndarray, k: int, n: int, alpha: float) -> tuple[float, float]:
     """(T² limit, Q limit) at false-alarm rate alpha: k(n-1)(n+1)/(n(n-k)) F_{k,n-k}(alpha)
     and Jackson and Mudholkar's limit from the residual eigenvalues."""
+    from scipy import stats  # imported on use: the CLI starts without it
+
     t2 = k * (n - 1) * (n + 1) / (n * (n - k)) * stats.f.ppf(1 - alpha, k, n - k)
     residual = eigenvalues[k:]
     theta1, theta2, theta3 = (float((residual ** i).sum()) for i in (1, 2, 3))

@@ -80,11 +80,11 @@ class Evaluation:
 
 def load_labelled(path: str | Path, bundle: Bundle, label_column: str | None = None,
                   time_column: str | None = None, sep: str | None = None,
-                  policy: str = missing.DEFAULT) -> Dataset:
+                  policy: str = missing.DEFAULT, columns: list[str] | None = None) -> Dataset:
     """The CSV's rows for this bundle, those with a missing reading as the policy says
-    (codegen/data/missing.py): its sensor columns must be the bundle's channels and it must
-    have a 0/1 label column."""
-    table = open_for_bundle(path, bundle, label_column, time_column, sep)
+    (codegen/data/missing.py): its sensor columns (columns: see open_for_bundle) must be the
+    bundle's channels and it must have a 0/1 label column."""
+    table = open_for_bundle(path, bundle, label_column, time_column, sep, columns)
     if table.label is None:
         raise UserError(f"{path} has no label column ({', '.join(LABEL_COLUMNS)} or "
                         f"--label-column): evaluate compares flags with labels, so it needs one "

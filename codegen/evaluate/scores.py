@@ -97,11 +97,13 @@ def score_csv(bundle: Bundle, path: str | Path, out: str | Path, engine: Engine,
               detectors: list[str], label_column: str | None = None,
               time_column: str | None = None, sep: str | None = None,
               policy: str = missing.DEFAULT, chunk: int = CHUNK_ROWS,
-              progress: Callable[[str], None] | None = None) -> int:
+              progress: Callable[[str], None] | None = None,
+              columns: list[str] | None = None) -> int:
     """Write out: per row of the CSV its time and label (where it has them) and per
     detector `<name>_score`, `<name>_flag`; a row with a missing reading as the policy says
-    (codegen/data/missing.py; skip: empty score and flag cells).  Returns the rows read."""
-    table = open_for_bundle(path, bundle, label_column, time_column, sep)
+    (codegen/data/missing.py; skip: empty score and flag cells); columns: see
+    open_for_bundle.  Returns the rows read."""
+    table = open_for_bundle(path, bundle, label_column, time_column, sep, columns)
     header = [c for c in (table.time, table.label) if c]
     header += [f"{d}_{what}" for d in detectors for what in ("score", "flag")]
     total = _lines(Path(path)) if progress else 0

@@ -27,8 +27,6 @@ import csv
 import itertools
 import json
 import math
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -41,6 +39,7 @@ from codegen.detectors import DETECTORS, get
 from codegen.detectors.base import scalar
 from codegen.detectors.window import ADAPTATION_DEFAULTS
 from codegen.errors import UserError
+from codegen.progress import Progress
 from codegen.training import thresholds
 from codegen.verify.engines import Engine, PythonEngine
 
@@ -339,32 +338,6 @@ def _profile_scores(figures, where: str, fix: str) -> dict[str, float]:
     return {profile: float(figures[profile]) for profile in PROFILE_ORDER}
 
 
-# --------------------------------------------------------------------------- progress
-
-class Progress:
-    """A one-line progress display on a terminal; plain occasional lines otherwise."""
-
-    def __init__(self, total: int, label: str, stream=None):
-        self.total, self.label = total, label
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = time.monotonic()
-        self.done = 0
-
-    def step(self, what: str = "") -> None:
-        self.done += 1
-        elapsed = time.monotonic() - self.start
-        if self.tty:
-            self.stream.write(f"\r{self.label}: {self.done}/{self.total} {elapsed:5.1f}s "
-                              f"{what[:50]:<50}")
-            if self.done == self.total:
-                self.stream.write("\n")
-            self.stream.flush()
-        elif self.done == self.total or self.done % max(1, self.total // 4) == 0:
-            print(f"{self.label}: {self.done}/{self.total} ({elapsed:.1f}s)", file=self.stream,
-                  flush=True)
-
-
 # --------------------------------------------------------------------------- our detectors
 
 # Parameters tuned on NAB (standard profile) and kept for all files; see docs/nab.md.
@@ -442,16 +415,17 @@ def nab_mapping(score: np.ndarray, decay: float, k: float) -> np.ndarray:
 
 
 def run_detector(corpus: Corpus, detector: str, params: dict | None = None,
-                 engine: EngineFactory = PythonEngine,
-                 progress: bool = True) -> dict[str, np.ndarray]:
+                 engine: EngineFactory = PythonEngine, progress: Progress | None = None,
+                 run: str = "") -> dict[str, np.ndarray]:
+    """The detector's NAB score of every file; progress: a step per file, named after
+    the run (e.g. "setting 3/18") and the file."""
     params = {**NAB_PARAMS[detector], **(params or {})}
-    bar = Progress(len(corpus.files), f"nab {detector}") if progress else None
     out = {}
     for f in corpus.files:
         z = raw_scores(detector, f, params, engine)
         out[f.name] = nab_mapping(z, params["decay"], params["threshold"])
-        if bar:
-            bar.step(f.name)
+        if progress:
+            progress.step(f"{detector}{' ' + run if run else ''}: {f.name}")
     return out
 
 
@@ -480,7 +454,7 @@ class Fold:
 
 def cross_validate(corpus: Corpus, detector: str, grid: list[dict] | None = None,
                    folds: int = 2, engine: EngineFactory = PythonEngine,
-                   progress: bool = True) -> tuple[list[Fold], dict[str, float]]:
+                   progress: Progress | None = None) -> tuple[list[Fold], dict[str, float]]:
     """Out-of-sample NAB scores for a detector whose settings are chosen on NAB itself.
     Files (sorted by name, so every category is split) go to `folds` interleaved parts; for
     each part the grid setting with the best standard score on the other files is chosen and
@@ -488,7 +462,8 @@ def cross_validate(corpus: Corpus, detector: str, grid: list[dict] | None = None
     the whole corpus when every file is scored with the setting chosen without it (the
     threshold optimised as NAB does for every detector)."""
     grid = grid or settings(detector)
-    scores = [run_detector(corpus, detector, setting, engine, progress) for setting in grid]
+    scores = [run_detector(corpus, detector, setting, engine, progress,
+                           f"setting {i + 1}/{len(grid)}") for i, setting in enumerate(grid)]
     names = [f.name for f in corpus.files]
     result, chosen = [], {}
     for k in range(folds):
@@ -506,12 +481,13 @@ def cross_validate(corpus: Corpus, detector: str, grid: list[dict] | None = None
 
 
 def cross_validation_report(corpus: Corpus, detector: str,
-                            engine: EngineFactory = PythonEngine,
-                            given: dict | None = None) -> tuple[list[str], tuple[float, ...]]:
+                            engine: EngineFactory = PythonEngine, given: dict | None = None,
+                            progress: Progress | None = None
+                            ) -> tuple[list[str], tuple[float, ...]]:
     """The report's lines on each fold, and the out-of-sample normalised scores (every file
     scored with the setting chosen without it) in PROFILE_ORDER."""
     grid = settings(detector, given)
-    folds, whole = cross_validate(corpus, detector, grid, engine=engine)
+    folds, whole = cross_validate(corpus, detector, grid, engine=engine, progress=progress)
     varied = list(CV_GRID)
     lines = [f"mcu-anomaly {label(detector, given)}, 2-fold cross-validation over {len(grid)} "
              f"settings ({', '.join(varied)}):"]
@@ -555,7 +531,7 @@ RANKED_OUT_OF_SAMPLE = [
     "parameter set was chosen, so this rank is the cautious one: it gives ours no credit for",
     "tuning on the files scored."]
 RANKED_IN_SAMPLE = [
-    "ours are ranked by the in-sample figure: their settings (nab.NAB_PARAMS) were tuned on",
+    "ours are ranked by the in-sample figure: their settings (docs/nab.md) were tuned on",
     "these same files; --cross-validate gives the out-of-sample figure, the cautious one, and",
     "ranks by it."]
 
@@ -627,16 +603,18 @@ def scorer_check(root: Path, corpus: Corpus) -> list[str]:
 
 
 def our_scores(corpus: Corpus, detector: str, engine: EngineFactory, given: dict | None,
-               cross_validation: bool) -> tuple[list[str], OurScores]:
+               cross_validation: bool, progress: Progress | None = None
+               ) -> tuple[list[str], OurScores]:
     """The report's lines on one of our detectors (its thresholds, with cross_validation its
     folds) and its scores for the scoreboard."""
-    result = score_corpus(corpus, run_detector(corpus, detector, given, engine=engine))
+    result = score_corpus(corpus, run_detector(corpus, detector, given, engine, progress))
     name = f"mcu-anomaly {label(detector, given)}"
     lines = [f"{name}: thresholds " + ", ".join(f"{p} {result[p].threshold:.4g}"
                                                 for p in PROFILE_ORDER)]
     out_of_sample = None
     if cross_validation:
-        report, out_of_sample = cross_validation_report(corpus, detector, engine, given)
+        report, out_of_sample = cross_validation_report(corpus, detector, engine, given,
+                                                        progress)
         lines += report
     return lines, OurScores(name, tuple(result[p].normalised for p in PROFILE_ORDER),
                             out_of_sample)
@@ -655,10 +633,12 @@ def main(root: str | Path, detectors: list[str], engine: EngineFactory = PythonE
     lines = [f"NAB: {len(corpus.files)} files, {corpus.rows} rows, {corpus.n_windows} windows"]
     if (root / "results" / "windowedGaussian").is_dir():
         lines += scorer_check(root, corpus)
+    runs = 1 + math.prod(map(len, CV_GRID.values())) if cross_validation else 1  # per detector
+    progress = Progress(len(detectors) * runs * len(corpus.files), "nab")
     ours = []
     for detector in detectors:
         report, scores = our_scores(corpus, detector, engine, given.get(detector),
-                                    cross_validation)
+                                    cross_validation, progress)
         lines += report
         ours.append(scores)
     lines.append(f"scoreboard by the standard profile, NAB's rows from {root / FINAL_RESULTS}:")

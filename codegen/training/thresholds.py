@@ -114,7 +114,7 @@ def below(value) -> np.float32:
 def candidates(scores: np.ndarray, labels: np.ndarray):
     """(thresholds, precision, recall) for every distinct score, with flags = score >
     threshold (scikit-learn's precision_recall_curve, shifted one float32 down)."""
-    from sklearn.metrics import precision_recall_curve  # not on the CLI's start-up path
+    from sklearn.metrics import precision_recall_curve  # imported on use: the CLI starts without it
 
     scores = np.asarray(scores, dtype=np.float32)
     labels = np.asarray(labels, dtype=bool)

@@ -7,8 +7,8 @@ detector starts each stream from a fresh state):
   extreme  - the float32 edge cases: zeros of both signs, denormals, the largest floats,
              NaN and +-Inf, and long constant stretches (zero variance in a window);
   real     - the Numenta Anomaly Benchmark series, mapped onto the training channels' scale
-             and also as they are; only with NAB's data (default_nab: the checkout's
-             ../shared/data/nab), else the battery has the other two kinds alone.
+             and also as they are; only with NAB's data (--nab, or default_nab), else the
+             battery has the other two kinds alone.
 """
 
 from __future__ import annotations
@@ -25,14 +25,20 @@ from codegen.errors import UserError
 F32 = np.float32
 
 
+# Where verify finds NAB's data without --nab, from the working directory: beside it (run
+# in a checkout) or under it (run from the checkout's parent); then beside the checkout.
+NAB_SEARCH = ("../shared/data/nab", "shared/data/nab")
+
+
 def default_nab() -> Path | None:
-    """The NAB data beside a source checkout, ../shared/data/nab, when it is there (a wheel
-    install has no default)."""
+    """The first NAB folder (one with data/) of NAB_SEARCH from the working directory, then
+    ../shared/data/nab beside the source checkout this codegen runs from (none for a wheel
+    install); None when there is none."""
+    candidates = [Path(p) for p in NAB_SEARCH]
     root = resources.checkout()
-    if root is None:
-        return None
-    nab = root.parent / "shared" / "data" / "nab"
-    return nab if (nab / "data").is_dir() else None
+    if root is not None:
+        candidates.append(root.parent / "shared" / "data" / "nab")
+    return next((p.resolve() for p in candidates if (p / "data").is_dir()), None)
 
 
 def _random(bundle: Bundle, rng: np.random.Generator, n: int) -> np.ndarray:

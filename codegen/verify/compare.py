@@ -11,6 +11,7 @@ every row never take more than STATE_BYTES, whatever the channel count.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from codegen.bundle import Bundle
 from codegen.detectors import get
 from codegen.detectors.base import Scored
+from codegen.progress import Progress
 from codegen.verify.engines import Engine, PythonEngine
 
 F32 = np.float32
@@ -127,12 +129,12 @@ def _runs(bundle: Bundle, engine: Engine, which: list[str], rows: int):
 
 def compare(bundle: Bundle, engine: Engine, inputs: dict[str, np.ndarray],
             detectors: list[str] | None = None, flag_api: bool = True,
-            progress=None, reference: Engine | None = None) -> Comparison:
+            progress: bool = False, reference: Engine | None = None) -> Comparison:
     """Run `detectors` (default: all of the bundle's) on `engine` and on the reference
     (default: PythonEngine(bundle)) over every kind of input and count what differs;
-    flag_api: also compare the flag APIs.  Memory stays bounded for any channel count: the
-    states of the streaming detectors are compared run by run (_runs), with the same counts
-    and mismatches as in one run."""
+    flag_api: also compare the flag APIs; progress: a step per chunk on stderr.  Memory stays
+    bounded for any channel count: the states of the streaming detectors are compared run by
+    run (_runs), with the same counts and mismatches as in one run."""
     names = list(bundle.detectors) if detectors is None else list(detectors)
     flagging = [d for d in names if get(d).SPEC.flag_api] if flag_api else []
     reference = reference or PythonEngine(bundle)
@@ -143,9 +145,12 @@ def compare(bundle: Bundle, engine: Engine, inputs: dict[str, np.ndarray],
             if name in flagging:
                 counts[(f"{name} flag", kind)] = [0, 0, 0, None]
     mismatches: list[Mismatch] = []
+    chunks = {kind: engine.chunk or max(len(X), 1) for kind, X in inputs.items()}
+    bar = (Progress(sum(math.ceil(len(X) / chunks[kind]) for kind, X in inputs.items()),
+                    f"verify {engine.name}") if progress else None)
     for kind, X in inputs.items():
         X = np.asarray(X, dtype=F32)
-        chunk = engine.chunk or max(len(X), 1)
+        chunk = chunks[kind]
         for start in range(0, len(X), chunk):
             part = X[start:start + chunk]
             runs = [("", names, False)] + ([(" flag", flagging, True)] if flagging else [])
@@ -162,9 +167,8 @@ def compare(bundle: Bundle, engine: Engine, inputs: dict[str, np.ndarray],
                                    (engine.name, name + suffix, kind))
                 for name in which:  # in the detectors' order, as one run reports them
                     mismatches += found[name][:SHOWN_MISMATCHES - len(mismatches)]
-            if progress:
-                progress(f"{engine.name}: {kind} samples {start}..{start + len(part) - 1} "
-                         f"compared")
+            if bar:
+                bar.step(f"{kind} samples {start}..{start + len(part) - 1}")
     results = [Result(d, k, n, s, f, st) for (d, k), (n, s, f, st) in counts.items()]
     return Comparison(engine.name, results, mismatches)
 
