@@ -58,8 +58,10 @@ CASES = [
                                         _rows()).encode(), 0, "", ["say_x", "c_d_e"]),
     ("keywords", _table(["int", "class", "anomaly"], _rows()).encode(), 0, "",
      ["int_", "class_"]),
-    ("300-channels", _wide(300).encode(), 0, "", [f"s{i}" for i in range(300)]),
-    ("5000-channels", _wide(5000).encode(), 0, "", [f"s{i}" for i in range(5000)]),
+    # read and fitted; 40 rows of noise on that many channels put the Z-score's maximum above
+    # 3 in most rows, a threshold train refuses
+    ("300-channels", _wide(300).encode(), 2, "flags 15 of the 40 normal rows", None),
+    ("5000-channels", _wide(5000).encode(), 2, "flags 40 of the 40 normal rows", None),
     ("1e30", _table(["a", "b", "anomaly"], [["1e30", "2", "0"], ["-1e30", "3", "0"],
                                             ["5e29", "4", "0"]]).encode(), 0, "", ["a", "b"]),
     ("beyond-float32", _table(["a", "b", "anomaly"], [["1e39", "2", "0"], ["1", "3", "0"]]

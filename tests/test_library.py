@@ -188,9 +188,10 @@ def generate(bundle, tmp_path: Path, lib: Path):
 
 
 def retrained(iot):
-    """The default detectors with a lower Z-score threshold: other flags on the same rows."""
+    """The default detectors with a lower Z-score threshold: other flags on the same rows
+    (on 31 % of the normal rows: allowed)."""
     return training.train(iot, DEFAULT, {"zscore": {"threshold": "value:1.5"}}, seed=0,
-                          name="sensors", verbose=False)
+                          name="sensors", verbose=False, max_alarm_share=1.0)
 
 
 def answers(lines: list[str], bundle) -> tuple[np.ndarray, list[str], list[str]]:

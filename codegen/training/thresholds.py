@@ -164,27 +164,26 @@ ALARM_SHARE_HELP = ("refuse a threshold that flags more than this share of the n
                     f"data's), in (0, 1] (default {MAX_ALARM_SHARE:g})")
 
 
-def judge(name: str, spec: str, threshold: float, flags: np.ndarray,
-          labels: np.ndarray | None, data: str, max_share: float) -> str | None:
-    """Refuse a degenerate threshold, one that flags more than max_share of the normal
-    rows (labels False, or every row without labels); a warning when there are labelled
-    anomalous rows and it flags none of them.  flags: the detector's, on data's rows."""
-    flags = np.asarray(flags, dtype=bool)
-    normal = np.ones(len(flags), bool) if labels is None else ~np.asarray(labels, bool)
+def judge(name: str, spec: str, threshold: float, normal_flags: np.ndarray,
+          anomaly_flags: np.ndarray | None, data: str, max_share: float) -> str | None:
+    """Refuse a degenerate threshold, one whose flags on normal rows (normal_flags) are
+    more than max_share of them; a warning when labelled anomalous rows are given
+    (anomaly_flags) and it flags none of them."""
+    normal_flags = np.asarray(normal_flags, dtype=bool)
     shown = f"{name}: threshold {spec or 'default'} = {threshold:.6g}"
-    false_alarms, normal_rows = int(flags[normal].sum()), int(normal.sum())
+    false_alarms, normal_rows = int(normal_flags.sum()), len(normal_flags)
     if normal_rows and false_alarms > max_share * normal_rows:
         share = false_alarms / normal_rows
         raise UserError(f"{shown} flags {false_alarms:,} of the {normal_rows:,} normal rows of "
                         f"{data} ({share:.1%}), more than --max-alarm-share {max_share:g}: it "
                         f"would alarm through normal operation; choose another strategy (e.g. "
                         f"--set {name}.threshold=percentile:99, or recall:R with a lower R), "
-                        f"or accept it with --max-alarm-share {min(1.0, np.ceil(share * 100) / 100):g}")
-    anomalous = int((~normal).sum())
-    if anomalous and not flags[~normal].any():
-        return (f"warning: {shown} flags none of the {anomalous:,} labelled anomalous rows of "
-                f"{data} ({false_alarms:,} of its {normal_rows:,} normal rows): on these faults "
-                f"it would stay silent; try a lower threshold or another detector")
+                        f"or accept it with --max-alarm-share "
+                        f"{min(1.0, np.ceil(share * 100) / 100):g}")
+    if anomaly_flags is not None and len(anomaly_flags) and not np.any(anomaly_flags):
+        return (f"warning: {shown} flags none of the {len(anomaly_flags):,} labelled anomalous "
+                f"rows of {data} ({false_alarms:,} of {normal_rows:,} normal rows): on these "
+                f"faults it would stay silent; try a lower threshold or another detector")
     return None
 
 

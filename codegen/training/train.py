@@ -92,6 +92,29 @@ def select(module, fitted, spec: str, X: np.ndarray, labels: np.ndarray, rounds:
     return chosen, info
 
 
+def _judge(module, fitted, spec: str, validation: Dataset | None, dataset: Dataset,
+           flags: np.ndarray | None, max_share: float) -> None:
+    """thresholds.judge on the rows the threshold was chosen from: a labelled strategy's
+    validation rows, else the normal rows training learnt from, as a stream of their own
+    (in the labelled stream, the rows after an anomaly hold it in their windows, and a
+    windowed detector rightly flags them); the anomalous rows of the labelled data
+    (flags: the detector's on the dataset's rows, when it is labelled).  Rows with a
+    missing reading, flagged whatever the threshold, are left out."""
+    if validation is not None:
+        data = validation
+        flags = module.score(fitted, data.values).flags
+        normal_flags = flags[~data.missing & ~data.labels]
+    else:
+        data = dataset
+        normal_flags = module.score(fitted, dataset.normal).flags
+    anomaly_flags = (None if data.labels is None or flags is None
+                     else flags[~data.missing & data.labels])
+    warning = thresholds.judge(module.NAME, spec, fitted.scalars["threshold"], normal_flags,
+                               anomaly_flags, data.name, max_share)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
 def check_constants(name: str, fitted, channels: list[str]) -> None:
     """Refuse a trained detector that generate could not turn into working C: a float
     constant that is not a finite float32, an empty array, anything bundle.load's schema
@@ -196,19 +219,13 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
             info["data"] = validation.name
             fitted[module.NAME].report["threshold_choice"] = info
         check_constants(module.NAME, fitted[module.NAME], dataset.channels)
-        judged = validation if module.NAME in labelled else dataset
-        flags = module.score(fitted[module.NAME], judged.values).flags
-        complete = ~judged.missing  # a missing reading is flagged whatever the threshold
-        warning = thresholds.judge(
-            module.NAME, specs[module.NAME], fitted[module.NAME].scalars["threshold"],
-            flags[complete], None if judged.labels is None else judged.labels[complete],
-            judged.name, max_alarm_share)
-        if warning:
-            print(warning, file=sys.stderr)
+        flags = None
         if dataset.labels is not None:
-            if judged is not dataset:
-                flags = module.score(fitted[module.NAME], dataset.values).flags
+            flags = module.score(fitted[module.NAME], dataset.values).flags
             fitted[module.NAME].report["evaluation"] = evaluate(flags, dataset.labels)
+        _judge(module, fitted[module.NAME], specs[module.NAME],
+               validation if module.NAME in labelled else None, dataset, flags,
+               max_alarm_share)
     stats = normal.astype(np.float64)
     return Bundle(
         name=name,
