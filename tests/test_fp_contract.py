@@ -169,3 +169,13 @@ def test_an_unknown_compiler_stops_with_a_message(generated, tmp_path):
     assert "-ffp-contract=off" in result.stderr and "MCUA_FP_CONTRACT_OFF_BY_FLAG" in result.stderr
     result = subprocess.run([*unknown, NO_PRAGMAS], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+def test_fast_math_stops_with_a_message(generated, compiler, tmp_path):
+    """-ffast-math changes float results beyond contraction, with either compiler."""
+    require_tool(compiler)
+    result = subprocess.run([compiler, "-std=c99", "-ffast-math", "-I", str(generated), "-c",
+                             str(generated / "mcua_zscore.c"), "-o", str(tmp_path / "z.o")],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "built with -ffast-math" in result.stderr

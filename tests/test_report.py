@@ -383,3 +383,14 @@ def test_delays_are_in_time_units_when_there_is_a_time_column():
 def test_a_million_row_report_stays_under_10_mb(million, tmp_path):
     out = report.write(report.render(million), tmp_path / "report.html")
     assert out.stat().st_size <= 10_000_000
+
+
+def test_a_missing_reading_is_a_gap_beside_its_buckets_extremes():
+    """A dropout (NaN) in the bucket of a spike: the spike is still drawn, and the dropout
+    too, as a gap (NaN sorts above every reading, so a plain lowest/highest would draw the
+    gap instead of the spike)."""
+    y = np.random.default_rng(0).standard_normal(1_000_000).astype(np.float32)
+    y[500_000], y[500_001], y[10] = 50, np.nan, np.nan
+    drawn = thinning.series(y)
+    assert {10, 500_000, 500_001} <= set(drawn.tolist())
+    assert len(drawn) <= 2 * thinning.COLUMNS + 2 + 2

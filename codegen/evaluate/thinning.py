@@ -39,13 +39,17 @@ def _extremes(groups: np.ndarray, y: np.ndarray, ends: bool) -> np.ndarray:
 
 def series(y: np.ndarray, columns: int = COLUMNS) -> np.ndarray:
     """Row indices to draw of a series: the rows of each bucket's lowest and highest
-    reading, and the first and last row."""
+    reading, the first and last row, and each bucket's first missing (NaN) reading, drawn
+    as a gap, beside its extremes."""
     n = len(y)
     if n <= 2 * columns:
         return np.arange(n)
-    rows = _buckets(n, columns)
-    kept = _extremes(np.arange(n) // rows, y, ends=False)
-    return np.union1d(kept, [0, n - 1])
+    groups = np.arange(n) // _buckets(n, columns)
+    present = np.flatnonzero(~np.isnan(y))
+    absent = np.flatnonzero(np.isnan(y))
+    kept = present[_extremes(groups[present], y[present], ends=False)] if present.size else []
+    gaps = absent[np.unique(groups[absent], return_index=True)[1]]
+    return np.union1d(np.union1d(kept, gaps), [0, n - 1]).astype(np.int64)
 
 
 def curve(x: np.ndarray, y: np.ndarray, columns: int = HALF) -> np.ndarray:

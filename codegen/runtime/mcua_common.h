@@ -85,6 +85,12 @@
 #error "mcu-anomaly: this compiler is not known to turn floating-point contraction off from the source; build with contraction off (no fused multiply-add, e.g. -ffp-contract=off) and define MCUA_FP_CONTRACT_OFF_BY_FLAG"
 #endif
 
+/* -ffast-math (gcc, clang) reorders sums, drops NaN and Inf tests and lets
+ * clang fuse whatever the pragmas say: the reference's answers are lost. */
+#if defined(__FAST_MATH__)
+#error "mcu-anomaly: built with -ffast-math, which changes float results (reordered sums, NaN and Inf tests dropped); build the runtime without it (e.g. -fno-fast-math)"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
