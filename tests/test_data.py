@@ -30,7 +30,8 @@ def test_notebook_generator_is_the_notebooks_data():
 @pytest.mark.parametrize("text, message", [
     ("", "is empty"),
     ("a,b\n", "no data rows"),
-    ("a,b\n1,x\n", "1 cell(s) are not numeric: line 2 column 'b' holds 'x'"),
+    ("a,b\n1,x\n", "1 cell(s) are not numeric, by column: column 'b': 1 (first line 2: 'x'); "
+                  "the cells: line 2 column 'b' holds 'x'"),
     ("a,b,anomaly\n1,2,3\n", "labels must be 0 (normal) or 1"),
     ("a,b\n1\n", "has 1 fields, the header has 2"),
     ("a,b,a\n1,2,3\n", "names the column 'a' 2 times"),
@@ -140,5 +141,7 @@ def test_missing_readings_are_nan_left_out_of_training_and_every_bad_cell_is_nam
     with pytest.raises(UserError) as error:
         data.load_csv(write(tmp_path, "a,b\n" + bad + "\n", "bad.csv"))
     message = str(error.value)
-    assert "25 cell(s) are not numeric: line 2 column 'b' holds 'x0'" in message
+    assert "25 cell(s) are not numeric, by column: column 'b': 25 (first line 2: 'x0')" in message
+    assert "the cells: line 2 column 'b' holds 'x0'" in message
     assert "line 21 column 'b' holds 'x19'; fix" not in message and "and 5 more" in message
+    assert "--ignore 'b'" in message

@@ -248,16 +248,24 @@ SHOWN_CELLS = 20
 
 
 def _not_numeric(path: Path, bad: list[tuple[int, str, str]]) -> UserError:
-    """Every cell that is not a number, the first SHOWN_CELLS of them by line and column."""
+    """Every cell that is not a number: per column a count and the first, then the first
+    SHOWN_CELLS cells by line and column."""
+    columns: dict[str, list[tuple[int, str]]] = {}
+    for line, column, text in bad:
+        columns.setdefault(column, []).append((line, text))
+    per_column = "; ".join(f"column {c!r}: {len(cells):,} (first line {cells[0][0]}: "
+                           f"{cells[0][1]!r})" for c, cells in columns.items())
     shown = "; ".join(f"line {line} column {column!r} holds {text!r}"
                       for line, column, text in bad[:SHOWN_CELLS])
-    more = f" and {len(bad) - SHOWN_CELLS} more" if len(bad) > SHOWN_CELLS else ""
+    more = f" and {len(bad) - SHOWN_CELLS:,} more" if len(bad) > SHOWN_CELLS else ""
     comma = ("; decimal commas are not read: export with a decimal point"
              if any("," in t and t.replace(",", "", 1).strip().isdigit() for _, _, t in bad)
              else "")
-    return UserError(f"{path}: {len(bad)} cell(s) are not numeric: {shown}{more}; fix the "
-                     f"values (an empty cell is read as a missing reading) or leave the "
-                     f"column out with --columns{comma}")
+    ignore = ",".join(columns)
+    return UserError(f"{path}: {len(bad):,} cell(s) are not numeric, by column: {per_column}; "
+                     f"the cells: {shown}{more}; fix the values (an empty cell is read as a "
+                     f"missing reading), or leave a column that is not a sensor out with "
+                     f"--ignore {ignore!r} (or pick the sensors with --columns){comma}")
 
 
 def open_csv(path: str | Path, columns: list[str] | None = None,
