@@ -109,7 +109,7 @@ def test_training_leaves_the_incomplete_rows_out_and_says_which(log, trained, tm
 
 
 def test_score_flags_every_gap_as_the_device_and_skip_leaves_it_unscored(log, trained,
-                                                                         tmp_path):
+                                                                         tmp_path, capsys):
     path, values, _, complete = log
     incomplete = ~np.isfinite(values).all(axis=1)
     flagged = _score(trained, path, tmp_path / "flag.csv")
@@ -131,6 +131,7 @@ def test_score_flags_every_gap_as_the_device_and_skip_leaves_it_unscored(log, tr
             assert [r[f"{name}_flag"] for r in kept] == [r[f"{name}_flag"] for r in replay]
     assert main(["score", str(trained), str(path), "--out", str(tmp_path / "r.csv"),
                  "--missing", "refuse"]) == 2
+    assert f"row(s) of data rows 1 to {ROWS:,} hold a missing reading" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
 
 

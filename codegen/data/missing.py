@@ -37,16 +37,19 @@ def rows_shown(rows: np.ndarray, first: int = 1) -> str:
     return shown + (f" and {len(rows) - SHOWN_ROWS} more" if len(rows) > SHOWN_ROWS else "")
 
 
-def check(dataset: Dataset, policy: str, first: int = 1) -> np.ndarray:
+def check(dataset: Dataset, policy: str, first: int | None = None) -> np.ndarray:
     """The indices of the dataset's rows holding a missing reading; under refuse, an error
-    when there is one.  first: the data-row number of the dataset's first row."""
+    when there is one.  first: when the dataset is a part of a file read in parts, the
+    data-row number of its first row (the error then names the part's span)."""
     if policy not in POLICIES:
         raise UserError(f"--missing {policy!r} is not a policy; choose from "
                         f"{', '.join(POLICIES)}")
     rows = np.flatnonzero(dataset.missing)
     if rows.size and policy == "refuse":
-        raise UserError(f"{dataset.name}: {rows.size} row(s) hold a missing reading (empty "
-                        f"cell, nan or inf): data rows {rows_shown(rows, first)}; fill them "
+        span = ("" if first is None else
+                f" of data rows {first:,} to {first + len(dataset.values) - 1:,}")
+        raise UserError(f"{dataset.name}: {rows.size} row(s){span} hold a missing reading (empty "
+                        f"cell, nan or inf): data rows {rows_shown(rows, first or 1)}; fill them "
                         f"in, or give --missing flag (as the device does) or --missing skip")
     return rows
 

@@ -121,7 +121,8 @@ def score_csv(bundle: Bundle, path: str | Path, out: str | Path, engine: Engine,
                 columns.append(part.labels.astype(np.uint8).tolist())
             for d in detectors:
                 scores, flags = results[d]
-                columns += [_cells(_text(scores), fed), _cells(flags.astype(np.uint8).tolist(), fed)]
+                columns += [_cells(_text(scores), fed),
+                            _cells(flags.astype(np.uint8).tolist(), fed)]
             writer.writerows(zip(*columns))
             rows += len(part.values)
             if progress:

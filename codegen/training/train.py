@@ -199,7 +199,8 @@ def train(dataset: Dataset, detectors: list[str], params: dict[str, dict], seed:
               f"them out", file=sys.stderr)
     normal = dataset.normal
     if len(normal) == 0:
-        what = "labelled anomalous or holds a missing reading" if gaps.size else "labelled anomalous"
+        what = ("labelled anomalous or holds a missing reading" if gaps.size
+                else "labelled anomalous")
         raise UserError(f"every row of {dataset.name} is {what}; training needs normal rows "
                         f"(label 0) with every reading present")
     if len(normal) < 2:
