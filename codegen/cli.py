@@ -268,8 +268,10 @@ def cmd_verify(args) -> int:
 
         with SerialPortEngine(loaded, args.port, args.baud or BAUD, args.bundle) as engine:
             result = compare.compare(loaded, engine, inputs, flag_api=False, progress=True)
-        return _report(f"{args.port}: the board's firmware app against the Python reference "
-                       f"(score APIs)", result)
+            untouched = engine.stack_untouched()
+        status = _report(f"{args.port}: the board's firmware app against the Python "
+                         f"reference (score APIs)", result)
+        return _stack_report(untouched) or status
     if not args.target:
         from host_sim.hostlib import HostModel
 
@@ -285,6 +287,20 @@ def cmd_verify(args) -> int:
         result = compare.compare(loaded, engine, inputs, progress=True)
     return _report(f"{args.target}: firmware in the simulator against the Python reference",
                    result)
+
+
+def _stack_report(untouched: int | None) -> int:
+    """The board's stack headroom after the battery (the app's M line); 1 when the stack
+    reached the static data, whose values then cannot be trusted."""
+    if untouched is None:
+        return 0
+    if untouched == 0:
+        print("stack: it reached the static data (detector state, serial buffers) during the "
+              "run, so the board may misbehave whatever the table says: make the windows "
+              "smaller, or use fewer channels or detectors")
+        return 1
+    print(f"stack: {untouched:,} B of free RAM never reached during the run")
+    return 0
 
 
 def _report(title: str, result: compare.Comparison) -> int:

@@ -19,7 +19,7 @@ from codegen.bench import peers
 from codegen.detectors import DETECTORS, get
 from codegen.errors import UserError
 from codegen.detectors import isolation_forest as iforest
-from codegen.firmware import OFFLINE_ENVS, memory
+from codegen.firmware import OFFLINE_ENVS, lines, memory
 from codegen.training import train as training
 from codegen.verify.battery import battery
 from codegen.verify.compare import compare
@@ -531,3 +531,20 @@ def test_a_run_whose_stack_grew_into_the_static_ram_is_refused(tmp_path):
     engine = TargetEngine(big, Target("uno", tmp_path))
     with pytest.raises(UserError, match=r"stack grew \d+ B into its \d+ B of static RAM"):
         engine.run(run.values[:50], names)
+
+
+@pytest.mark.firmware(group="uno")
+def test_the_unos_own_stack_measure_is_simavrs(on_target, tmp_path):
+    """M: the bytes above the static data that the stack never reached, painted at start-up
+    and counted by the app itself (for a real board, where no simulator watches), equal the
+    gap between the static data's end and simavr's deepest stack pointer."""
+    require_env("uno")
+    target = Target("uno", tmp_path)
+    elf = target.build(on_target)
+    rows = _normal_rows(on_target, 30, seed=4)
+    result = targets.run("uno", elf, [f"S {_hex(row)}" for row in rows] + ["M"])
+    untouched = [lines.parse_stack(line) for line in result.stdout_lines
+                 if lines.parse_stack(line) is not None]
+    _, ram = target.size(elf)
+    top = targets.AVR_RAM_START + ram
+    assert untouched == [result.sp_min + 1 - top] and untouched[0] > 0

@@ -56,6 +56,8 @@ def test_the_bundles_firmware_passes_over_the_port(iot_bundle, saved, tmp_path, 
     assert f"{pty}: the board's firmware app" in out and "0 mismatches" in out
     for detector in iot_bundle.detectors:  # every detector, every kind of the battery
         assert re.search(rf"^{detector} +extreme +100 +0 +0 +-$", out, re.M), out
+    assert re.search(r"^stack: [1-9][\d,]* B of free RAM never reached during the run$", out,
+                     re.M), out
 
 
 def test_a_firmware_one_ulp_off_fails(iot_bundle, saved, tmp_path, capsys):

@@ -11,6 +11,7 @@ from typing import NamedTuple
 _INFO = re.compile(r"I (\w+) (\d+) ([\w,]*)\Z")
 _RESULT = re.compile(r"R (\d+) (\d+) ([0-9a-f]{8}) ([01])\Z")
 _DONE = re.compile(r"DONE (\d+)\Z")
+_STACK = re.compile(r"M (\d+|-)\Z")
 
 
 class Info(NamedTuple):
@@ -55,3 +56,12 @@ def parse_done(line: str) -> int | None:
     """The count of a DONE line (the test vectors run), None for any other line."""
     match = _DONE.match(line.rstrip("\r"))
     return int(match[1]) if match else None
+
+
+def parse_stack(line: str) -> int | None:
+    """The bytes of an M line (free RAM the stack never reached; -1: the board does not
+    measure it), None for any other line."""
+    match = _STACK.match(line.rstrip("\r"))
+    if not match:
+        return None
+    return -1 if match[1] == "-" else int(match[1])

@@ -19,7 +19,7 @@ import serial
 from codegen.bundle import Bundle
 from codegen.detectors.base import Scored
 from codegen.errors import UserError
-from codegen.firmware.lines import parse_done, parse_info, parse_result
+from codegen.firmware.lines import parse_done, parse_info, parse_result, parse_stack
 
 F32 = np.float32
 BAUD = 115200  # port_arduino.cpp's Serial.begin
@@ -150,6 +150,21 @@ class SerialPortEngine:
         bits, flags = self._exchange(np.ascontiguousarray(X, dtype=F32))
         return {d: Scored(bits[self.order.index(d)].view(F32), flags[self.order.index(d)])
                 for d in detectors}
+
+    def stack_untouched(self) -> int | None:
+        """M: the bytes of free RAM the board's stack never reached since it started (0:
+        the stack reached the static data), None where the board does not measure it (or
+        its app predates M)."""
+        self._send("M")
+        line = self._line()
+        if line is None:
+            raise self._silent("answer to M", [])
+        if line.startswith("E "):
+            return None
+        untouched = parse_stack(line)
+        if untouched is None:
+            raise UserError(f"{self.port} answered {line!r} to M, not 'M <bytes>'")
+        return None if untouched < 0 else untouched
 
     def _exchange(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sends every row as an S line and reads its R lines, [detector, row] score bits

@@ -292,6 +292,19 @@ static void write_calibration(uint8_t stop)
     write_text(TEXT("OK\n"));
 }
 
+/* M: the stack's headroom, "M <bytes never reached>" or "M -" (not measured). */
+static void write_stack(void)
+{
+    const long untouched = mcua_port_stack_untouched();
+    if (untouched < 0) {
+        write_text(TEXT("M -\n"));
+        return;
+    }
+    write_text(TEXT("M "));
+    write_uint((unsigned long)untouched);
+    write_text(TEXT("\n"));
+}
+
 /* line == command, the command's text in flash (TEXT): no RAM for it on AVR. */
 static int is_command(const char *line, const char *command)
 {
@@ -328,8 +341,10 @@ static void handle_line(const char *line)
         write_calibration(line[1] != '\0');
     } else if (is_command(line, TEXT("I"))) {
         write_info();
+    } else if (is_command(line, TEXT("M"))) {
+        write_stack();
     } else {
-        write_error(TEXT("unknown command: S v1,v2,... | Z | I | C | C START | C STOP"));
+        write_error(TEXT("unknown command: S v1,v2,... | Z | I | M | C | C START | C STOP"));
     }
 }
 

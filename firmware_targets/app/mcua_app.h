@@ -24,6 +24,11 @@ void mcua_app_feed(char c);
 /* Implemented by the port: writes a NUL-terminated string. */
 void mcua_port_write(const char *text);
 
+/* Implemented by the port: the bytes of free RAM (between the static data and
+ * the stack) that the stack has never reached since start-up, or -1 where the
+ * port does not measure it.  0 means the stack reached the static data. */
+long mcua_port_stack_untouched(void);
+
 #ifdef __cplusplus
 }
 #endif
