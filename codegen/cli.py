@@ -521,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--label-column", help=LABEL_HELP)
     train.add_argument("--time-column", help=TIME_HELP)
     train.add_argument("--missing", choices=missing.POLICIES, default=missing.DEFAULT,
-                          help=missing.HELP)
+                       help=missing.HELP)
     train.add_argument("--quiet", action="store_true",
                        help="print only the bundle written and its detectors' thresholds")
     train.add_argument("--threshold", metavar="STRATEGY",
@@ -624,7 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="field separator: ',', ';' or tab (default: as for train)")
     evaluate.add_argument("--time-column", help=TIME_HELP)
     evaluate.add_argument("--missing", choices=missing.POLICIES, default=missing.DEFAULT,
-                             help=missing.HELP)
+                          help=missing.HELP)
     evaluate.add_argument("--columns", help=COLUMNS_HELP)
     evaluate.add_argument("--no-baseline", action="store_true",
                           help="leave out scikit-learn's IsolationForest baseline")
@@ -645,7 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--label-column", help=LABEL_HELP)
     score.add_argument("--time-column", help=TIME_HELP)
     score.add_argument("--missing", choices=missing.POLICIES, default=missing.DEFAULT,
-                          help=missing.HELP)
+                       help=missing.HELP)
     score.add_argument("--sep", choices=list(data.SEPARATORS), metavar="SEP",
                        help="field separator: ',', ';' or tab (default: as for train)")
     score.add_argument("--columns", help=COLUMNS_HELP)

@@ -102,7 +102,8 @@ def _judge(module, fitted, spec: str, validation: Dataset | None, dataset: Datas
     missing reading, flagged whatever the threshold, are left out."""
     if validation is not None:
         data = validation
-        flags = module.score(fitted, data.values).flags
+        if validation is not dataset or flags is None:  # else: the flags on it are given
+            flags = module.score(fitted, data.values).flags
         normal_flags = flags[~data.missing & ~data.labels]
     else:
         data = dataset
