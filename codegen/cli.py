@@ -319,19 +319,26 @@ def cmd_bench(args) -> None:
 
     resources.firmware_project("bench")
     envs = [e.strip() for e in args.targets.split(",") if e.strip()]
-    with_peers = False
+    if args.peers and args.bundle:
+        raise UserError("--peers measures the peers beside the shapes of ours they are paired "
+                        "with, trained by the bench: give no bundle")
+    if args.peers and peers.ENV not in envs:
+        raise UserError(f"the peers run on the {peers.ENV}: add {peers.ENV} to --targets")
+    with_peers = with_emlearn = False
     if args.bundle:
         bundles, judge = [(bundle.load(args.bundle), None, None)], False
     else:
-        print("no bundle given: training the reference shapes (those of the speed goals, three "
-              "isolation forests, the detectors paired with emlearn's) on synthetic data",
-              file=sys.stderr)
-        bundles, judge = bench.reference_bundles(), True
-        with_peers = peers.available()
-        if not with_peers:
+        print("no bundle given: training " + (
+            "the detectors of ours paired with the peers" if args.peers else
+            "the reference shapes (those of the speed goals, three isolation forests, the "
+            "detectors paired with the peers)") + " on synthetic data", file=sys.stderr)
+        bundles = bench.peer_bundles() if args.peers else bench.reference_bundles()
+        judge = with_peers = True
+        with_emlearn = peers.available()
+        if not with_emlearn:
             print(peers.INSTALL, file=sys.stderr)
     document = bench.run(bundles, envs, Target, args.json, args.samples, judge,
-                         progress=True, with_peers=with_peers)
+                         progress=True, with_peers=with_peers, with_emlearn=with_emlearn)
     print(bench.table(document["rows"]))
     for extra in (bench.memory_table(document["autoencoder_memory"]),
                   peers.table(document["peers"])):
@@ -593,6 +600,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 f"{', '.join(OFFLINE_ENVS)}")
     bench_cmd.add_argument("--samples", type=_count, default=200, help="measured samples per detector")
     bench_cmd.add_argument("--json", default="build/bench.json", help="where to write the table")
+    bench_cmd.add_argument("--peers", action="store_true",
+                           help="only the peers (the lab's Arduino Z-score; emlearn's models "
+                                "with the [peers] extra) and the detectors of ours paired with "
+                                "them, on the Uno (without a bundle, the bench measures these "
+                                "too, after the reference shapes)")
     bench_cmd.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser("demo", help="train, generate and verify on built-in data")

@@ -74,6 +74,11 @@ class Target:
     def size(self, elf: Path) -> tuple[int, int]:
         return targets.size(self.env, elf)
 
+    def float_routines(self, elf: Path) -> list[str]:
+        """The floating-point library routines the app's detector dispatch calls
+        (host_sim.targets.float_routines)."""
+        return targets.float_routines(self.env, elf)
+
     def instruction_count(self, elf: Path) -> list[int]:
         return targets.instruction_count(self.env, elf)
 

@@ -142,7 +142,8 @@ def missing_tools(env: str) -> list[str]:
     """What this machine lacks to build and run `env` (empty when all is there)."""
     missing = [m for m in ("platformio", "SCons") if importlib.util.find_spec(m) is None]
     prefix = _BINUTILS_PREFIX[env]
-    missing += [t for t in (prefix + "-gcc", prefix + "-size", prefix + "-nm") if not shutil.which(t)]
+    missing += [t for t in (prefix + "-gcc", prefix + "-size", prefix + "-nm", prefix + "-objdump")
+                if not shutil.which(t)]
     if env == "uno":
         if not ARDUINO_CORE.is_dir():
             missing.append(str(ARDUINO_CORE))
@@ -422,6 +423,42 @@ def instruction_count(
                 elif count is not None:
                     count += 1
     return counts
+
+
+_FUNCTION = re.compile(r"^[0-9a-f]+ <([^>]+)>:$")
+_REFERENCE = re.compile(r"<([^>+]+)(?:\+0x[0-9a-f]+)?>")
+# Library routines: the compiler's support calls and the C library's maths.
+_LIBM = {"sqrt", "sqrtf", "exp", "expf", "log", "logf", "pow", "powf", "fabs", "fabsf",
+         "floor", "floorf", "ceil", "ceilf", "ldexp", "ldexpf", "frexp", "frexpf"}
+_FLOAT_ROUTINE = re.compile(r"(sf|df)\d*$|^__aeabi_[fd]|^__(fix|float)|^(" + "|".join(_LIBM) + ")$")
+
+
+def float_routines(env: str, elf: Path, entry: str = "mcua_fw_detect") -> list[str]:
+    """The floating-point library routines (soft-float arithmetic, conversions, libm) that
+    code reachable from `entry` calls, following the program's own functions (not into the
+    library's), from <prefix>-objdump's disassembly: what a detector's call pulls in when
+    the app runs only that detector."""
+    out = subprocess.run([_BINUTILS_PREFIX[env] + "-objdump", "-d", str(elf)],
+                         capture_output=True, text=True, check=True).stdout
+    calls: dict[str, set[str]] = {}
+    current = None
+    for line in out.splitlines():
+        match = _FUNCTION.match(line)
+        if match:
+            current = calls.setdefault(match[1], set())
+        elif current is not None and "\t" in line:
+            current.update(_REFERENCE.findall(line.split(";")[-1] if ";" in line else line))
+    if entry not in calls:
+        raise FirmwareError(f"{elf} has no function {entry}")
+    seen, todo, routines = {entry}, [entry], set()
+    while todo:
+        for callee in calls.get(todo.pop(), ()):
+            if callee.startswith("__") or callee in _LIBM:
+                routines.add(callee)
+            elif callee not in seen:
+                seen.add(callee)
+                todo.append(callee)
+    return sorted(r for r in routines if _FLOAT_ROUTINE.search(r))
 
 
 def size(env: str, elf: Path) -> tuple[int, int]:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from codegen import __version__
-from codegen.bench import peers
+from codegen.bench import lab_peer, peers
 from codegen.training import train as training
 from codegen.bundle import Bundle
 from codegen.data.dataset import Dataset
@@ -47,11 +47,46 @@ from codegen.verify.engines import PythonEngine
 
 F32 = np.float32
 SAMPLES = 200
-# The speed and size goals, ATmega328P at 16 MHz, per sample.
-GOALS = {"zscore": {"cycles": 300, "flash": 1024},
-         "streaming_zscore": {"cycles": 1000},
-         "kmeans": {"cycles": 8000},
-         "autoencoder": {"cycles": 40000, "flash": 3072}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Goal:
+    """A speed or size goal on the Uno (ATmega328P, 16 MHz) for one call of a detector's API,
+    per sample; channels: only for bundles of that many (None: any)."""
+
+    detector: str
+    api: str = "score"
+    channels: int | None = None
+    median: int | None = None  # cycles
+    max: int | None = None  # cycles
+    max_ratio: float | None = None  # the max at most this times the median
+    flash: int | None = None  # bytes added to the app
+
+    def judge(self, row: dict) -> dict:
+        """{measure: {"limit", "met"}} for this goal's measures of a row."""
+        checks = {"median": (self.median, row["cycles"]), "max": (self.max, row["cycles_max"]),
+                  "max_ratio": (self.max_ratio, row["cycles_max"] / row["cycles"]),
+                  "flash": (self.flash, row["flash_bytes"])}
+        return {k: {"limit": limit, "met": bool(value <= limit)}
+                for k, (limit, value) in checks.items() if limit is not None}
+
+
+GOALS = (Goal("zscore", channels=1, median=350, flash=1024),
+         Goal("zscore", channels=3, median=900),
+         Goal("zscore", "flag", median=300, flash=1024),
+         Goal("streaming_zscore", median=3000, max_ratio=1.3),
+         Goal("streaming_zscore", "flag", median=1900, max_ratio=1.3),
+         Goal("moving_average", median=2000),
+         Goal("kmeans", median=5000, max=6000),
+         Goal("autoencoder", median=40000, flash=3072))
+
+
+def goal_for(row: dict) -> Goal | None:
+    """The goal a measured row is judged by (Uno rows of GOALS' shapes), or None."""
+    return next((g for g in GOALS if row["target"] == "uno" and g.detector == row["detector"]
+                 and g.api == row["api"] and g.channels in (None, row["channels"])), None)
+
+
 COUNTER = {"uno": "cycles", "cortex_m4f": "instructions", "rv32imc": "instructions"}
 
 
@@ -72,29 +107,46 @@ FORESTS = [("forest_uno", {"target": "uno"}, None),
            ("forest_rolling", {"features": "rolling"}, QEMU_ENVS)]
 
 
+ONE_CHANNEL = "one_channel"  # the bundle of the one-channel shapes (lab_peer pairs with it)
+
+
+def _one_channel(detectors: list[str], seed: int) -> tuple[Bundle, np.ndarray, None]:
+    one = training.train(synthetic(1, seed=seed), detectors, {}, seed, ONE_CHANNEL,
+                         verbose=False)
+    return one, synthetic(1, seed=seed + 1).values, None
+
+
 def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | None]]:
     """The shapes of the goals (GOALS) and the forests (FORESTS), each with held-out normal rows to
     measure on and the envs it runs on (None: all): Z-score, streaming Z-score and moving
-    average on one channel; K-means with K = 3 on five features; the int8 autoencoder
-    20-8-4-8-20 when TensorFlow and TFLite Micro are installed (the [autoencoder] extra);
-    the isolation forests of FORESTS on three channels; paired_bundles."""
+    average on one channel; Z-score on three (on the Uno, where its goal is); K-means with
+    K = 3 on five features; the int8 autoencoder 20-8-4-8-20 when TensorFlow and TFLite
+    Micro are installed (the [autoencoder] extra); the isolation forests of FORESTS on three
+    channels; the bundles of ours paired with emlearn's models (emlearn_bundles)."""
     detectors = ["zscore", "streaming_zscore", "moving_average"]
     if all(importlib.util.find_spec(m) for m in ("tensorflow", "tflite_micro")):
         detectors.append("autoencoder")
-    one = training.train(synthetic(1, seed=seed), detectors, {}, seed, "one_channel",
-                         verbose=False)
+    three = training.train(synthetic(3, seed=seed), ["zscore"], {}, seed, "three_channels",
+                           verbose=False)
     five = training.train(synthetic(5, seed=seed), ["kmeans"], {"kmeans": {"k": 3}}, seed,
                           "five_features", verbose=False)
-    cases = [(one, synthetic(1, seed=seed + 1).values, None),
+    cases = [_one_channel(detectors, seed),
+             (three, synthetic(3, seed=seed + 1).values, ("uno",)),
              (five, synthetic(5, seed=seed + 1).values, None)]
     for name, params, envs in FORESTS:
         forest = training.train(synthetic(3, seed=seed), ["isolation_forest"],
                                 {"isolation_forest": params}, seed, name, verbose=False)
         cases.append((forest, synthetic(3, seed=seed + 1).values, envs))
-    return cases + paired_bundles(seed)
+    return cases + emlearn_bundles(seed)
 
 
-def paired_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple]]:
+def peer_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | None]]:
+    """Only what the peers are measured beside (`bench --peers`): the one-channel streaming
+    Z-score of the lab's peer, and emlearn_bundles."""
+    return [_one_channel([lab_peer.OURS], seed)] + emlearn_bundles(seed)
+
+
+def emlearn_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple]]:
     """Our detectors that peers.PEERS pairs with emlearn's models, one bundle per feature
     count, measured on the Uno only (as the peers)."""
     cases = []
@@ -106,13 +158,17 @@ def paired_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple]]:
 
 
 def peer_rows(envs: list[str], make_target, workdir: Path, samples: int, seed: int = 0,
-              progress: Progress | None = None) -> list[dict]:
-    """Each of peers.PEERS on the Uno (when in envs), trained and measured on the rows
-    paired_bundles gives the detectors they are paired with."""
+              progress: Progress | None = None, with_emlearn: bool = True) -> list[dict]:
+    """On the Uno (when in envs): the lab's Z-score (lab_peer) and, with_emlearn, each of
+    peers.PEERS, trained and measured on the rows emlearn_bundles gives the detectors they
+    are paired with."""
     if peers.ENV not in envs:
         return []
-    rows = []
-    for i, peer in enumerate(peers.PEERS):
+    rows = [{**lab_peer.measure(synthetic(1, seed=seed + 1).values, samples, make_target,
+                                workdir / "lab", seed), "bundle": ONE_CHANNEL}]
+    if progress:
+        progress.step(f"{peers.ENV} the lab's Z-score: {rows[0]['cycles']} cycles")
+    for i, peer in enumerate(peers.PEERS if with_emlearn else ()):
         normal = synthetic(peer.features, seed=seed + 1).values
         row = peers.measure(peer, synthetic(peer.features, seed=seed).values,
                             np.resize(normal, (samples, peer.features)), make_target,
@@ -188,14 +244,17 @@ def measure(bundle: Bundle, envs: list[str], make_target, workdir: Path,
                 counts = np.array(_counts(target, single, elf, vectors, flag_only)[warm:])
                 counter = COUNTER[env]
                 row = {"target": env, "detector": detector, "api": api, "bundle": bundle.name,
+                       "channels": len(bundle.channels),
                        "shape": shape(bundle, detector), "samples": len(counts),
                        "cycles": None, "cycles_max": None,
                        "instructions": None, "instructions_max": None,
-                       "flash_bytes": flash - base[0], "ram_bytes": ram - base[1]}
+                       "flash_bytes": flash - base[0], "ram_bytes": ram - base[1],
+                       "float_routines": target.float_routines(elf)}
                 row[counter] = int(np.median(counts))
                 row[counter + "_max"] = int(counts.max())
-                if judge and env == "uno" and detector in GOALS:
-                    row["goal"] = _judge(GOALS[detector], row)
+                goal = goal_for(row) if judge else None
+                if goal:
+                    row["goal"] = goal.judge(row)
                 rows.append(row)
                 if progress:
                     progress.step(f"{env} {label(row)}: {row[counter]} {counter}")
@@ -207,11 +266,13 @@ def apis(spec) -> tuple[str, ...]:
     return ("score", "flag") if spec.flag_api else ("score",)
 
 
-def _steps(bundles, envs: list[str], with_peers: bool) -> int:
+def _steps(bundles, envs: list[str], with_peers: bool, with_emlearn: bool) -> int:
     """The rows run() measures: per bundle, env it runs on, detector and API; the peers."""
     rows = sum(len(apis(get(d).SPEC)) * sum(only is None or env in only for env in envs)
                for bundle, _, only in bundles for d in bundle.detectors)
-    return rows + (len(peers.PEERS) if with_peers and peers.ENV in envs else 0)
+    if not (with_peers and peers.ENV in envs):
+        return rows
+    return rows + 1 + (len(peers.PEERS) if with_emlearn else 0)
 
 
 def label(row: dict) -> str:
@@ -220,38 +281,40 @@ def label(row: dict) -> str:
     return row["detector"] + ("" if api == "score" else f" {api}")
 
 
-def _judge(goal: dict, row: dict) -> dict:
-    judged = {"cycles": {"limit": goal["cycles"], "met": row["cycles_max"] <= goal["cycles"]}}
-    if "flash" in goal:
-        judged["flash_bytes"] = {"limit": goal["flash"],
-                                 "met": row["flash_bytes"] <= goal["flash"]}
-    return judged
+GOAL_WORDS = {"median": "≤{} median", "max": "≤{} max", "max_ratio": "max ≤{}× median",
+              "flash": "≤{} B flash"}
+
+
+def verdict(goal: dict) -> str:
+    """A row's goal as the table prints it: "≤350 median: met; ≤1024 B flash: met"."""
+    return "; ".join(f"{GOAL_WORDS[k].format(g['limit'])}: {'met' if g['met'] else 'MISSED'}"
+                     for k, g in goal.items())
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'detector':<17} {'shape':<27} {'target':<11} {'median':>7} {'max':>7} "
-             f"{'per sample':<12} {'flash B':>7} {'RAM B':>6}  goal (uno)"]
+    """Our rows; float routines: the soft-float and maths routines the call pulls in."""
+    lines = [f"{'detector':<24} {'shape':<27} {'target':<11} {'median':>7} {'max':>7} "
+             f"{'per sample':<12} {'flash B':>7} {'RAM B':>6}  {'float routines':<40} "
+             "goal (uno)"]
     for r in rows:
         counter = COUNTER[r["target"]]
-        verdict = "; ".join(
-            f"≤{g['limit']} {'cycles' if k == 'cycles' else 'B flash'}: "
-            f"{'met' if g['met'] else 'MISSED'}" for k, g in r.get("goal", {}).items())
-        lines.append(f"{label(r):<17} {r['shape']:<27} {r['target']:<11} {r[counter]:>7} "
+        routines = " ".join(r["float_routines"]) or "none"
+        lines.append(f"{label(r):<24} {r['shape']:<27} {r['target']:<11} {r[counter]:>7} "
                      f"{r[counter + '_max']:>7} {counter:<12} {r['flash_bytes']:>7} "
-                     f"{r['ram_bytes']:>6}  {verdict}")
+                     f"{r['ram_bytes']:>6}  {routines:<40} {verdict(r.get('goal', {}))}")
     return "\n".join(lines)
 
 
 def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: list[str],
         make_target, json_out: str | Path, samples: int = SAMPLES, judge: bool = False,
-        progress: bool = False, with_peers: bool = False) -> dict:
+        progress: bool = False, with_peers: bool = False, with_emlearn: bool = True) -> dict:
     """Measure each (bundle, normal rows or None, the envs it runs on or None for all) on
-    those of envs (make_target: see measure), and with_peers emlearn's models (peer_rows,
-    paired with our rows); write the JSON (atomically) and return what it holds; progress:
-    a step per row on stderr."""
+    those of envs (make_target: see measure), and with_peers the peers (peer_rows: the lab's
+    Z-score and, with_emlearn, emlearn's models), paired with our rows; write the JSON
+    (atomically) and return what it holds; progress: a step per row on stderr."""
     if samples < 1:
         raise UserError(f"--samples must be at least 1, not {samples}")
-    bar = Progress(_steps(bundles, envs, with_peers), "bench") if progress else None
+    bar = Progress(_steps(bundles, envs, with_peers, with_emlearn), "bench") if progress else None
     rows, peer = [], []
     with tempfile.TemporaryDirectory(prefix="mcua-bench-") as tmp:
         for bundle, normal, only in bundles:
@@ -260,7 +323,7 @@ def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: lis
                             normal, judge, bar)
         if with_peers:
             peer = peer_rows(envs, make_target, Path(tmp) / "peers", samples,
-                             progress=bar)
+                             progress=bar, with_emlearn=with_emlearn)
     document = {"tool_version": __version__, "samples": samples, "rows": rows,
                 "autoencoder_memory": autoencoder_memory(bundles, rows),
                 "peers": [peers.pair(p, rows) for p in peer]}

@@ -161,20 +161,20 @@ def measure(peer: Peer, train: np.ndarray, vectors: np.ndarray, make_target, wor
             "cycles": int(np.median(cycles)), "cycles_max": int(cycles.max()),
             "flash_bytes": flash - stub_flash, "ram_bytes": ram - stub_ram,
             "decision_agreement": agreement, "max_score_error": error,
+            "check": f"decision {agreement:.1%} as scikit-learn's, scores within {error:.1e}",
             "ours": peer.ours, "ours_params": peer.params, "bundle": bundle_name(peer.features)}
 
 
 def pair(peer_row: dict, rows: list[dict]) -> dict:
-    """The peer row with our row of the same run (None when our detector is not registered
-    or was not measured) and the ratios ours / peer."""
-    ours = next((r for r in rows if r["target"] == peer_row["target"]
-                 and r["bundle"] == peer_row["bundle"] and r["detector"] == peer_row["ours"]
-                 and r.get("api", "score") == "score"), None)
-    ratio = None
-    if ours:
-        ratio = {k: round(ours[k] / peer_row[k], 3) if peer_row[k] else None
-                 for k in ("cycles", "flash_bytes", "ram_bytes")}
-    return {**peer_row, "ours_row": ours, "ratio": ratio}
+    """The peer row with our rows of the same run beside it ("ours_rows": the paired
+    detector's rows of the same bundle and target, its score API first, then its flag API;
+    empty when our detector is not registered or was not measured), each with its ratios
+    ours / peer."""
+    ours = [{**r, "ratio": {k: round(r[k] / peer_row[k], 3) if peer_row[k] else None
+                            for k in ("cycles", "flash_bytes", "ram_bytes")}}
+            for r in rows if r["target"] == peer_row["target"]
+            and r["bundle"] == peer_row["bundle"] and r["detector"] == peer_row["ours"]]
+    return {**peer_row, "ours_rows": sorted(ours, key=lambda r: r.get("api") != "score")}
 
 
 def table(pairs: list[dict]) -> str:
@@ -182,18 +182,18 @@ def table(pairs: list[dict]) -> str:
         return ""
     lines = [f"peers on the {ENV}: the same harness, readings and stub (ratio: ours / peer; "
              "emlearn's RAM is its constants, ours keeps them in flash)",
-             f"{'peer':<31} {'shape':<25} {'median':>7} {'max':>7} {'flash B':>7} "
-             f"{'RAM B':>6}  {'ours':<12} {'median':>7} {'flash B':>7} {'RAM B':>6}  "
-             f"{'ratio cycles/flash/RAM':<23} peer vs scikit-learn"]
+             f"{'peer':<41} {'shape':<25} {'median':>7} {'max':>7} {'flash B':>7} "
+             f"{'RAM B':>6}  {'ours':<22} {'median':>7} {'flash B':>7} {'RAM B':>6}  "
+             f"{'ratio cycles/flash/RAM':<23} peer checked"]
     for p in pairs:
-        o, r = p["ours_row"], p["ratio"]
-        ours = (f"{o['cycles']:>7} {o['flash_bytes']:>7} {o['ram_bytes']:>6}" if o
-                else f"{'not registered':>22}")
-        ratio = " / ".join("-" if r[k] is None else f"{r[k]:.2f}"
-                           for k in ("cycles", "flash_bytes", "ram_bytes")) if r else "-"
-        lines.append(f"{p['peer'] + ' ' + p['model']:<31} {p['shape']:<25} {p['cycles']:>7} "
-                     f"{p['cycles_max']:>7} {p['flash_bytes']:>7} {p['ram_bytes']:>6}  "
-                     f"{p['ours']:<12} {ours}  {ratio:<23} decision "
-                     f"{p['decision_agreement']:.1%}, scores within "
-                     f"{p['max_score_error']:.1e}")
+        peer = (f"{p['peer'] + ' ' + p['model']:<41} {p['shape']:<25} {p['cycles']:>7} "
+                f"{p['cycles_max']:>7} {p['flash_bytes']:>7} {p['ram_bytes']:>6}  ")
+        beside = [(f"{o['detector'] + ('' if o['api'] == 'score' else ' ' + o['api']):<22} "
+                   f"{o['cycles']:>7} {o['flash_bytes']:>7} {o['ram_bytes']:>6}  "
+                   + " / ".join("-" if o["ratio"][k] is None else f"{o['ratio'][k]:.2f}"
+                                for k in ("cycles", "flash_bytes", "ram_bytes")))
+                  for o in p["ours_rows"]] or [f"{p['ours'] + ' not registered':<71}"]
+        for i, ours in enumerate(beside):
+            lines.append((peer if i == 0 else " " * len(peer)) + f"{ours:<72}"
+                         + (p["check"] if i == 0 else ""))
     return "\n".join(lines)
