@@ -338,9 +338,11 @@ def cmd_bench(args) -> None:
         if not with_emlearn:
             print(peers.INSTALL, file=sys.stderr)
     document = bench.run(bundles, envs, Target, args.json, args.samples, judge,
-                         progress=True, with_peers=with_peers, with_emlearn=with_emlearn)
+                         progress=True, with_peers=with_peers, with_emlearn=with_emlearn,
+                         profile=args.profile)
     print(bench.table(document["rows"]))
-    for extra in (bench.memory_table(document["autoencoder_memory"]),
+    for extra in (bench.profile_table(document["rows"]),
+                  bench.memory_table(document["autoencoder_memory"]),
                   peers.table(document["peers"])):
         if extra:
             print(extra)
@@ -600,6 +602,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 f"{', '.join(OFFLINE_ENVS)}")
     bench_cmd.add_argument("--samples", type=_count, default=200, help="measured samples per detector")
     bench_cmd.add_argument("--json", default="build/bench.json", help="where to write the table")
+    bench_cmd.add_argument("--profile", action="store_true",
+                           help="on the Uno, where each call's cycles go: the costliest "
+                                "functions (soft-float routines included) with their cycles "
+                                "and calls per call")
     bench_cmd.add_argument("--peers", action="store_true",
                            help="only the peers (the lab's Arduino Z-score; emlearn's models "
                                 "with the [peers] extra) and the detectors of ours paired with "

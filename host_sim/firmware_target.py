@@ -12,6 +12,7 @@ starts the reference afresh at the same rows).
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class Run:
     flags: np.ndarray  # bool
     cycles: list[int] | None  # uno: per measured call, sample-major
     answers: list[str]  # lines after DONE
+    profile: list[targets.FunctionCost] | None = None  # uno, when asked: by function
 
 
 class Target:
@@ -83,14 +85,18 @@ class Target:
         return targets.instruction_count(self.env, elf)
 
     def run(self, bundle: Bundle, elf: Path, input_lines: list[str] | None = None,
-            detectors: list[str] | None = None) -> Run:
+            detectors: list[str] | None = None, profile: bool = False) -> Run:
         """detectors: the names the firmware runs (default: the bundle's; the bench's peers
-        run beside none of them)."""
-        result = targets.run(self.env, elf, input_lines)
-        self._check_stack(elf, result.sp_min)
-        if result.exit_code != 0:
-            tail = "\n".join(result.stdout_lines[-5:])
-            raise UserError(f"{self.env} firmware exited with {result.exit_code}:\n{tail}")
+        run beside none of them); profile (uno): where the measured calls' cycles went, by
+        function (targets.function_profile)."""
+        with tempfile.TemporaryDirectory(prefix="mcua-profile-") as tmp:
+            path = Path(tmp) / "profile.txt" if profile else None
+            result = targets.run(self.env, elf, input_lines, profile=path)
+            self._check_stack(elf, result.sp_min)
+            if result.exit_code != 0:
+                tail = "\n".join(result.stdout_lines[-5:])
+                raise UserError(f"{self.env} firmware exited with {result.exit_code}:\n{tail}")
+            by_function = targets.function_profile(self.env, elf, path) if profile else None
         out = targets.parse_output(result.stdout_lines)
         expected = list(bundle.detectors) if detectors is None else detectors
         if out.detectors != expected or out.n_channels != len(bundle.channels):
@@ -101,7 +107,7 @@ class Target:
         bits = np.array([r.score_bits for r in out.results], dtype=np.uint32)
         flags = np.array([r.flag for r in out.results], dtype=bool)
         return Run(bits.view(F32).reshape(n, n_det).T, flags.reshape(n, n_det).T,
-                   result.cycles, out.answers)
+                   result.cycles, out.answers, by_function)
 
     def _check_stack(self, elf: Path, sp_min: int | None) -> None:
         """On the Uno (which reports the stack's deepest point): refuse a run whose stack

@@ -2,7 +2,7 @@
  * simavr_runner - run an AVR firmware ELF in libsimavr and measure it.
  *
  *   simavr_runner [-m mcu] [-f hz] [-t max_seconds] [-q quiet_ms]
- *                 [-i input_file | -p] firmware.elf
+ *                 [-i input_file | -p] [-P profile_file] firmware.elf
  *
  * stdout: the bytes the firmware sends on USART0, unchanged.
  * stderr: "CYCLES <n>" for every GPIOR0 = 1 ... GPIOR0 = 2 pair the firmware
@@ -23,6 +23,10 @@
  *     little host CPU.  The run ends when the firmware stops, or when the
  *     other side, having opened the pty, closes it (after that, status 0).
  *     No time limit unless -t is given.
+ * -P: a profile of the marked calls: for every instruction address executed
+ *     between a GPIOR0 = 1 and the next GPIOR0 = 2, a line "<byte address>
+ *     <cycles> <executions>" in profile_file (the cycles of each instruction,
+ *     an interrupt taken after it included).
  * Exit status: 0 when the firmware sleeps with interrupts off (simavr's clean
  * stop), with -q is quiet after the last input, or with -p is hung up on;
  * 1 on a crash or error; 2 when max_seconds of simulated time pass.
@@ -54,6 +58,29 @@
 
 static avr_cycle_count_t mark_cycle;
 static int mark_open;
+
+/* -P: cycles and executions per flash word, inside the marks */
+#define FLASH_WORDS (1u << 15)
+static uint64_t *profile_cycles;
+static uint32_t *profile_count;
+
+static int write_profile(const char *path)
+{
+    FILE *out = fopen(path, "w");
+    uint32_t w;
+
+    if (out == NULL) {
+        fprintf(stderr, "simavr_runner: cannot write %s\n", path);
+        return 1;
+    }
+    for (w = 0; w < FLASH_WORDS; ++w) {
+        if (profile_count[w]) {
+            fprintf(out, "%u %llu %u\n", (unsigned)(2u * w),
+                    (unsigned long long)profile_cycles[w], (unsigned)profile_count[w]);
+        }
+    }
+    return fclose(out) != 0;
+}
 
 static void gpior0_write(avr_t *avr, avr_io_addr_t addr, uint8_t value,
                          void *param)
@@ -209,7 +236,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: simavr_runner [-m mcu] [-f hz] [-t max_seconds] [-q quiet_ms]\n"
-            "                     [-i input_file | -p] firmware.elf\n");
+            "                     [-i input_file | -p] [-P profile_file] firmware.elf\n");
     exit(1);
 }
 
@@ -220,6 +247,7 @@ int main(int argc, char **argv)
     double max_seconds = -1.0; /* default: 60, none with -p */
     double quiet_ms = -1.0;
     const char *input_path = NULL;
+    const char *profile_path = NULL; /* -P */
     FILE *input = NULL;
     int pty = 0;       /* -p */
     int hung_up = 0;   /* -p: the other side closed the pty */
@@ -235,7 +263,7 @@ int main(int argc, char **argv)
     uint16_t sp, sp_min = 0xFFFFu;
     int opt, state;
 
-    while ((opt = getopt(argc, argv, "m:f:t:q:i:p")) != -1) {
+    while ((opt = getopt(argc, argv, "m:f:t:q:i:pP:")) != -1) {
         switch (opt) {
         case 'm': mcu = optarg; break;
         case 'f': frequency = strtoul(optarg, NULL, 10); break;
@@ -243,6 +271,7 @@ int main(int argc, char **argv)
         case 'q': quiet_ms = strtod(optarg, NULL); break;
         case 'i': input_path = optarg; break;
         case 'p': pty = 1; break;
+        case 'P': profile_path = optarg; break;
         default: usage();
         }
     }
@@ -262,6 +291,14 @@ int main(int argc, char **argv)
         next = getc(input);
     }
 
+    if (profile_path) {
+        profile_cycles = calloc(FLASH_WORDS, sizeof *profile_cycles);
+        profile_count = calloc(FLASH_WORDS, sizeof *profile_count);
+        if (profile_cycles == NULL || profile_count == NULL) {
+            fprintf(stderr, "simavr_runner: out of memory\n");
+            return 1;
+        }
+    }
     avr_global_logger_set(log_to_stderr);
     memset(&firmware, 0, sizeof firmware);
     if (elf_read_firmware(argv[optind], &firmware) != 0) {
@@ -311,7 +348,15 @@ int main(int argc, char **argv)
         quiet_cycles = (avr_cycle_count_t)(quiet_ms * 1e-3 * (double)frequency);
     }
     for (;;) {
-        state = avr_run(avr);
+        if (profile_path && mark_open) {
+            const uint32_t word = (avr->pc >> 1) & (FLASH_WORDS - 1u);
+            const avr_cycle_count_t before = avr->cycle;
+            state = avr_run(avr);
+            profile_cycles[word] += avr->cycle - before;
+            ++profile_count[word];
+        } else {
+            state = avr_run(avr);
+        }
         sp = (uint16_t)(avr->data[R_SPL] | (avr->data[R_SPH] << 8));
         if (sp < sp_min) {
             sp_min = sp;
@@ -356,6 +401,9 @@ int main(int argc, char **argv)
     }
     fflush(stdout);
     fprintf(stderr, "SP_MIN %u\n", (unsigned)sp_min);
+    if (profile_path && write_profile(profile_path) != 0) {
+        return 1;
+    }
     if (input) {
         fclose(input);
     }

@@ -9,6 +9,7 @@ instruction counts from qemu's exec trace.  Firmware output is parsed with
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import hashlib
 import importlib.util
@@ -318,8 +319,11 @@ def build_simavr_runner(cache_dir: Path | None = None) -> Path:
 
 
 def run(env: str, elf: Path, input_lines: list[str] | None = None,
-        timeout: float = 600) -> RunResult:
+        timeout: float = 600, profile: Path | None = None) -> RunResult:
     """Run the firmware in its simulator until it stops; stdout lines as printed.
+
+    profile (uno only): where simavr_runner writes the profile of the marked calls (-P;
+    function_profile reads it).
 
     On the Uno, input_lines go to the serial line protocol one at a time, each once
     the firmware has answered the previous one.  The Uno never stops by itself: the
@@ -332,13 +336,16 @@ def run(env: str, elf: Path, input_lines: list[str] | None = None,
             feed.write_text("".join(line + "\n" for line in input_lines or []))
             # Simulated seconds capped like host seconds: simavr runs faster than real time.
             cmd = [str(build_simavr_runner()), "-m", _AVR_MCU, "-f", str(_AVR_HZ),
-                   "-t", str(timeout), "-q", str(UNO_QUIET_MS), "-i", str(feed), str(elf)]
+                   "-t", str(timeout), "-q", str(UNO_QUIET_MS), "-i", str(feed)]
+            cmd += ["-P", str(profile)] if profile else []
+            cmd.append(str(elf))
             proc = subprocess.run(
                 cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                 errors="replace", timeout=timeout
             )
-    elif input_lines:
-        raise FirmwareError(f"{env} takes no serial input in simulation; use uno")
+    elif input_lines or profile:
+        raise FirmwareError(f"{env} takes no serial input and has no profile in simulation; "
+                            f"use uno")
     else:
         proc = _run_qemu(_qemu_command(env, elf), timeout)
     cycles = sp_min = None
@@ -380,6 +387,35 @@ def symbols(env: str, elf: Path) -> dict[str, tuple[int, int]]:
             # Thumb function symbols have bit 0 set; qemu traces even addresses.
             table[fields[3]] = (int(fields[0], 16) & ~1, int(fields[1], 16))
     return table
+
+
+@dataclass(frozen=True)
+class FunctionCost:
+    name: str
+    cycles: int  # spent in the function's own instructions, over the whole run
+    calls: int  # executions of its first instruction
+
+
+def function_profile(env: str, elf: Path, profile: Path) -> list[FunctionCost]:
+    """simavr_runner's profile (run(..., profile=...)) by function of the ELF, costliest
+    first: where the cycles of the marked calls went, and how often each routine ran."""
+    functions = sorted((address, size, name) for name, (address, size)
+                       in symbols(env, elf).items() if size)
+    starts = [f[0] for f in functions]
+    cycles: dict[str, int] = {}
+    calls: dict[str, int] = {}
+    for line in profile.read_text().splitlines():
+        address, spent, executed = (int(v) for v in line.split())
+        i = bisect.bisect_right(starts, address) - 1
+        if i < 0 or address >= functions[i][0] + functions[i][1]:
+            name = f"0x{address:x}"
+        else:
+            name = functions[i][2]
+            if address == functions[i][0]:
+                calls[name] = calls.get(name, 0) + executed
+        cycles[name] = cycles.get(name, 0) + spent
+    return sorted((FunctionCost(n, c, calls.get(n, 0)) for n, c in cycles.items()),
+                  key=lambda f: (-f.cycles, f.name))
 
 
 _TRACE_PC = re.compile(r"^Trace \d+: \S+ \[[0-9a-f]+/([0-9a-f]+)/")

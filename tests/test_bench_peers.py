@@ -77,7 +77,7 @@ def test_bench_without_emlearn_says_how_to_get_the_peer_rows(monkeypatch, tmp_pa
     seen = {}
 
     def run(bundles, envs, make_target, json_out, samples, judge, progress, with_peers,
-            with_emlearn):
+            with_emlearn, profile):
         seen["with_peers"], seen["with_emlearn"] = with_peers, with_emlearn
         return {"rows": [], "autoencoder_memory": [], "peers": []}
 

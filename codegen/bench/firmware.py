@@ -203,8 +203,11 @@ def _only(bundle: Bundle, detectors: list[str]) -> Bundle:
 
 
 def _counts(target, bundle: Bundle, elf: Path, vectors: np.ndarray,
-            flag_only: bool) -> list[int]:
-    run = target.run(bundle, elf)
+            flag_only: bool, profile: bool = False) -> tuple[list[int], list[dict] | None]:
+    """The cycles or instructions of every call, checked against the reference; with
+    profile (uno), where they went (profile_rows)."""
+    profile = profile and target.env == "uno"
+    run = target.run(bundle, elf, profile=profile)
     want = PythonEngine(bundle).run(vectors, list(bundle.detectors), flag_api=flag_only)
     for d, name in enumerate(bundle.detectors):
         if ((run.scores[d].view(np.uint32) != want[name].scores.view(np.uint32)).any()
@@ -217,12 +220,23 @@ def _counts(target, bundle: Bundle, elf: Path, vectors: np.ndarray,
         counts = target.instruction_count(elf)
     if len(counts) != len(vectors):
         raise UserError(f"{target.env}: {len(counts)} measurements for {len(vectors)} samples")
-    return counts
+    return counts, profile_rows(run.profile, len(vectors)) if profile else None
+
+
+PROFILE_ROWS = 10  # the costliest functions a row's profile keeps
+
+
+def profile_rows(costs, calls: int) -> list[dict]:
+    """The costliest functions of a profiled run (host_sim.targets.function_profile), per
+    call of the run (the warm-up's calls included): cycles spent in each function's own
+    instructions and how often it ran."""
+    return [{"function": c.name, "cycles": round(c.cycles / calls, 1),
+             "calls": round(c.calls / calls, 2)} for c in costs[:PROFILE_ROWS]]
 
 
 def measure(bundle: Bundle, envs: list[str], make_target, workdir: Path,
             samples: int = SAMPLES, normal: np.ndarray | None = None, judge: bool = False,
-            progress: Progress | None = None) -> list[dict]:
+            progress: Progress | None = None, profile: bool = False) -> list[dict]:
     """One row per detector and target, measured on `normal` rows (see readings), and one
     more for a detector's flag API (api "flag"); judge: compare with GOALS (for the
     reference_bundles shapes); progress: a step per row.  make_target(env, workdir) gives
@@ -241,7 +255,8 @@ def measure(bundle: Bundle, envs: list[str], make_target, workdir: Path,
                 flag_only = api == "flag"
                 elf = target.build(single, vectors, flag_only=flag_only)
                 flash, ram = target.size(elf)
-                counts = np.array(_counts(target, single, elf, vectors, flag_only)[warm:])
+                counts, spent = _counts(target, single, elf, vectors, flag_only, profile)
+                counts = np.array(counts[warm:])
                 counter = COUNTER[env]
                 row = {"target": env, "detector": detector, "api": api, "bundle": bundle.name,
                        "channels": len(bundle.channels),
@@ -252,6 +267,8 @@ def measure(bundle: Bundle, envs: list[str], make_target, workdir: Path,
                        "float_routines": target.float_routines(elf)}
                 row[counter] = int(np.median(counts))
                 row[counter + "_max"] = int(counts.max())
+                if spent is not None:
+                    row["profile"] = spent
                 goal = goal_for(row) if judge else None
                 if goal:
                     row["goal"] = goal.judge(row)
@@ -307,11 +324,13 @@ def table(rows: list[dict]) -> str:
 
 def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: list[str],
         make_target, json_out: str | Path, samples: int = SAMPLES, judge: bool = False,
-        progress: bool = False, with_peers: bool = False, with_emlearn: bool = True) -> dict:
+        progress: bool = False, with_peers: bool = False, with_emlearn: bool = True,
+        profile: bool = False) -> dict:
     """Measure each (bundle, normal rows or None, the envs it runs on or None for all) on
     those of envs (make_target: see measure), and with_peers the peers (peer_rows: the lab's
-    Z-score and, with_emlearn, emlearn's models), paired with our rows; write the JSON
-    (atomically) and return what it holds; progress: a step per row on stderr."""
+    Z-score and, with_emlearn, emlearn's models), paired with our rows; profile: each Uno
+    row with where its cycles went (profile_rows); write the JSON (atomically) and return
+    what it holds; progress: a step per row on stderr."""
     if samples < 1:
         raise UserError(f"--samples must be at least 1, not {samples}")
     bar = Progress(_steps(bundles, envs, with_peers, with_emlearn), "bench") if progress else None
@@ -320,7 +339,7 @@ def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: lis
         for bundle, normal, only in bundles:
             runs_on = [env for env in envs if only is None or env in only]
             rows += measure(bundle, runs_on, make_target, Path(tmp) / bundle.name, samples,
-                            normal, judge, bar)
+                            normal, judge, bar, profile)
         if with_peers:
             peer = peer_rows(envs, make_target, Path(tmp) / "peers", samples,
                              progress=bar, with_emlearn=with_emlearn)
@@ -329,6 +348,18 @@ def run(bundles: list[tuple[Bundle, np.ndarray | None, tuple | None]], envs: lis
                 "peers": [peers.pair(p, rows) for p in peer]}
     write_file(json_out, json.dumps(document, indent=2) + "\n")
     return document
+
+
+def profile_table(rows: list[dict]) -> str:
+    """The profiled rows: per call, the costliest functions' cycles and calls."""
+    lines = []
+    for r in rows:
+        if "profile" in r:
+            lines.append(f"{r['target']} {label(r)} ({r['shape']}): {r['cycles']} cycles "
+                         "median; per call, by function (its own cycles, calls):")
+            lines += [f"    {p['function']:<40} {p['cycles']:>9.1f} {p['calls']:>7.2f}"
+                      for p in r["profile"]]
+    return "\n".join(lines)
 
 
 def autoencoder_memory(bundles, rows: list[dict]) -> list[dict]:
