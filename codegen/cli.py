@@ -518,7 +518,8 @@ def cmd_fleet_report(args) -> None:
 def cmd_fleet_bench(args) -> None:
     from codegen.fleet import bench
 
-    print(bench.main(args.devices, args.rows, args.channels, args.detectors,
+    parse_sets(args.set)  # refused here rather than in every run
+    print(bench.main(args.devices, args.rows, args.channels, args.detectors, args.set,
                      _bench_workers(args.workers), args.engines.split(","), args.work))
 
 
@@ -659,6 +660,9 @@ def _fleet_parser(sub) -> None:
                                                             what="channels"), default=4,
                        help="channels per device")
     bench.add_argument("--detectors", default="zscore,kmeans", help="comma-separated")
+    bench.add_argument("--set", action="append", default=[], metavar="DET.PARAM=VALUE",
+                       help="a detector parameter of every run, as for fleet train (e.g. "
+                            "kmeans.k=3: a fixed K instead of kmeans's choice among 2..8)")
     bench.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     bench.add_argument("--engines", default="joblib,dask",
                        help="comma-separated, from: joblib, dask (a local Dask cluster)")

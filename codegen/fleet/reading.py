@@ -41,19 +41,23 @@ class Reading:
     chunk_rows: int = CHUNK_ROWS
 
 
+def parquet_file(path: Path):
+    pa = require("pyarrow", "reading Parquet")
+    pq = require("pyarrow.parquet", "reading Parquet")
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as error:
+        raise UserError(f"{path} cannot be read as Parquet ({error}); check that it is a "
+                        f"Parquet file, or give a CSV") from None
+
+
 class ParquetTable:
     """A Parquet file opened for reading, as data.Table for a CSV: its channels, label and
     time columns, its rows a batch at a time."""
 
     def __init__(self, path: Path, reading: Reading, key: str | None):
         pa = require("pyarrow", "reading Parquet")
-        pq = require("pyarrow.parquet", "reading Parquet")
-        try:
-            self.file = pq.ParquetFile(path)
-        except (OSError, pa.ArrowException) as error:
-            raise UserError(f"{path} cannot be read as Parquet ({error}); check that it is a "
-                            f"Parquet file, or give a CSV") from None
-        self.pa, self.path = pa, path
+        self.file, self.pa, self.path = parquet_file(path), pa, path
         schema = self.file.schema_arrow
         self.header = list(schema.names)
         self.columns, self.label, self.time = data.choose_columns(
@@ -118,7 +122,7 @@ def open_table(path: Path, reading: Reading, key: str | None = None):
 
 def _header(path: Path, reading: Reading) -> list[str]:
     if path.suffix.lower() == ".parquet":
-        return ParquetTable(path, reading, None).header
+        return list(parquet_file(path).schema_arrow.names)
     return data.open_csv(path, None, None, None, reading.sep).header
 
 
