@@ -482,6 +482,10 @@ def cmd_fleet_train(args) -> int:
                         f"leave its --set out")
     if args.threshold is not None:
         thresholds.parse(args.threshold, "--threshold")
+    if args.scheduler:
+        from codegen.fleet.execution import check_scheduler
+
+        check_scheduler(args.scheduler)
     settings = FleetSettings(detectors, params, args.seed, args.threshold,
                              args.max_alarm_share, args.missing, args.min_rows)
     read = Reading(args.device_column, _names(args.columns), args.label_column,

@@ -19,6 +19,14 @@ from codegen.fleet import require
 IN_FLIGHT = 2  # jobs per worker drawn ahead
 
 
+def check_scheduler(address: str) -> str:
+    """A --scheduler value: a Dask scheduler's address."""
+    if not address.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise UserError(f"--scheduler {address!r} is not a Dask scheduler address; give one "
+                        f"like tcp://host:8786")
+    return address
+
+
 @contextlib.contextmanager
 def _backend(scheduler: str | None):
     """joblib's backend for the flag: loky, or dask on a client of the scheduler."""
@@ -28,9 +36,6 @@ def _backend(scheduler: str | None):
             yield
         return
     distributed = require("distributed", "fleet train --scheduler")
-    if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
-        raise UserError(f"--scheduler {scheduler!r} is not a Dask scheduler address; give one "
-                        f"like tcp://host:8786")
     try:
         client = distributed.Client(scheduler, timeout="10s", set_as_default=False)
     except OSError as error:

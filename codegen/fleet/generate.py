@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from codegen import bundle
-from codegen.fleet.train import DEVICES, manifest, prepare
+from codegen.fleet.train import DEVICES, check_out, manifest, mark
 
 MARKER = ".mcu-anomaly-fleet-include"
 MARKER_TEXT = ("Written by `mcu-anomaly fleet generate`, which replaces the device directories "
@@ -28,16 +28,18 @@ def generate(fleet: str | Path, out: str | Path) -> list[dict]:
 
     fleet, out = Path(fleet), Path(out)
     doc = manifest(fleet)
-    prepare(out, "fleet generate", MARKER, MARKER_TEXT)
+    check_out(out, "fleet generate", MARKER)
+    trained = [r for r in doc["devices"] if r["status"] == "ok"]
     mapping = []
-    for record in doc["devices"]:
-        if record.get("status") != "ok":
-            continue
+    for record in trained:
         loaded = bundle.load(fleet / DEVICES / record["name"])  # the untrusted bundle, checked
-        emit.write(emit.render(loaded), out / loaded.name, keep=(fleet,))
+        files = emit.render(loaded)
+        mark(out, MARKER, MARKER_TEXT)
+        emit.write(files, out / loaded.name, keep=(fleet,))
         mapping.append({"id": record["id"], "name": loaded.name,
                         "header": f"{loaded.name}/{loaded.name}.h"})
     names = {m["name"] for m in mapping}
+    mark(out, MARKER, MARKER_TEXT)
     for path in out.iterdir():
         if path.is_dir() and path.name not in names and (path / emit.HEADERS.sign).is_file():
             shutil.rmtree(path)

@@ -10,7 +10,6 @@ the table.  A folder's file is read when its device's turn comes.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -145,8 +144,8 @@ def device_column(path: Path, reading: Reading) -> str:
 
 
 class LongTable:
-    """A long table split by device into spool files under spool (a directory this object
-    owns: created empty, removed by close)."""
+    """A long table split by device into spool files in spool, an empty directory (the
+    caller removes it)."""
 
     def __init__(self, path: Path, reading: Reading, spool: Path):
         key = device_column(path, reading)
@@ -154,8 +153,6 @@ class LongTable:
         self.channels, self.columns = list(table.channels), list(table.columns)
         self.labelled = table.label is not None
         self.spool = spool
-        shutil.rmtree(spool, ignore_errors=True)
-        spool.mkdir(parents=True)
         self.index: dict[str, int] = {}
         for keys, chunk in table.keyed_chunks(key, reading.chunk_rows):
             self._append(np.asarray(keys, dtype=str), chunk)
@@ -181,9 +178,6 @@ class LongTable:
                   if self.labelled else None)
         return data.Dataset(device_id, self.channels, values.reshape(-1, len(self.channels)),
                             labels, None, self.columns)
-
-    def close(self) -> None:
-        shutil.rmtree(self.spool, ignore_errors=True)
 
 
 class Folder:
@@ -219,12 +213,10 @@ class Folder:
                             np.concatenate([c.values for c in chunks]), labels, None,
                             list(table.columns))
 
-    def close(self) -> None:
-        pass
-
 
 def open_fleet(path: str | Path, reading: Reading, spool: Path) -> LongTable | Folder:
-    """The fleet's input: a folder of per-device files, or a long table split into spool."""
+    """The fleet's input: a folder of per-device files, or a long table split into spool
+    (an empty directory, which the caller removes)."""
     path = Path(path)
     if path.is_dir():
         return Folder(path, reading)

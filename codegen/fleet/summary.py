@@ -5,8 +5,8 @@ reasons; and the devices that stand out among the others.
 A device stands out on a quantity (a detector's threshold, a channel's mean or deviation)
 when its modified z-score, 0.6745 (x - median) / MAD over the trained devices, exceeds
 OUTLIER_Z (Iglewicz and Hoaglin's rule): a robust measure, which the outliers themselves
-do not move.  Where more than half the devices agree exactly (MAD 0), the mean absolute
-deviation stands in for it (times 1.2533, its ratio to the MAD on normal data).
+do not move.  Where more than half the devices agree exactly (MAD 0), the scale is the mean
+absolute deviation times 1.253314 instead (theirs, for the same rule).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def outliers(devices: list[dict]) -> list[dict]:
         median = float(np.median(x))
         scale = float(np.median(np.abs(x - median))) / 0.6745
         if scale == 0:
-            scale = float(np.mean(np.abs(x - median))) * 1.2533 / 0.6745
+            scale = float(np.mean(np.abs(x - median))) * 1.253314
         if not scale > 0:
             continue
         for (d, v), z in zip(have, (x - median) / scale):

@@ -4,6 +4,9 @@
     <out>/fleet.json             the settings and every device's record, sorted by id
     <out>/devices/<name>/        a device's bundle and its record (device.json)
 
+A long table is split into a spool directory under the system's temporary directory
+(reading.py), removed when the run ends.
+
 Each device's directory is written whole (files.py write_tree) as its result arrives, so a
 run killed at any instant leaves every device's bundle complete or as it was; fleet.json is
 written last, through a rename.  A device whose record holds the content hash of its input
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,14 +38,16 @@ DEVICES = "devices"
 DEVICE = Output("device bundle", RECORD, "fleet train")
 
 
-def prepare(out: Path, command: str, marker: str, text: str) -> None:
-    """Make out a directory of ours (a fleet's, or its headers'): refused when it holds
-    something else."""
+def check_out(out: Path, command: str, marker: str) -> None:
+    """Refuse out unless it is missing, empty or ours (a fleet's, or its headers')."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a directory; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
         raise UserError(f"{out} is not empty and was not written by `{command}` (no {marker}); "
                         f"choose another --out, or empty it")
+
+
+def mark(out: Path, marker: str, text: str) -> None:
     if not (out / marker).is_file():
         write_file(out / marker, text)
 
@@ -125,9 +131,11 @@ def train(data: str | Path, out: str | Path, settings: device.Settings,
     """Train every device of data into out: (fleet.json's document, how many devices were
     trained before with the same input and settings, and skipped)."""
     out = Path(out)
-    prepare(out, "fleet train", MARKER, MARKER_TEXT)
-    source = reading.open_fleet(data, read, out / ".spool")
+    check_out(out, "fleet train", MARKER)
+    spool = Path(tempfile.mkdtemp(prefix="mcua-fleet-spool-"))
     try:
+        source = reading.open_fleet(data, read, spool)
+        mark(out, MARKER, MARKER_TEXT)
         names, refused = ids.mapping(source.device_ids)
         records = {d: device.failed(d, None, reason) for d, reason in refused.items()}
         progress = Progress(len(source.device_ids), "fleet train")
@@ -141,7 +149,7 @@ def train(data: str | Path, out: str | Path, settings: device.Settings,
             records[outcome.record["id"]] = outcome.record
             progress.step(f"{outcome.record['name']} {outcome.record['status']}")
     finally:
-        source.close()
+        shutil.rmtree(spool, ignore_errors=True)
     _prune(out, {r["name"] for r in records.values() if r["status"] == "ok"})
     doc = {"format": FORMAT, "tool_version": __version__, "data": str(data),
            "settings": asdict(settings), "devices": [records[d] for d in sorted(records)]}
