@@ -605,6 +605,7 @@ def _fleet_parser(sub) -> None:
                                          "(joblib here, or a Dask cluster): train, generate, "
                                          "report, bench (docs/fleet.md)")
     commands = fleet.add_subparsers(dest="fleet_command", required=True, metavar="COMMAND",
+                                    help="train, then generate or report; bench measures",
                                     parser_class=functools.partial(
                                         argparse.ArgumentParser,
                                         formatter_class=DefaultsFormatter))

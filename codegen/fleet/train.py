@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -163,9 +162,3 @@ def summary_line(doc: dict, skipped: int) -> str:
     failed = len(devices) - len(ok)
     return (f"{len(ok)} of {len(devices)} devices trained ({skipped} unchanged since the last "
             f"run, not trained again), {failed} failed")
-
-
-def print_failures(doc: dict) -> None:
-    for r in doc["devices"]:
-        if r["status"] != "ok":
-            print(f"  {r['id']!r}: {r['reason']}", file=sys.stderr)
