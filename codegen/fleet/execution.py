@@ -45,12 +45,17 @@ def _backend(scheduler: str | None):
         yield
 
 
-def run(fn: Callable, jobs: Iterable, workers: int, scheduler: str | None) -> Iterator:
-    """fn(job) for every job, as they finish.  workers: processes with joblib; on Dask, the
+@contextlib.contextmanager
+def engine(workers: int, scheduler: str | None):
+    """A function mapping fn over jobs on the engine, results as they finish; the Dask
+    scheduler is reached before it is given.  workers: processes with joblib; on Dask, the
     cluster's workers (-1 in joblib's terms) whatever it is given."""
     joblib = require("joblib", "fleet train")
     with _backend(scheduler):
-        n_jobs = -1 if scheduler else workers
-        parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
+        parallel = joblib.Parallel(n_jobs=-1 if scheduler else workers,
+                                   return_as="generator_unordered",
                                    pre_dispatch=f"{IN_FLIGHT}*n_jobs", batch_size=1)
-        yield from parallel(joblib.delayed(fn)(job) for job in jobs)
+
+        def run(fn: Callable, jobs: Iterable) -> Iterator:
+            return parallel(joblib.delayed(fn)(job) for job in jobs)
+        yield run

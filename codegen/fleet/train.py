@@ -134,19 +134,20 @@ def train(data: str | Path, out: str | Path, settings: device.Settings,
     spool = Path(tempfile.mkdtemp(prefix="mcua-fleet-spool-"))
     try:
         source = reading.open_fleet(data, read, spool)
-        mark(out, MARKER, MARKER_TEXT)
-        names, refused = ids.mapping(source.device_ids)
-        records = {d: device.failed(d, None, reason) for d, reason in refused.items()}
-        progress = Progress(len(source.device_ids), "fleet train")
-        for d in refused:
-            progress.step("refused id")
-        skipped: set[str] = set()
-        jobs = _jobs(source, names, settings, out, records, skipped, progress)
-        for outcome in execution.run(device.run, jobs, workers, scheduler):
-            if outcome.files is not None:
-                _write(out, outcome)
-            records[outcome.record["id"]] = outcome.record
-            progress.step(f"{outcome.record['name']} {outcome.record['status']}")
+        with execution.engine(workers, scheduler) as run:
+            mark(out, MARKER, MARKER_TEXT)
+            names, refused = ids.mapping(source.device_ids)
+            records = {d: device.failed(d, None, reason) for d, reason in refused.items()}
+            progress = Progress(len(source.device_ids), "fleet train")
+            for d in refused:
+                progress.step("refused id")
+            skipped: set[str] = set()
+            jobs = _jobs(source, names, settings, out, records, skipped, progress)
+            for outcome in run(device.run, jobs):
+                if outcome.files is not None:
+                    _write(out, outcome)
+                records[outcome.record["id"]] = outcome.record
+                progress.step(f"{outcome.record['name']} {outcome.record['status']}")
     finally:
         shutil.rmtree(spool, ignore_errors=True)
     _prune(out, {r["name"] for r in records.values() if r["status"] == "ok"})
