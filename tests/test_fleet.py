@@ -204,7 +204,8 @@ def test_a_killed_run_leaves_no_partial_bundle(tmp_path):
     write_csv(tmp_path / "many.csv", HEADER,
               long_rows(many, {d: readings(i, rows=3000) for i, d in enumerate(many)}))
     out = tmp_path / "fleet"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    (tmp_path / "tmp").mkdir()  # the killed run's spool stays there, not in /tmp
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path / "tmp")}
     command = [sys.executable, "-m", "codegen.cli", "fleet", "train", str(tmp_path / "many.csv"),
                "--out", str(out), *OPTIONS]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
