@@ -23,7 +23,7 @@ system:
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test,firmware,autoencoder,peers]'
+	$(BIN)/pip install -q -e '.[test,firmware,autoencoder,peers,fleet]'
 	touch $@
 
 demo: setup

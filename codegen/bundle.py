@@ -28,6 +28,7 @@ from codegen.files import Output, read_json, write_tree
 FORMAT = "mcu-anomaly-bundle"
 FORMAT_VERSION = 2
 BUNDLE = Output("bundle", "bundle.json", "train")
+DIRS = ("arrays",)  # always there, even empty
 
 
 @dataclass
@@ -50,9 +51,8 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def save(bundle: Bundle, out: str | Path, force: bool = False) -> Path:
-    """Write the bundle to directory out, replacing an earlier bundle there whole (files.py
-    write_tree: a foreign non-empty directory only with force)."""
+def contents(bundle: Bundle) -> dict[str, str | bytes]:
+    """The bundle's files (relative path -> contents), as save writes them."""
     files: dict[str, str | bytes] = {}
     detectors = {}
     for name, fitted in bundle.detectors.items():
@@ -81,7 +81,13 @@ def save(bundle: Bundle, out: str | Path, force: bool = False) -> Path:
         "detectors": detectors,
     }
     files["bundle.json"] = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    return write_tree(out, files, BUNDLE, dirs=("arrays",), force=force)
+    return files
+
+
+def save(bundle: Bundle, out: str | Path, force: bool = False) -> Path:
+    """Write the bundle to directory out, replacing an earlier bundle there whole (files.py
+    write_tree: a foreign non-empty directory only with force)."""
+    return write_tree(out, contents(bundle), BUNDLE, dirs=DIRS, force=force)
 
 
 def load(path: str | Path) -> Bundle:

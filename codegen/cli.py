@@ -22,6 +22,8 @@ from codegen.data import missing
 from codegen.detectors import DEFAULT, DETECTORS, get
 from codegen.errors import UserError
 from codegen.firmware import OFFLINE_ENVS, memory
+from codegen.fleet.device import MIN_ROWS, Settings as FleetSettings
+from codegen.fleet.reading import CHUNK_ROWS, DEVICE_COLUMNS, Reading
 from codegen.training import thresholds
 from codegen.nab.benchmark import CV_GRID
 from codegen.verify import battery, compare
@@ -150,17 +152,24 @@ def _dataset(args) -> data.Dataset:
     return dataset
 
 
+def _params(args, detectors: list[str]) -> dict[str, dict]:
+    """--set's parameters, with --window as every windowed detector's unless --set gives
+    it."""
+    params = parse_sets(args.set)
+    if args.window is not None:
+        for detector in detectors:
+            if "window" in get(detector).DEFAULTS:
+                params.setdefault(detector, {}).setdefault("window", args.window)
+    return params
+
+
 def cmd_train(args) -> None:
     from codegen.evaluate.metrics import shown
     from codegen.training import train as training
 
     dataset = _dataset(args)
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
-    params = parse_sets(args.set)
-    if args.window is not None:
-        for detector in detectors:
-            if "window" in get(detector).DEFAULTS:
-                params.setdefault(detector, {}).setdefault("window", args.window)
+    params = _params(args, detectors)
     validation = (data.load_csv(args.validation, dataset.columns, args.label_column,
                                 args.time_column, args.sep, parse_renames(args.rename))
                   if args.validation else None)
@@ -463,6 +472,80 @@ def cmd_nab(args) -> None:
                    given=parse_sets(args.set)))
 
 
+def cmd_fleet_train(args) -> int:
+    from codegen.fleet import train as fleet
+
+    if args.workers is not None and args.scheduler:
+        raise UserError("--workers counts joblib's processes here; with --scheduler the Dask "
+                        "cluster's workers run the jobs: leave --workers out")
+    detectors = tuple(d.strip() for d in args.detectors.split(",") if d.strip())
+    if not detectors:
+        raise UserError(f"--detectors names no detector; choose from {', '.join(DETECTORS)}")
+    for name in detectors:
+        get(name)
+    params = _params(args, list(detectors))
+    unknown = sorted(set(params) - set(detectors))
+    if unknown:
+        raise UserError(f"parameters given for {', '.join(unknown)}, which is not among the "
+                        f"detectors trained ({', '.join(detectors)}); add it to --detectors or "
+                        f"leave its --set out")
+    if args.threshold is not None:
+        thresholds.parse(args.threshold, "--threshold")
+    if args.scheduler:
+        from codegen.fleet.execution import check_scheduler
+
+        check_scheduler(args.scheduler)
+    settings = FleetSettings(detectors, params, args.seed, args.threshold,
+                             args.max_alarm_share, args.missing, args.min_rows)
+    read = Reading(args.device_column, _names(args.columns), args.label_column,
+                   args.time_column, args.sep, parse_renames(args.rename),
+                   _names(args.ignore) or [], args.chunk_rows)
+    doc, skipped = fleet.train(args.data, args.out, settings, read, args.workers or 1,
+                               args.scheduler)
+    print(f"fleet written to {args.out}: {fleet.summary_line(doc, skipped)}")
+    failed = [r for r in doc["devices"] if r["status"] != "ok"]
+    for record in failed:
+        print(f"  failed: {record['id']!r}: {record['reason']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_fleet_generate(args) -> None:
+    from codegen.fleet import generate
+
+    mapping = generate.generate(args.fleet, args.out)
+    print(f"{len(mapping)} header sets written to {args.out}, one directory per device "
+          f"named by its C identifier; the mapping of device ids: "
+          f"{Path(args.out) / generate.MAPPING}")
+
+
+def cmd_fleet_report(args) -> None:
+    from codegen.fleet import report
+
+    summary = report.write(args.fleet, args.report, args.json)
+    counts = summary["counts"]
+    print(f"{counts['trained']} of {counts['devices']} devices trained, {counts['failed']} "
+          f"failed, {len(summary['outliers'])} outlier(s): report written to {args.report}, "
+          f"summary to {args.json}")
+
+
+def cmd_fleet_bench(args) -> None:
+    from codegen.fleet import bench
+
+    parse_sets(args.set)  # refused here rather than in every run
+    print(bench.main(args.devices, args.rows, args.channels, args.detectors, args.set,
+                     _bench_workers(args.workers), args.engines.split(","), args.work))
+
+
+def _bench_workers(text: str) -> list[int]:
+    try:
+        counts = [int(w) for w in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise UserError(f"--workers {text!r} is not a list of worker counts; give e.g. 1,2")
+    return counts
+
+
 LABEL_HELP = f"0/1 label column (default: the first named {'/'.join(data.LABEL_COLUMNS)})"
 TIME_HELP = f"time column (default: the first named {'/'.join(data.TIME_COLUMNS)})"
 DEFAULT_INCLUDE = "build/include"  # generate --out
@@ -491,6 +574,117 @@ class DefaultsFormatter(argparse.HelpFormatter):
         return text + " (default: %(default)s)"
 
 
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    """The options of train that fleet train shares: the detectors, their settings and how
+    the table is read."""
+    parser.add_argument("--detectors", default=",".join(DEFAULT),
+                        help=f"comma-separated, from: {', '.join(DETECTORS)}")
+    parser.add_argument("--seed", type=_seed, default=0, help="0 to 2**32-1 (default 0)")
+    parser.add_argument("--set", action="append", default=[], metavar="DET.PARAM=VALUE",
+                        help="detector parameter, e.g. zscore.threshold=percentile:99.5")
+    parser.add_argument("--window", type=int,
+                        help="window length of every windowed detector chosen (streaming_zscore, "
+                             "moving_average, autoencoder, isolation_forest with rolling "
+                             "features); --set overrides it per detector")
+    parser.add_argument("--columns", help="comma-separated sensor columns (default: all)")
+    parser.add_argument("--ignore", metavar="COLUMNS",
+                        help="comma-separated columns that are neither channels nor the label "
+                             "or time (e.g. a marker column)")
+    parser.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                        help="the C identifier of a column (default: its name with every run of "
+                             "other characters an '_', e.g. 'Flow rate (l/min)' -> "
+                             "Flow_rate_l_min)")
+    parser.add_argument("--sep", choices=list(data.SEPARATORS), metavar="SEP",
+                        help="field separator: ',', ';' or tab (default: the one the file's "
+                             "first lines use, else ',')")
+    parser.add_argument("--label-column", help=LABEL_HELP)
+    parser.add_argument("--time-column", help=TIME_HELP)
+    parser.add_argument("--missing", choices=missing.POLICIES, default=missing.DEFAULT,
+                        help=missing.HELP)
+    parser.add_argument("--threshold", metavar="STRATEGY",
+                        help="threshold strategy for every detector without --set "
+                             "DET.threshold: percentile:P, sigma:K, value:K, max-f1, recall:R, "
+                             "precision:P (the last three on labelled data)")
+    parser.add_argument("--max-alarm-share", type=_share, default=thresholds.MAX_ALARM_SHARE,
+                        metavar="SHARE", help=thresholds.ALARM_SHARE_HELP)
+
+
+def _fleet_parser(sub) -> None:
+    fleet = sub.add_parser("fleet", help="one model per device of a fleet, trained in parallel "
+                                         "(joblib here, or a Dask cluster): train, generate, "
+                                         "report, bench (docs/fleet.md)")
+    commands = fleet.add_subparsers(dest="fleet_command", required=True, metavar="COMMAND",
+                                    help="train, then generate or report; bench measures",
+                                    parser_class=functools.partial(
+                                        argparse.ArgumentParser,
+                                        formatter_class=DefaultsFormatter))
+    train = commands.add_parser("train", help="train one bundle per device")
+    train.add_argument("data", help="a long table (.csv or .parquet) with a device column, or "
+                                    "a folder of one .csv or .parquet file per device (its id "
+                                    "the file's name without the suffix)")
+    train.add_argument("--out", default="build/fleet",
+                       help="fleet directory: fleet.json and devices/<name>/, each device's "
+                            "bundle; kept up to date by later runs (a device whose input and "
+                            "settings are unchanged is not trained again)")
+    train.add_argument("--device-column",
+                       help=f"the long table's column of device ids (default: the first named "
+                            f"{'/'.join(DEVICE_COLUMNS)})")
+    train.add_argument("--workers", type=functools.partial(_bounded, lower=1, upper=1024,
+                                                           what="workers"),
+                       help="joblib processes training devices side by side (default 1)")
+    train.add_argument("--scheduler", metavar="ADDRESS",
+                       help="a Dask distributed scheduler (e.g. tcp://host:8786): its workers "
+                            "train the devices instead (each needs mcu-anomaly[fleet] and, for "
+                            "a folder, the folder's files)")
+    train.add_argument("--min-rows", type=functools.partial(_bounded, lower=2, upper=10**9,
+                                                            what="rows"), default=MIN_ROWS,
+                       help="a device with fewer normal rows (every reading present) fails")
+    train.add_argument("--chunk-rows", type=functools.partial(_bounded, lower=1, upper=10**8,
+                                                              what="rows"), default=CHUNK_ROWS,
+                       help="rows read at a time")
+    _training_options(train)
+    train.set_defaults(func=cmd_fleet_train)
+
+    generate = commands.add_parser("generate", help="one header set per trained device")
+    generate.add_argument("fleet", help="fleet directory, written by fleet train")
+    generate.add_argument("--out", default="build/fleet-include",
+                          help="directory of one header directory per device, named by its C "
+                               "identifier, and devices.json, the mapping of device ids")
+    generate.set_defaults(func=cmd_fleet_generate)
+
+    report = commands.add_parser("report", help="per-device thresholds and metrics, failures "
+                                                "and outliers among devices, as HTML and JSON")
+    report.add_argument("fleet", help="fleet directory, written by fleet train")
+    report.add_argument("--report", default="build/fleet.html", metavar="HTML",
+                        help="the HTML page")
+    report.add_argument("--json", default="build/fleet-summary.json", metavar="JSON",
+                        help="the summary as JSON")
+    report.set_defaults(func=cmd_fleet_report)
+
+    bench = commands.add_parser("bench", help="fleet train on a synthetic fleet, per engine and "
+                                              "worker count: wall time, devices/s, peak RSS, "
+                                              "scaling; a table")
+    bench.add_argument("--devices", type=functools.partial(_bounded, lower=1, upper=10**6,
+                                                           what="devices"), default=1000,
+                       help="synthetic devices")
+    bench.add_argument("--rows", type=functools.partial(_bounded, lower=MIN_ROWS, upper=10**7,
+                                                        what="rows"), default=10_000,
+                       help="rows per device")
+    bench.add_argument("--channels", type=functools.partial(_bounded, lower=1, upper=64,
+                                                            what="channels"), default=4,
+                       help="channels per device")
+    bench.add_argument("--detectors", default="zscore,kmeans", help="comma-separated")
+    bench.add_argument("--set", action="append", default=[], metavar="DET.PARAM=VALUE",
+                       help="a detector parameter of every run, as for fleet train (e.g. "
+                            "kmeans.k=3: a fixed K instead of kmeans's choice among 2..8)")
+    bench.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    bench.add_argument("--engines", default="joblib,dask",
+                       help="comma-separated, from: joblib, dask (a local Dask cluster)")
+    bench.add_argument("--work", default="build/fleet-bench",
+                       help="directory for the synthetic table and the fleets (replaced)")
+    bench.set_defaults(func=cmd_fleet_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcu-anomaly", description=DESCRIPTION,
                                      formatter_class=DefaultsFormatter)
@@ -502,43 +696,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("csv", nargs="?", help="CSV with a header row; omit for built-in data")
     train.add_argument("--builtin", default="iot", choices=sorted(data.BUILTIN),
                        help="built-in data when no CSV is given (default: iot)")
-    train.add_argument("--detectors", default=",".join(DEFAULT),
-                       help=f"comma-separated, from: {', '.join(DETECTORS)}")
     train.add_argument("--out", default="build/model",
                        help="bundle directory, replaced whole; one that is neither empty nor a "
                             "bundle is refused")
     train.add_argument("--force", action="store_true", help=FORCE_HELP)
     train.add_argument("--name", default="model", help="model name, a C identifier")
-    train.add_argument("--seed", type=_seed, default=0, help="0 to 2**32-1 (default 0)")
-    train.add_argument("--set", action="append", default=[], metavar="DET.PARAM=VALUE",
-                       help="detector parameter, e.g. zscore.threshold=percentile:99.5")
-    train.add_argument("--window", type=int,
-                       help="window length of every windowed detector chosen (streaming_zscore, "
-                            "moving_average, autoencoder, isolation_forest with rolling "
-                            "features); --set overrides it per detector")
-    train.add_argument("--columns", help="comma-separated sensor columns (default: all)")
-    train.add_argument("--ignore", metavar="COLUMNS",
-                       help="comma-separated columns that are neither channels nor the label "
-                            "or time (e.g. a marker column)")
-    train.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
-                       help="the C identifier of a column (default: its name with every run of "
-                            "other characters an '_', e.g. 'Flow rate (l/min)' -> "
-                            "Flow_rate_l_min)")
-    train.add_argument("--sep", choices=list(data.SEPARATORS), metavar="SEP",
-                       help="field separator: ',', ';' or tab (default: the one the file's first "
-                            "lines use, else ',')")
-    train.add_argument("--label-column", help=LABEL_HELP)
-    train.add_argument("--time-column", help=TIME_HELP)
-    train.add_argument("--missing", choices=missing.POLICIES, default=missing.DEFAULT,
-                       help=missing.HELP)
+    _training_options(train)
     train.add_argument("--quiet", action="store_true",
                        help="print only the bundle written and its detectors' thresholds")
-    train.add_argument("--threshold", metavar="STRATEGY",
-                       help="threshold strategy for every detector without --set DET.threshold: "
-                            "percentile:P, sigma:K, value:K, max-f1, recall:R, precision:P "
-                            "(the last three on labelled data)")
-    train.add_argument("--max-alarm-share", type=_share, default=thresholds.MAX_ALARM_SHARE,
-                       metavar="SHARE", help=thresholds.ALARM_SHARE_HELP)
     train.add_argument("--validation", metavar="CSV",
                        help="labelled CSV for max-f1/recall/precision (default: the training CSV)")
     train.add_argument("--target", choices=OFFLINE_ENVS,
@@ -691,6 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "streaming_zscore.mode=frozen (calibrates on each file's "
                               "probation rows unless DET.calibration is set)")
     nab_cmd.set_defaults(func=cmd_nab)
+    _fleet_parser(sub)
     return parser
 
 

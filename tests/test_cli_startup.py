@@ -14,8 +14,10 @@ from codegen.cli import build_parser
 # What the commands import when they run, never to start or to print help.
 HEAVY = ("sklearn", "scipy", "tensorflow", "tflite_micro", "ai_edge_litert", "jinja2",
          "plotly", "serial", "host_sim", "emlearn", "codegen.training.train", "codegen.emit.render",
-         "codegen.evaluate")
-COMMANDS = ("train", "generate", "verify", "bench", "demo", "evaluate", "score", "nab")
+         "codegen.evaluate", "joblib", "dask", "distributed", "pyarrow", "psutil")
+COMMANDS = ("train", "generate", "verify", "bench", "demo", "evaluate", "score", "nab",
+            "fleet")
+FLEET_COMMANDS = ("train", "generate", "report", "bench")
 PROBE = """
 import json, sys
 from codegen.cli import main
@@ -35,7 +37,8 @@ def modules_after(argv: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["--help"]]
-                         + [[command, "--help"] for command in COMMANDS])
+                         + [[command, "--help"] for command in COMMANDS]
+                         + [["fleet", command, "--help"] for command in FLEET_COMMANDS])
 def test_version_and_help_load_no_heavy_library(argv):
     loaded = modules_after(argv)
     heavy = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY)]
@@ -50,11 +53,20 @@ def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPa
 
 def test_every_command_is_probed():
     assert tuple(subparsers(build_parser())) == COMMANDS
+    assert tuple(subparsers(subparsers(build_parser())["fleet"])) == FLEET_COMMANDS
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+def command_parser(command: str) -> argparse.ArgumentParser:
+    """The parser of a command, or of a fleet command ("fleet train")."""
+    parser = build_parser()
+    for word in command.split():
+        parser = subparsers(parser)[word]
+    return parser
+
+
+@pytest.mark.parametrize("command", COMMANDS + tuple(f"fleet {c}" for c in FLEET_COMMANDS))
 def test_every_option_has_help_with_its_default(command):
-    parser = subparsers(build_parser())[command]
+    parser = command_parser(command)
     for action in parser._actions:
         assert action.help, f"{command} {action.dest} has no help"
         has_default = action.default not in (None, False, [], argparse.SUPPRESS)
@@ -64,10 +76,10 @@ def test_every_option_has_help_with_its_default(command):
     assert "(default: None)" not in text and "(default: False)" not in text
 
 
-@pytest.mark.parametrize("command", (None,) + COMMANDS)
+@pytest.mark.parametrize("command", (None,) + COMMANDS
+                         + tuple(f"fleet {c}" for c in FLEET_COMMANDS))
 def test_help_names_no_issue(command):
-    parser = build_parser()
-    text = (parser if command is None else subparsers(parser)[command]).format_help()
+    text = (build_parser() if command is None else command_parser(command)).format_help()
     assert "issue " not in text.lower()
 
 

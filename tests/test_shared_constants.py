@@ -165,6 +165,18 @@ def test_peers_extra_is_the_emlearn_the_bench_names_and_make_installs_it():
     assert "peers" in extras[1].split(",")
 
 
+def test_fleet_extra_holds_what_the_fleet_imports_and_make_installs_it():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extra = pyproject["project"]["optional-dependencies"]["fleet"]
+    names = {re.match(r"[\w-]+(\[\w+\])?", p)[0] for p in extra}
+    assert names == {"joblib", "dask[distributed]", "pyarrow", "psutil"}
+    imported = set(re.findall(r'require\("(\w+)', "".join(
+        p.read_text() for p in (ROOT / "codegen" / "fleet").glob("*.py"))))
+    assert imported == {"joblib", "distributed", "pyarrow"}  # psutil: the bench's, optional
+    extras = re.search(r"pip install -q -e '\.\[([\w,]+)\]'", (ROOT / "Makefile").read_text())
+    assert "fleet" in extras[1].split(",")
+
+
 def test_offline_envs_are_platformio_ini_and_cli():
     ini = _platformio_ini()
     offline = tuple(s.removeprefix("env:") for s in ini.sections()

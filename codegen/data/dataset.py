@@ -196,13 +196,25 @@ class Table:
         """The data rows, size rows at a time (all at once without size).  An empty cell
         is a missing reading, NaN; NaN, Inf and values beyond float32 (Inf) are read as the
         device would see them (Dataset.missing)."""
+        for block in self._blocks(size):
+            yield self._parse(block)
+
+    def keyed_chunks(self, column: str, size: int) -> Iterator[tuple[list[str], Dataset]]:
+        """(the cells of column, the Dataset) of the data rows, size rows at a time: a long
+        table's rows with the key (a device id) each belongs to."""
+        at = self.header.index(column)
+        for block in self._blocks(size):
+            chunk = self._parse(block)  # first: it refuses a row of the wrong length
+            yield [row[at] for _, row in block], chunk
+
+    def _blocks(self, size: int | None) -> Iterator[list[tuple[int, list[str]]]]:
         rows = _rows(self.path, self.sep)
         next(rows)  # the header
         while True:
             block = list(itertools.islice(rows, size)) if size else list(rows)
             if not block:
                 return
-            yield self._parse(block)
+            yield block
             if not size:
                 return
 
@@ -287,6 +299,19 @@ def open_csv(path: str | Path, columns: list[str] | None = None,
         raise UserError(f"{path} has a header but no data rows")
     rows.close()
     header = [name.strip() for name in first[1]]
+    columns, label, time = choose_columns(path, header, columns, label_column, time_column,
+                                          ignore)
+    if channels is None:
+        channels = map_channel_names(list(columns), renames or {})
+    return Table(path, sep, header, list(columns), list(channels), label, time)
+
+
+def choose_columns(path: Path, header: list[str], columns: list[str] | None,
+                   label_column: str | None, time_column: str | None,
+                   ignore: list[str] | None) -> tuple[list[str], str | None, str | None]:
+    """(sensor columns, label column, time column) of a table with these column names:
+    columns (default: all but the label and time columns and those in ignore); the label and
+    time columns given, else the first named as LABEL_COLUMNS / TIME_COLUMNS, else None."""
     twice = next((name for name in header if header.count(name) > 1), None)
     if twice is not None:
         raise UserError(f"{path} names the column {twice!r} {header.count(twice)} times; give "
@@ -312,9 +337,7 @@ def open_csv(path: str | Path, columns: list[str] | None = None,
                         f"columns are {', '.join(header)}")
     if not columns:
         raise UserError(f"{path} has no sensor columns besides its label/time columns")
-    if channels is None:
-        channels = map_channel_names(list(columns), renames or {})
-    return Table(path, sep, header, list(columns), list(channels), label, time)
+    return list(columns), label, time
 
 
 def load_csv(path: str | Path, columns: list[str] | None = None,

@@ -45,8 +45,8 @@ def generated_headers(name: str) -> list[str]:
     return [f"{name}.h", f"{name}_channels.h", *(f"{name}_{d}.h" for d in NAMES)]
 
 
-def check_model_name(name: str) -> str:
-    fix = "pass another one with --name, e.g. --name sensors"
+def check_model_name(name: str,
+                     fix: str = "pass another one with --name, e.g. --name sensors") -> str:
     check_identifier(name, "model name", fix)
     for header in generated_headers(name):
         taken = headers.origin(header)
