@@ -20,9 +20,14 @@ MCUA_FP_CONTRACT_OFF_BEGIN
  *  - x shifted left by max(shift, 0), wrapping like TFLite's int multiply;
  *  - gemmlowp SaturatingRoundingDoublingHighMul(a, m): (a*m + nudge) / 2^31,
  *    the quotient truncated toward zero, nudge 2^30 for a*m >= 0 and
- *    1 - 2^30 below.  On the magnitude P = |a|*m (below 2^62, so it never
- *    saturates) that is (P + 2^30 - neg) >> 31 with neg = 1 when a < 0,
- *    then the sign; P is summed from four products of 16-bit halves;
+ *    1 - 2^30 below.  On the magnitude |a|*m (below 2^62, so it never
+ *    saturates) that is mag = (|a|*m + n) >> 31 with n = 2^30 for a >= 0 and
+ *    2^30 - 1 below, then the sign.  With |a| = a1 * 2^16 + a0,
+ *    mid = a0*m1 + a1*m0 and lo = a0*m0 (16 x 16 -> 32-bit products):
+ *    |a|*m + n = a1*m1 * 2^32 + u * 2^16 + (the low 16 bits), where
+ *    u = mid + (lo >> 16) + (n >> 16) + (the carry of lo's low 16 bits plus
+ *    n's), which is 0x4000 for a >= 0 and 0x4000 - (lo's low 16 bits == 0)
+ *    below; so mag = 2*a1*m1 + (u >> 15) (at most 2^31 - 1), and u < 2^32;
  *  - gemmlowp RoundingDivideByPOT by e = max(-shift, 0): x / 2^e rounded half
  *    away from zero, which on the magnitude is ((mag >> (e - 1)) + 1) >> 1.
  * tests/test_autoencoder_requantize.py compares it with the 64-bit formula
@@ -32,22 +37,20 @@ static int32_t mcua_ae_requantize(int32_t x, uint16_t m1, uint16_t m0, int shift
 {
     const int32_t a = (int32_t)((uint32_t)x << (shift > 0 ? shift : 0));
     const int right = shift > 0 ? 0 : -shift;
-    const uint32_t nudge = a < 0 ? (1UL << 30) - 1UL : 1UL << 30;
     const uint32_t ua = a < 0 ? 0UL - (uint32_t)a : (uint32_t)a;
     /* Through memory: avr-gcc then multiplies 16 x 16 -> 32 bits
      * (__umulhisi3) instead of 32 x 32 (__mulsi3, twice the cycles). */
     volatile uint16_t half1 = (uint16_t)(ua >> 16), half0 = (uint16_t)ua;
     const uint16_t a1 = half1, a0 = half0;
     /* a1 <= 2^15 and m1 < 2^15: each cross product is below 2^31 */
-    const uint32_t mid = (uint32_t)a0 * m1 + (uint32_t)a1 * m0;
-    uint32_t lo = (uint32_t)a0 * m0;
-    uint32_t hi = (uint32_t)a1 * m1 + (mid >> 16);
+    const uint32_t lo = (uint32_t)a0 * m0;
+    uint32_t u = (uint32_t)a0 * m1 + (uint32_t)a1 * m0 + (lo >> 16) + 0x4000UL;
     uint32_t mag;
-    lo += mid << 16;
-    hi += lo < (mid << 16) ? 1UL : 0UL;
-    lo += nudge;
-    hi += lo < nudge ? 1UL : 0UL;
-    mag = (hi << 1) | (lo >> 31); /* <= 2^31 - 1 */
+    if (a < 0 && (uint16_t)lo == 0) {
+        u -= 1UL;
+    }
+    /* (u >> 15) as 2 * (u >> 16) + bit 15: byte moves, no shift loop on AVR */
+    mag = 2UL * ((uint32_t)a1 * m1 + (u >> 16)) + (uint16_t)((uint16_t)u >> 15);
     if (right > 0) {
         mag = ((mag >> (right - 1)) + 1UL) >> 1;
     }
@@ -214,6 +217,45 @@ void mcua_autoencoder_invoke_int8(const mcua_autoencoder_model *m,
     mcua_ae_network(m, in, out);
 }
 
+/* Multiplication by p = 2^e as the C does it where that is exact: when x is
+ * a normal float and so is x * p, only x's exponent field moves (by e, in
+ * the high 16 bits: e * 128), which is exactly the float product; otherwise
+ * (0, subnormals, +-Inf, results beyond the normal range) the float
+ * multiplication.  Where floats are software, a few integer instructions
+ * instead of a multiplication. */
+typedef struct mcua_ae_pow2 {
+    float p;
+    int16_t step;            /* e * 128 */
+    uint16_t lowest, highest; /* the exponent fields (times 128) that stay normal */
+} mcua_ae_pow2;
+
+static void mcua_ae_pow2_init(mcua_ae_pow2 *s, float p)
+{
+    uint32_t bits;
+    int16_t e;
+    memcpy(&bits, &p, sizeof bits);
+    e = (int16_t)((int16_t)((bits >> 23) & 0xFFu) - 127); /* also 2^-127 */
+    s->p = p;
+    s->step = (int16_t)(e * 128);
+    s->lowest = (uint16_t)((e < 0 ? 1 - e : 1) * 128);
+    s->highest = (uint16_t)((e > 0 ? 254 - e : 254) * 128);
+}
+
+static float mcua_ae_pow2_times(const mcua_ae_pow2 *s, float x)
+{
+    uint32_t bits;
+    uint16_t high;
+    memcpy(&bits, &x, sizeof bits);
+    high = (uint16_t)(bits >> 16);
+    if ((high & 0x7F80u) < s->lowest || (high & 0x7F80u) > s->highest) {
+        return x * s->p;
+    }
+    high = (uint16_t)(high + (uint16_t)s->step);
+    bits = ((uint32_t)high << 16) | (bits & 0xFFFFUL);
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
 /* The reconstruction error of a network output against its raw window, one
  * fixed order: sum over i = 0..W-1 of (z - r)^2, then / W.  z = (x - mean)
  * / std is computed as (x - mean) * (1 / std) when the model holds that
@@ -229,12 +271,14 @@ static float mcua_ae_error(const mcua_autoencoder_model *m,
     const int by_reciprocal = mcua_positive(inv_sd);
     const float out_scale = mcua_read_f32(&m->output_scale);
     const int32_t out_zp = mcua_read_i32(&m->output_zero_point);
+    mcua_ae_pow2 inv;
     float sum = 0.0f;
     float score;
     uint16_t i;
+    mcua_ae_pow2_init(&inv, inv_sd);
     for (i = 0; i < w; ++i) {
         const float centred = window[i] - mean;
-        const float z = by_reciprocal ? centred * inv_sd : centred / sd;
+        const float z = by_reciprocal ? mcua_ae_pow2_times(&inv, centred) : centred / sd;
         const float d = z - mcua_autoencoder_dequantize(out[i], out_scale, out_zp);
         const float sq = d * d;
         sum = sum + sq;
