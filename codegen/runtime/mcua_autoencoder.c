@@ -30,7 +30,7 @@ MCUA_FP_CONTRACT_OFF_BEGIN
  *    below; so mag = 2*a1*m1 + (u >> 15) (at most 2^31 - 1), and u < 2^32;
  *  - gemmlowp RoundingDivideByPOT by e = max(-shift, 0): x / 2^e rounded half
  *    away from zero, which on the magnitude is ((mag >> (e - 1)) + 1) >> 1.
- * tests/test_autoencoder_requantize.py compares it with the 64-bit formula
+ * tests/test_autoencoder_arithmetic.py compares it with the 64-bit formula
  * (codegen/tflite/quantize.py) on the edges and on random operands over the
  * whole int32 range. */
 static int32_t mcua_ae_requantize(int32_t x, uint16_t m1, uint16_t m0, int shift)
