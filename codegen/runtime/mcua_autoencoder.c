@@ -13,6 +13,15 @@
 
 MCUA_FP_CONTRACT_OFF_BEGIN
 
+/* avr-gcc multiplies 16-bit halves of a 32-bit value 32 x 32 bits (__mulsi3)
+ * unless they come from memory, then 16 x 16 -> 32 (__umulhisi3, half the
+ * cycles): on AVR the requantisation's halves go through volatile locals. */
+#if defined(__AVR__)
+#define MCUA_AE_HALF volatile
+#else
+#define MCUA_AE_HALF
+#endif
+
 /* TFLite MultiplyByQuantizedMultiplier (double-rounding build, the default
  * of TFLite Micro) of x by the Q31 multiplier m = m1 * 2^16 + m0
  * (0 <= m < 2^31, as QuantizeMultiplier makes it), with no 64-bit
@@ -38,9 +47,7 @@ static int32_t mcua_ae_requantize(int32_t x, uint16_t m1, uint16_t m0, int shift
     const int32_t a = (int32_t)((uint32_t)x << (shift > 0 ? shift : 0));
     const int right = shift > 0 ? 0 : -shift;
     const uint32_t ua = a < 0 ? 0UL - (uint32_t)a : (uint32_t)a;
-    /* Through memory: avr-gcc then multiplies 16 x 16 -> 32 bits
-     * (__umulhisi3) instead of 32 x 32 (__mulsi3, twice the cycles). */
-    volatile uint16_t half1 = (uint16_t)(ua >> 16), half0 = (uint16_t)ua;
+    MCUA_AE_HALF uint16_t half1 = (uint16_t)(ua >> 16), half0 = (uint16_t)ua;
     const uint16_t a1 = half1, a0 = half0;
     /* a1 <= 2^15 and m1 < 2^15: each cross product is below 2^31 */
     const uint32_t lo = (uint32_t)a0 * m0;
