@@ -6,6 +6,8 @@
  * codegen/detectors/autoencoder.py):
  *
  *   z[i]  = (x[i] - mean) / std                       float32, i = 0..W-1
+ *           (std is a power of two in bundles trained now: then computed as
+ *           (x[i] - mean) * (1 / std), the same float, without a division)
  *   q[i]  = clamp(round_half_away(z[i] / in_scale) + in_zp, -128, 127)
  *           (TFLite's AffineQuantize: float32 division, std::round; values
  *           beyond +-256 steps saturate instead of overflowing int32, NaN
