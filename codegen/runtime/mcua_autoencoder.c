@@ -204,18 +204,13 @@ int mcua_autoencoder_quantize_input(const mcua_autoencoder_model *m,
         }
     }
     for (i = 0; i < w; ++i) {
-        /* binary search: level = #{steps <= key}, the strides adding up to
-         * 255; `step` points at steps[level + stride - 1] */
+        /* binary search: level = #{steps <= key}; the strides add up to 255 */
         const int32_t key = mcua_order_key(window[i]);
-        const int32_t *step = steps + 127;
         uint8_t level = 0;
         uint8_t stride;
         for (stride = 128; stride != 0; stride >>= 1) {
-            if (key >= mcua_read_i32(step)) {
+            if (key >= mcua_read_i32(steps + level + stride - 1)) {
                 level = (uint8_t)(level + stride);
-                step += stride / 2;
-            } else {
-                step -= stride / 2;
             }
         }
         q_out[i] = (int8_t)((int16_t)level - 128);
