@@ -564,14 +564,15 @@ def test_c_flags_nonfinite_windows(lib, machine):
 
 
 def test_odd_layer_count_and_per_tensor_layer(machine, tmp_path):
-    """W=12, 12-6-1-12: an odd number of layers (the other scratch buffer
-    holds the last input) and a 1-unit layer, which TFLite Micro requantises
-    per tensor (float32 scale product) rather than per channel."""
+    """W=12, 12-6-1-12: an odd number of layers (the last layer reads
+    scratch_a, so the score's output goes to scratch_b, which then holds W)
+    and a 1-unit layer, which TFLite Micro requantises per tensor (float32
+    scale product) rather than per channel."""
     f = ae.fit(machine[:N_NORMAL].reshape(-1, 1), {"epochs": 2, "hidden": [6, 1], "window": 12},
                seed=3, verbose=False)
     net = network_of(f)
     assert [layer.per_channel for layer in net.layers] == [True, False, True]
-    assert net.scratch_sizes == (12, 6)
+    assert net.scratch_sizes == (12, 12)
     lib = compile_shared(tmp_path, render(f))
     q = np.random.default_rng(4).integers(-128, 128, size=(20_000, 12)).astype(np.int8)
     assert np.array_equal(c_invoke(lib, q), network_int8(f, q))

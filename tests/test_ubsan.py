@@ -15,7 +15,8 @@ import itertools
 import numpy as np
 import pytest
 
-from codegen.detectors.autoencoder.pipeline import input_steps, reconstruction_error, standardise
+from codegen.detectors.autoencoder.pipeline import (input_steps, reconstruction_error, standardise,
+                                                 std_reciprocal)
 from codegen.emit import render as emit
 from codegen.emit.literals import c_float
 from codegen.tflite.flatbuffer import Layer, Network
@@ -109,7 +110,7 @@ def made_up_network(rng) -> Network:
         last = k == len(dims) - 2
         out_zp = int(rng.integers(-128, 0)) if not last else 3
         layers.append(Layer(
-            weights=rng.integers(-128, 128, (n_out, n_in)).astype(np.int8),
+            weights=rng.integers(-127, 128, (n_out, n_in)).astype(np.int8),
             bias=rng.integers(-40000, 40000, n_out).astype(np.int32),
             multiplier=rng.integers(2**30, 2**31 - 1, n_out).astype(np.int32),
             shift=rng.choice([-12, -9, -1, 0, 1], n_out).astype(np.int8),
@@ -130,17 +131,21 @@ def autoencoder_model(net: Network) -> str:
     a, b = net.scratch_sizes
     parts, layers = [], []
     for k, layer in enumerate(net.layers):
-        for field, ctype in (("weights", "int8_t"), ("bias", "int32_t"),
-                             ("multiplier", "int32_t"), ("shift", "int8_t")):
-            parts.append(f"static const {ctype} l{k}_{field}[] = {{{c_ints(getattr(layer, field))}}};")
-        layers.append(f"{{l{k}_weights, l{k}_bias, l{k}_multiplier, l{k}_shift, "
-                      f"{layer.input_offset}, {layer.output_offset}, {layer.in_dim}, "
+        halves = [(int(m) >> 16, int(m) & 0xFFFF) for m in layer.multiplier]
+        for field, ctype, values in (("weights", "int8_t", layer.weights),
+                                     ("folded_bias", "int32_t", layer.folded_bias),
+                                     ("multiplier", "uint16_t", halves),
+                                     ("shift", "int8_t", layer.shift)):
+            parts.append(f"static const {ctype} l{k}_{field}[] = {{{c_ints(values)}}};")
+        layers.append(f"{{l{k}_weights, l{k}_folded_bias, l{k}_multiplier, l{k}_shift, "
+                      f"{layer.output_offset}, {layer.in_dim}, "
                       f"{layer.out_dim}, {layer.act_min}, {layer.act_max}}}")
     parts += [f"static const mcua_autoencoder_layer layers[] = {{{', '.join(layers)}}};",
               f"static const int32_t steps[] = {{{c_ints(steps)}}};",
               f"static int8_t scratch_a[{a}], scratch_b[{b}];",
               f"static const mcua_autoencoder_model model = {{layers, steps, scratch_a, "
               f"scratch_b, {W}, {len(net.layers)}, {c_float(MEAN)}, {c_float(STD)}, "
+              f"{c_float(std_reciprocal(STD))}, "
               f"{c_float(net.input_scale)}, {net.input_zero_point}, "
               f"{c_float(net.output_scale)}, {net.output_zero_point}, 0.5f}};"]
     return "\n".join(parts)

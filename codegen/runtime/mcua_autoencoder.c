@@ -13,47 +13,55 @@
 
 MCUA_FP_CONTRACT_OFF_BEGIN
 
-#define MCUA_AE_I32_MAX ((int32_t)2147483647L)
-#define MCUA_AE_I32_MIN ((int32_t)(-2147483647L - 1L))
-
-/* gemmlowp SaturatingRoundingDoublingHighMul: high 32 bits of 2*a*b with
- * round-half-away-from-zero: (a*b + nudge) / 2^31, the quotient truncated
- * toward zero as C's `/`.  The division is done as a shift of the magnitude
- * (same result; |a*b + nudge| < 2^62) so that AVR needs no 64-bit divide. */
-static int32_t mcua_ae_srdhm(int32_t a, int32_t b)
-{
-    int64_t ab;
-    int64_t num;
-    if (a == b && a == MCUA_AE_I32_MIN) {
-        return MCUA_AE_I32_MAX;
-    }
-    ab = (int64_t)a * (int64_t)b;
-    num = ab + ((ab >= 0) ? ((int64_t)1 << 30) : ((int64_t)1 - ((int64_t)1 << 30)));
-    if (num >= 0) {
-        return (int32_t)(num >> 31);
-    }
-    return (int32_t)(-((-num) >> 31));
-}
-
-/* gemmlowp RoundingDivideByPOT: x / 2^exponent, rounding half away from
- * zero.  Relies on >> of a negative value being arithmetic (true for gcc,
- * clang, avr-gcc and arm-none-eabi-gcc, as TFLite itself assumes). */
-static int32_t mcua_ae_rdbpot(int32_t x, int exponent)
-{
-    const int32_t mask = (int32_t)((1UL << exponent) - 1UL); /* exponent <= 31 */
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (int32_t)((mask >> 1) + ((x < 0) ? 1 : 0));
-    return (int32_t)((x >> exponent) + ((remainder > threshold) ? 1 : 0));
-}
+/* avr-gcc multiplies 16-bit halves of a 32-bit value 32 x 32 bits (__mulsi3)
+ * unless they come from memory, then 16 x 16 -> 32 (__umulhisi3, half the
+ * cycles): on AVR the requantisation's halves go through volatile locals. */
+#if defined(__AVR__)
+#define MCUA_AE_HALF volatile
+#else
+#define MCUA_AE_HALF
+#endif
 
 /* TFLite MultiplyByQuantizedMultiplier (double-rounding build, the default
- * of TFLite Micro).  The left shift wraps like TFLite's int multiply. */
-static int32_t mcua_ae_requantize(int32_t x, int32_t multiplier, int shift)
+ * of TFLite Micro) of x by the Q31 multiplier m = m1 * 2^16 + m0
+ * (0 <= m < 2^31, as QuantizeMultiplier makes it), with no 64-bit
+ * arithmetic (on AVR, libgcc's 64-bit routines cost hundreds of cycles):
+ *  - x shifted left by max(shift, 0), wrapping like TFLite's int multiply;
+ *  - gemmlowp SaturatingRoundingDoublingHighMul(a, m): (a*m + nudge) / 2^31,
+ *    the quotient truncated toward zero, nudge 2^30 for a*m >= 0 and
+ *    1 - 2^30 below.  On the magnitude |a|*m (below 2^62, so it never
+ *    saturates) that is mag = (|a|*m + n) >> 31 with n = 2^30 for a >= 0 and
+ *    2^30 - 1 below, then the sign.  With |a| = a1 * 2^16 + a0,
+ *    mid = a0*m1 + a1*m0 and lo = a0*m0 (16 x 16 -> 32-bit products):
+ *    |a|*m + n = a1*m1 * 2^32 + u * 2^16 + (the low 16 bits), where
+ *    u = mid + (lo >> 16) + (n >> 16) + (the carry of lo's low 16 bits plus
+ *    n's), which is 0x4000 for a >= 0 and 0x4000 - (lo's low 16 bits == 0)
+ *    below; so mag = 2*a1*m1 + (u >> 15) (at most 2^31 - 1), and u < 2^32;
+ *  - gemmlowp RoundingDivideByPOT by e = max(-shift, 0): x / 2^e rounded half
+ *    away from zero, which on the magnitude is ((mag >> (e - 1)) + 1) >> 1.
+ * tests/test_autoencoder_arithmetic.py compares it with the 64-bit formula
+ * (codegen/tflite/quantize.py) on the edges and on random operands over the
+ * whole int32 range. */
+static int32_t mcua_ae_requantize(int32_t x, uint16_t m1, uint16_t m0, int shift)
 {
-    const int left = shift > 0 ? shift : 0;
+    const int32_t a = (int32_t)((uint32_t)x << (shift > 0 ? shift : 0));
     const int right = shift > 0 ? 0 : -shift;
-    const int32_t shifted = (int32_t)((uint32_t)x << left);
-    return mcua_ae_rdbpot(mcua_ae_srdhm(shifted, multiplier), right);
+    const uint32_t ua = a < 0 ? 0UL - (uint32_t)a : (uint32_t)a;
+    MCUA_AE_HALF uint16_t half1 = (uint16_t)(ua >> 16), half0 = (uint16_t)ua;
+    const uint16_t a1 = half1, a0 = half0;
+    /* a1 <= 2^15 and m1 < 2^15: each cross product is below 2^31 */
+    const uint32_t lo = (uint32_t)a0 * m0;
+    uint32_t u = (uint32_t)a0 * m1 + (uint32_t)a1 * m0 + (lo >> 16) + 0x4000UL;
+    uint32_t mag;
+    if (a < 0 && (uint16_t)lo == 0) {
+        u -= 1UL;
+    }
+    /* (u >> 15) as 2 * (u >> 16) + bit 15: byte moves, no shift loop on AVR */
+    mag = 2UL * ((uint32_t)a1 * m1 + (u >> 16)) + (uint16_t)((uint16_t)u >> 15);
+    if (right > 0) {
+        mag = ((mag >> (right - 1)) + 1UL) >> 1;
+    }
+    return a < 0 ? -(int32_t)mag : (int32_t)mag;
 }
 
 /* Copy a layer descriptor out of flash, field by field. */
@@ -62,9 +70,8 @@ static void mcua_ae_load_layer(mcua_autoencoder_layer *dst,
 {
     dst->weights = (const int8_t *)mcua_read_ptr(&src->weights);
     dst->bias = (const int32_t *)mcua_read_ptr(&src->bias);
-    dst->multiplier = (const int32_t *)mcua_read_ptr(&src->multiplier);
+    dst->multiplier = (const uint16_t *)mcua_read_ptr(&src->multiplier);
     dst->shift = (const int8_t *)mcua_read_ptr(&src->shift);
-    dst->input_offset = mcua_read_i32(&src->input_offset);
     dst->output_offset = mcua_read_i32(&src->output_offset);
     dst->in_dim = mcua_read_u16(&src->in_dim);
     dst->out_dim = mcua_read_u16(&src->out_dim);
@@ -72,65 +79,69 @@ static void mcua_ae_load_layer(mcua_autoencoder_layer *dst,
     dst->act_max = mcua_read_i8(&src->act_max);
 }
 
-/* One output channel of a FULLY_CONNECTED layer (TFLite Micro's
- * FullyConnectedPerChannel, filter offset 0). */
-static int8_t mcua_ae_neuron(const mcua_autoencoder_layer *l,
-                             const int8_t *in, uint16_t c)
+/* A FULLY_CONNECTED layer (TFLite Micro's FullyConnectedPerChannel, filter
+ * offset 0), its descriptor in flash.  TFLite sums w * (in - input zero
+ * point); the bias here already holds -input zero point * sum(w), so the
+ * products are int8 * int8, and two of them fit in 16 bits (weights are in
+ * [-127, 127], checked on load): on AVR two MULS instructions and one 32-bit
+ * addition per pair.  The int32 sum is TFLite's.  The weights are read in
+ * order, row after row. */
+static void mcua_ae_layer(const mcua_autoencoder_layer *layer,
+                          const int8_t *in, int8_t *out)
 {
-    const int8_t *w = l->weights + (uint32_t)c * l->in_dim;
-    /* in + offset lies in [-255, 255] and a weight in [-128, 127], so each
-     * product fits in 16 bits: on AVR a few MUL instructions instead of a
-     * 32-bit multiply call. */
-    const int16_t offset = (int16_t)l->input_offset;
-    int32_t acc = 0;
-    int32_t v;
-    uint16_t k;
-    for (k = 0; k < l->in_dim; ++k) {
-        const int16_t x = (int16_t)(in[k] + offset);
-        acc += (int16_t)(mcua_read_i8(w + k) * x);
-    }
-    acc += mcua_read_i32(l->bias + c);
-    v = mcua_ae_requantize(acc, mcua_read_i32(l->multiplier + c),
-                           (int)mcua_read_i8(l->shift + c));
-    v += l->output_offset;
-    if (v < (int32_t)l->act_min) {
-        v = l->act_min;
-    }
-    if (v > (int32_t)l->act_max) {
-        v = l->act_max;
-    }
-    return (int8_t)v;
-}
-
-static void mcua_ae_layer(const mcua_autoencoder_layer *l, const int8_t *in,
-                          int8_t *out)
-{
+    mcua_autoencoder_layer l;
+    const int8_t *w;
     uint16_t c;
-    for (c = 0; c < l->out_dim; ++c) {
-        out[c] = mcua_ae_neuron(l, in, c);
+    mcua_ae_load_layer(&l, layer);
+    w = l.weights;
+    for (c = 0; c < l.out_dim; ++c) {
+        const int8_t *x = in;
+        int32_t acc = mcua_read_i32(l.bias + c);
+        int32_t v;
+        uint16_t k;
+        for (k = l.in_dim / 2; k != 0; --k) {
+            const int8_t w0 = mcua_read_i8(w);
+            const int8_t w1 = mcua_read_i8(w + 1);
+            acc += (int16_t)(w0 * x[0] + w1 * x[1]); /* |sum| <= 2 * 127 * 128 */
+            w += 2;
+            x += 2;
+        }
+        if (l.in_dim % 2 != 0) {
+            acc += (int16_t)(mcua_read_i8(w) * x[0]);
+            ++w;
+        }
+        v = mcua_ae_requantize(acc, mcua_read_u16(l.multiplier + 2 * c),
+                               mcua_read_u16(l.multiplier + 2 * c + 1),
+                               (int)mcua_read_i8(l.shift + c));
+        v += l.output_offset;
+        if (v < (int32_t)l.act_min) {
+            v = l.act_min;
+        }
+        if (v > (int32_t)l.act_max) {
+            v = l.act_max;
+        }
+        out[c] = (int8_t)v;
     }
 }
 
-/* Runs layers 0 .. n_layers-2 (all but the last) and returns where the last
- * layer's input is.  Layer k writes to scratch_b when k is even and to
- * scratch_a when k is odd; layer 0 reads `in`. */
-static const int8_t *mcua_ae_hidden(const mcua_autoencoder_model *m,
-                                    const int8_t *in, uint16_t n_layers)
+/* The whole network from `in` to `out`.  Layer k < n_layers - 1 writes to
+ * scratch_b when k is even and to scratch_a when k is odd; the last layer
+ * writes to `out`. */
+static void mcua_ae_network(const mcua_autoencoder_model *m,
+                            const int8_t *in, int8_t *out)
 {
+    const uint16_t n_layers = mcua_read_u16(&m->n_layers);
     int8_t *a = (int8_t *)mcua_read_ptr(&m->scratch_a);
     int8_t *b = (int8_t *)mcua_read_ptr(&m->scratch_b);
     const mcua_autoencoder_layer *layers =
         (const mcua_autoencoder_layer *)mcua_read_ptr(&m->layers);
     const int8_t *src = in;
-    mcua_autoencoder_layer l;
     uint16_t k;
-    for (k = 0; k + 1 < n_layers; ++k) {
-        int8_t *dst = (k % 2 == 0) ? b : a;
-        mcua_ae_load_layer(&l, &layers[k]);
-        mcua_ae_layer(&l, src, dst);
+    for (k = 0; k < n_layers; ++k) {
+        int8_t *dst = (k + 1 == n_layers) ? out : (k % 2 == 0) ? b : a;
+        mcua_ae_layer(&layers[k], src, dst);
         src = dst;
     }
-    return src;
 }
 
 int8_t mcua_autoencoder_quantize(float z, float scale, int32_t zero_point)
@@ -210,53 +221,89 @@ int mcua_autoencoder_quantize_input(const mcua_autoencoder_model *m,
 void mcua_autoencoder_invoke_int8(const mcua_autoencoder_model *m,
                                   const int8_t *in, int8_t *out)
 {
-    const uint16_t n_layers = mcua_read_u16(&m->n_layers);
-    const mcua_autoencoder_layer *layers =
-        (const mcua_autoencoder_layer *)mcua_read_ptr(&m->layers);
-    mcua_autoencoder_layer l;
-    const int8_t *src;
-    if (n_layers == 0) {
-        return;
+    mcua_ae_network(m, in, out);
+}
+
+/* Multiplication by p = 2^e as the C does it where that is exact: when x is
+ * a normal float and so is x * p, only x's exponent field moves (by e, in
+ * the high 16 bits: e * 128), which is exactly the float product; otherwise
+ * (0, subnormals, +-Inf, results beyond the normal range) the float
+ * multiplication.  Where floats are software, a few integer instructions
+ * instead of a multiplication. */
+typedef struct mcua_ae_pow2 {
+    float p;
+    int16_t step;            /* e * 128 */
+    uint16_t lowest, highest; /* the exponent fields (times 128) that stay normal */
+} mcua_ae_pow2;
+
+static void mcua_ae_pow2_init(mcua_ae_pow2 *s, float p)
+{
+    uint32_t bits;
+    int16_t e;
+    memcpy(&bits, &p, sizeof bits);
+    e = (int16_t)((int16_t)((bits >> 23) & 0xFFu) - 127); /* also 2^-127 */
+    s->p = p;
+    s->step = (int16_t)(e * 128);
+    s->lowest = (uint16_t)((e < 0 ? 1 - e : 1) * 128);
+    s->highest = (uint16_t)((e > 0 ? 254 - e : 254) * 128);
+}
+
+static float mcua_ae_pow2_times(const mcua_ae_pow2 *s, float x)
+{
+    uint32_t bits;
+    uint16_t high;
+    memcpy(&bits, &x, sizeof bits);
+    high = (uint16_t)(bits >> 16);
+    if ((high & 0x7F80u) < s->lowest || (high & 0x7F80u) > s->highest) {
+        return x * s->p;
     }
-    src = mcua_ae_hidden(m, in, n_layers);
-    mcua_ae_load_layer(&l, &layers[n_layers - 1]);
-    mcua_ae_layer(&l, src, out);
+    high = (uint16_t)(high + (uint16_t)s->step);
+    bits = ((uint32_t)high << 16) | (bits & 0xFFFFUL);
+    memcpy(&x, &bits, sizeof x);
+    return x;
 }
 
-/* The reconstruction error accumulates in one fixed order, shared by both
- * scoring entry points: sum over i = 0..W-1 of (z - r)^2, then / W. */
-typedef struct mcua_ae_err {
-    float mean, sd, out_scale, sum;
-    int32_t out_zp;
-} mcua_ae_err;
-
-static void mcua_ae_err_init(mcua_ae_err *e, const mcua_autoencoder_model *m)
+/* The reconstruction error of a network output against its raw window, one
+ * fixed order: sum over i = 0..W-1 of (z - r)^2, then / W.  z = (x - mean)
+ * / std is computed as (x - mean) * (1 / std) when the model holds that
+ * reciprocal (std a power of two, so 1 / std is exact and the product is
+ * the same real number as the quotient, rounded the same), else divided. */
+static float mcua_ae_error(const mcua_autoencoder_model *m,
+                           const float *window, const int8_t *out,
+                           uint16_t w, uint8_t *flag)
 {
-    e->mean = mcua_read_f32(&m->mean);
-    e->sd = mcua_read_f32(&m->std);
-    e->out_scale = mcua_read_f32(&m->output_scale);
-    e->out_zp = mcua_read_i32(&m->output_zero_point);
-    e->sum = 0.0f;
-}
-
-static void mcua_ae_err_add(mcua_ae_err *e, float x, int8_t y)
-{
-    const float z = (x - e->mean) / e->sd;
-    const float r = mcua_autoencoder_dequantize(y, e->out_scale, e->out_zp);
-    const float d = z - r;
-    const float sq = d * d;
-    e->sum = e->sum + sq;
-}
-
-static float mcua_ae_err_finish(const mcua_ae_err *e,
-                                const mcua_autoencoder_model *m,
-                                uint16_t w, uint8_t *flag)
-{
-    const float score = e->sum / (float)w;
+    const float mean = mcua_read_f32(&m->mean);
+    const float sd = mcua_read_f32(&m->std);
+    const float inv_sd = mcua_read_f32(&m->std_reciprocal);
+    const int by_reciprocal = mcua_positive(inv_sd);
+    const float out_scale = mcua_read_f32(&m->output_scale);
+    const int32_t out_zp = mcua_read_i32(&m->output_zero_point);
+    mcua_ae_pow2 inv;
+    float sum = 0.0f;
+    float score;
+    uint16_t i;
+    mcua_ae_pow2_init(&inv, inv_sd);
+    for (i = 0; i < w; ++i) {
+        const float centred = window[i] - mean;
+        const float z = by_reciprocal ? mcua_ae_pow2_times(&inv, centred) : centred / sd;
+        const float d = z - mcua_autoencoder_dequantize(out[i], out_scale, out_zp);
+        const float sq = d * d;
+        sum = sum + sq;
+    }
+    score = sum / (float)w;
     if (flag != NULL) {
         *flag = (uint8_t)(score > mcua_read_f32(&m->threshold) ? 1 : 0);
     }
     return score;
+}
+
+/* A window holding NaN or +-Inf scores +Inf and is flagged. */
+static float mcua_ae_not_finite(uint8_t *flag)
+{
+    if (flag != NULL) {
+        *flag = 1;
+    }
+    return mcua_infinity();
 }
 
 float mcua_autoencoder_score_output(const mcua_autoencoder_model *m,
@@ -264,50 +311,28 @@ float mcua_autoencoder_score_output(const mcua_autoencoder_model *m,
                                     const int8_t *out, uint8_t *flag)
 {
     const uint16_t w = mcua_read_u16(&m->window);
-    mcua_ae_err e;
     uint16_t i;
     for (i = 0; i < w; ++i) {
         if (!mcua_is_finite(window[i])) {
-            if (flag != NULL) {
-                *flag = 1;
-            }
-            return mcua_infinity();
+            return mcua_ae_not_finite(flag);
         }
     }
-    mcua_ae_err_init(&e, m);
-    for (i = 0; i < w; ++i) {
-        mcua_ae_err_add(&e, window[i], out[i]);
-    }
-    return mcua_ae_err_finish(&e, m, w, flag);
+    return mcua_ae_error(m, window, out, w, flag);
 }
 
 float mcua_autoencoder_score(const mcua_autoencoder_model *m,
                              const float *window, uint8_t *flag)
 {
-    const uint16_t w = mcua_read_u16(&m->window);
     const uint16_t n_layers = mcua_read_u16(&m->n_layers);
     int8_t *q = (int8_t *)mcua_read_ptr(&m->scratch_a);
-    const mcua_autoencoder_layer *layers =
-        (const mcua_autoencoder_layer *)mcua_read_ptr(&m->layers);
-    mcua_autoencoder_layer last;
-    const int8_t *src;
-    mcua_ae_err e;
-    uint16_t i;
+    /* the scratch buffer the last layer does not read (both hold >= W) */
+    int8_t *out = (int8_t *)(n_layers % 2 == 0 ? mcua_read_ptr(&m->scratch_a)
+                                               : mcua_read_ptr(&m->scratch_b));
     if (n_layers == 0 || !mcua_autoencoder_quantize_input(m, window, q)) {
-        if (flag != NULL) {
-            *flag = 1;
-        }
-        return mcua_infinity();
+        return mcua_ae_not_finite(flag);
     }
-    src = mcua_ae_hidden(m, q, n_layers);
-    /* The last layer is computed one output at a time and scored at once, so
-     * the W-wide output needs no buffer. */
-    mcua_ae_load_layer(&last, &layers[n_layers - 1]);
-    mcua_ae_err_init(&e, m);
-    for (i = 0; i < w; ++i) {
-        mcua_ae_err_add(&e, window[i], mcua_ae_neuron(&last, src, i));
-    }
-    return mcua_ae_err_finish(&e, m, w, flag);
+    mcua_ae_network(m, q, out);
+    return mcua_ae_error(m, window, out, mcua_read_u16(&m->window), flag);
 }
 
 MCUA_FP_CONTRACT_OFF_END

@@ -6,12 +6,15 @@
  * codegen/detectors/autoencoder.py):
  *
  *   z[i]  = (x[i] - mean) / std                       float32, i = 0..W-1
+ *           (std is a power of two in bundles trained now: then computed as
+ *           (x[i] - mean) * (1 / std), the same float, without a division)
  *   q[i]  = clamp(round_half_away(z[i] / in_scale) + in_zp, -128, 127)
  *           (TFLite's AffineQuantize: float32 division, std::round; values
  *           beyond +-256 steps saturate instead of overflowing int32, NaN
  *           counts as 0)
  *   y     = int8 network: FULLY_CONNECTED layers, each
  *             acc   = bias[c] + sum_k w[c][k] * (in[k] - in_zp)    int32
+ *                     (computed as folded_bias[c] + sum_k w[c][k] * in[k])
  *             out   = MultiplyByQuantizedMultiplier(acc, mult[c], shift[c])
  *                     (double rounding: SaturatingRoundingDoublingHighMul,
  *                      then RoundingDivideByPOT, as TFLite Micro)
@@ -46,13 +49,17 @@ extern "C" {
 
 /* One FULLY_CONNECTED layer with int8 input/output, int8 weights and int32
  * bias.  Weights are [out_dim][in_dim], row-major, symmetric (zero point 0),
- * with one requantisation multiplier/shift per output channel. */
+ * with one requantisation multiplier/shift per output channel.  The bias
+ * has the input zero point folded in: bias[c] is TFLite's bias minus the
+ * input zero point times the sum of row c's weights, so that
+ * bias[c] + sum_k w[c][k] * in[k] is TFLite's accumulator. */
 typedef struct mcua_autoencoder_layer {
     const int8_t *weights;     /* out_dim * in_dim values, flash */
-    const int32_t *bias;       /* out_dim values, flash */
-    const int32_t *multiplier; /* out_dim values, flash (Q31 significand) */
+    const int32_t *bias;       /* out_dim values, flash (zero point folded in) */
+    const uint16_t *multiplier; /* 2 * out_dim values, flash: each channel's
+                                 * Q31 significand (0 to 2^31 - 1) as its
+                                 * high then low 16 bits */
     const int8_t *shift;       /* out_dim values, flash (>0: left shift) */
-    int32_t input_offset;      /* minus the input zero point */
     int32_t output_offset;     /* the output zero point */
     uint16_t in_dim;
     uint16_t out_dim;
@@ -67,11 +74,14 @@ typedef struct mcua_autoencoder_model {
      * below; no division on the device. */
     const int32_t *input_steps;
     int8_t *scratch_a;   /* RAM: >= window and odd layers' outputs */
-    int8_t *scratch_b;   /* RAM: >= even layers' outputs */
+    int8_t *scratch_b;   /* RAM: >= even layers' outputs, and >= window when
+                          * n_layers is odd (the score's network output goes
+                          * to the buffer its last layer does not read) */
     uint16_t window;     /* W: network input and output width */
     uint16_t n_layers;
     float mean;          /* standardisation of the raw channel */
     float std;
+    float std_reciprocal; /* 1 / std when exact (std a power of two), else 0 */
     float input_scale;   /* int8 input tensor quantisation */
     int32_t input_zero_point;
     float output_scale;  /* int8 output tensor quantisation */

@@ -52,6 +52,14 @@ class Layer:
     def out_dim(self) -> int:
         return int(self.weights.shape[0])
 
+    @property
+    def folded_bias(self) -> np.ndarray:
+        """int64 [out]: the bias with the input zero point folded in, bias + input_offset *
+        (each row's sum of weights), so that folded_bias + weights @ in equals TFLite's
+        accumulator bias + weights @ (in + input_offset) (what the C engine sums)."""
+        return (self.bias.astype(np.int64)
+                + self.input_offset * self.weights.astype(np.int64).sum(axis=1))
+
 
 @dataclass
 class Network:
@@ -68,13 +76,17 @@ class Network:
         """(scratch_a, scratch_b) byte counts the C engine needs.
 
         Layer k < last writes to scratch_b when k is even, scratch_a when odd;
-        scratch_a also holds the quantised input."""
+        scratch_a also holds the quantised input, and the score puts the network's
+        output in the buffer the last layer does not read: scratch_a after an even
+        number of layers, scratch_b after an odd one."""
         a, b = self.window, 1
         for k, layer in enumerate(self.layers[:-1]):
             if k % 2 == 0:
                 b = max(b, layer.out_dim)
             else:
                 a = max(a, layer.out_dim)
+        if len(self.layers) % 2 == 1:
+            b = max(b, self.window)
         return a, b
 
 

@@ -49,7 +49,7 @@ def numpy_int8_network(net: Network, q: np.ndarray) -> np.ndarray:
     parity reference (that is TFLite Micro); used as a third witness."""
     x = np.asarray(q, dtype=np.int64)
     for layer in net.layers:
-        acc = (x + layer.input_offset) @ layer.weights.astype(np.int64).T + layer.bias
+        acc = x @ layer.weights.astype(np.int64).T + layer.folded_bias
         v = multiply_by_quantized_multiplier(acc, layer.multiplier, layer.shift)
         v = v + layer.output_offset
         x = np.clip(v, layer.act_min, layer.act_max)

@@ -45,6 +45,15 @@ def standardise(x, mean, std) -> np.ndarray:
         return (x - np.float32(mean)) / np.float32(std)
 
 
+def std_reciprocal(std) -> np.float32:
+    """1 / std when it is exact, that is when std is a power of two (then (x - mean) *
+    (1 / std) is the same real number as (x - mean) / std, so both round to the same
+    float32 and the C multiplies instead of dividing); else 0, and the C divides."""
+    std = np.float32(std)
+    mantissa, _ = np.frexp(std)
+    return np.float32(1.0) / std if mantissa == np.float32(0.5) else np.float32(0.0)
+
+
 def reconstruction_error(z, y, out_scale, out_zero_point) -> np.ndarray:
     """Per window: sum_i (z_i - r_i)^2 left to right in float32, then / W."""
     z = np.asarray(z, dtype=np.float32)

@@ -87,13 +87,26 @@ def _count(value) -> bool:
                              and 0 <= value <= MAX_ARENA)
 
 
-def _check_int32_range(net: Network) -> None:
-    """Every int32 the C engine computes stays in range for any input (signed overflow is
-    undefined behaviour): |accumulator| <= in_dim * 255 * 128 + |bias|, and after
-    requantisation (times multiplier * 2^(shift - 31), plus one for rounding) the output
-    offset is still added.  Trained models are far inside; an edited one may not be."""
+def _check_engine_range(net: Network) -> None:
+    """What the C engine's integer arithmetic assumes, for any input (signed overflow is
+    undefined behaviour): weights in [-127, 127] (TFLite's symmetric int8 range), so that
+    two int8 products sum within int16; Q31 multipliers in [0, 2^31 - 1] (what
+    QuantizeMultiplier makes); and every int32 in range: the engine starts from the folded
+    bias and adds int8 * int8 products, so every partial sum is within |folded bias| +
+    in_dim * 128 * 128; after requantisation (times multiplier * 2^(shift - 31), plus one
+    for rounding) the output offset is still added.  Trained models are far inside; an
+    edited one may not be."""
     for k, layer in enumerate(net.layers):
-        acc = layer.in_dim * 255 * 128 + np.abs(layer.bias.astype(np.int64))
+        if (layer.weights < -127).any():
+            raise BundleMismatchError(
+                f"{BLOB_MODEL} layer {k} has a weight of -128, outside TFLite's symmetric "
+                f"int8 range [-127, 127] that the C engine relies on; the model was edited "
+                f"or converted another way: re-run training")
+        if ((layer.multiplier < 0) | (layer.multiplier > 2**31 - 1)).any():
+            raise BundleMismatchError(
+                f"{BLOB_MODEL} layer {k}: a requantisation multiplier is not a Q31 "
+                f"significand in [0, 2^31 - 1]: re-run training")
+        acc = layer.in_dim * 128 * 128 + np.abs(layer.folded_bias)
         scale = layer.multiplier.astype(np.float64) * np.exp2(layer.shift.astype(np.float64) - 31)
         if (acc >= 2**31).any() or (acc * scale + 1 + 128 >= 2**31).any():
             raise BundleMismatchError(
@@ -110,7 +123,7 @@ def load(params, scalars, arrays, blobs) -> Fitted:
             f"the stored autoencoder has no {BLOB_MODEL}: re-run training")
     blob = bytes(blobs[BLOB_MODEL])
     net = extract_network(blob, BLOB_MODEL)
-    _check_int32_range(net)
+    _check_engine_range(net)
     widths = [layer.out_dim for layer in net.layers]
     if len(widths) > MAX_HIDDEN_LAYERS + 1 or max(widths) > MAX_WIDTH:
         raise BundleMismatchError(

@@ -7,7 +7,7 @@ import hashlib
 import json
 
 from codegen.detectors.autoencoder.params import NAME
-from codegen.detectors.autoencoder.pipeline import input_steps
+from codegen.detectors.autoencoder.pipeline import input_steps, std_reciprocal
 from codegen.detectors.autoencoder.stored import BLOB_ARENA, BLOB_MODEL, network_of
 from codegen.detectors.base import Fitted
 from codegen.emit.literals import c_comment, c_float, c_int
@@ -17,6 +17,12 @@ from codegen.tflite.flatbuffer import resolver_method
 def _rows(values, per_row: int, fmt) -> list:
     vals = [fmt(v) for v in values]
     return [", ".join(vals[i:i + per_row]) for i in range(0, len(vals), per_row)]
+
+
+def _halves(multipliers) -> list:
+    """Each Q31 multiplier (0 to 2^31 - 1) as its high and low 16 bits, the engine's
+    layout."""
+    return [h for m in multipliers for h in (int(m) >> 16, int(m) & 0xFFFF)]
 
 
 def template_context(fitted: Fitted) -> dict:
@@ -32,12 +38,11 @@ def template_context(fitted: Fitted) -> dict:
             "index": k, "in_dim": layer.in_dim, "out_dim": layer.out_dim,
             "activation": layer.activation,
             "quantization": "per-channel" if layer.per_channel else "per-tensor",
-            "input_offset": c_int(layer.input_offset),
             "output_offset": c_int(layer.output_offset),
             "act_min": c_int(layer.act_min), "act_max": c_int(layer.act_max),
             "weights_rows": [", ".join(str(int(w)) for w in row) for row in layer.weights],
-            "bias_rows": _rows(layer.bias, 8, c_int),
-            "multiplier_rows": _rows(layer.multiplier, 6, c_int),
+            "bias_rows": _rows(layer.folded_bias, 8, c_int),
+            "multiplier_rows": _rows(_halves(layer.multiplier), 8, str),
             "shift_rows": _rows(layer.shift, 16, c_int),
         })
     return {
@@ -47,6 +52,7 @@ def template_context(fitted: Fitted) -> dict:
         "channel": int(s["channel"]),
         "mean": c_float(s["mean"]),
         "std": c_float(s["std"]),
+        "std_reciprocal": c_float(std_reciprocal(s["std"])),
         "input_scale": c_float(net.input_scale),
         "input_zero_point": c_int(net.input_zero_point),
         "output_scale": c_float(net.output_scale),

@@ -35,6 +35,15 @@ def _log(verbose: bool, msg: str) -> None:
         print(f"[autoencoder] {msg}", file=sys.stderr, flush=True)
 
 
+def power_of_two_scale(std: np.float32) -> np.float32:
+    """The power of two nearest std (in ratio: within a factor sqrt(2)), in float32's
+    normal range: the scale the channel is standardised by.  Its reciprocal is exact, so the
+    device multiplies by it instead of dividing (pipeline.std_reciprocal), with the same
+    results; the network sees values of unit order all the same."""
+    exponent = np.ceil(np.log2(np.float64(std)) - 0.5)
+    return np.float32(np.exp2(np.clip(exponent, -126, 127)))
+
+
 def _first_nonfinite(x: np.ndarray):
     bad = np.flatnonzero(~np.isfinite(x))
     return (int(bad[0]), int(bad.size)) if bad.size else None
@@ -183,6 +192,7 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
             f"range ({FLOAT32_TINY:.3g}); the device standardises (x - mean) / std in float32, "
             f"where so small a std keeps only a few significant bits: rescale the channel "
             f"(e.g. to µV) or watch another one")
+    std = power_of_two_scale(std)
     raw_train_w = sliding_windows(xt, W)
     raw_val_w = sliding_windows(x[n_train_rows:], W)
     z_train_w = standardise(raw_train_w, mean, std)
