@@ -31,7 +31,7 @@ def check_stored(stored) -> None:
     k = stored.integer("params", "k_chosen", 1, MAX_CLUSTERS)
     stored.only_arrays("mean", "inv_scale", "centroids")
     stored.floats("mean", (c,))
-    stored.floats("inv_scale", (c,), lo=0)
+    stored.positive_floats("inv_scale", (c,))
     stored.floats("centroids", (k, c))
     stored.number("scalars", "threshold")
 
@@ -125,4 +125,6 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False) -> Scored:
 
 
 def template_context(fitted: Fitted) -> dict:
-    return {"threshold": fitted.scalars["threshold"], **fitted.arrays}
+    return {"threshold": fitted.scalars["threshold"],
+            "standardise": list(zip(fitted.arrays["mean"], fitted.arrays["inv_scale"])),
+            "centroids": fitted.arrays["centroids"]}

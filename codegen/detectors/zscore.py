@@ -28,7 +28,7 @@ DEFAULTS = {"threshold": "value:3"}
 def check_stored(stored) -> None:
     stored.only_arrays("mean", "inv_std")
     stored.floats("mean", (stored.n_channels,))
-    stored.floats("inv_std", (stored.n_channels,), lo=0)
+    stored.positive_floats("inv_std", (stored.n_channels,))
     stored.number("scalars", "threshold")
 
 
@@ -89,5 +89,6 @@ def flag_bounds(fitted: Fitted) -> tuple[np.ndarray, np.ndarray]:
 
 def template_context(fitted: Fitted) -> dict:
     lo, hi = flag_bounds(fitted)
-    return {"threshold": fitted.scalars["threshold"], **fitted.arrays,
-            "flag_lo": [int(v) for v in lo], "flag_hi": [int(v) for v in hi]}
+    return {"threshold": fitted.scalars["threshold"],
+            "standardise": list(zip(fitted.arrays["mean"], fitted.arrays["inv_std"])),
+            "accept": [(int(a), int(b)) for a, b in zip(lo, hi)]}
