@@ -74,3 +74,27 @@ def test_percentile_threshold(iot):
     fitted = zscore.fit(iot.normal, {"threshold": "percentile:99"}, 0, False, iot.channels)
     normal_scores, flags, _ = zscore.score(fitted, iot.normal)
     assert 0.005 < flags.mean() <= 0.011
+
+
+def near_ties(fitted, n, seed=0):
+    """Rows whose channels' z lie within a few percent of each other, at magnitudes from
+    the subnormals to near overflow: where mcua_zscore_many's test that leaves a
+    multiplication out is closest to being wrong."""
+    rng = np.random.default_rng(seed)
+    mean = fitted.arrays["mean"].astype(np.float64)
+    std = 1 / fitted.arrays["inv_std"].astype(np.float64)
+    z = 10.0 ** rng.uniform(-44, 38, (n, 1)) * rng.uniform(0.8, 1.05, (n, len(mean)))
+    sign = rng.choice([-1.0, 1.0], (n, len(mean)))
+    with np.errstate(over="ignore"):
+        return (mean + sign * z * std).astype(np.float32)
+
+
+def test_score_at_near_ties_equals_the_reference(iot_bundle, iot_host):
+    """Bit for bit where one channel's z barely beats or misses another's (the skipped
+    multiplications of mcua_zscore_many)."""
+    fitted = iot_bundle.detectors["zscore"]
+    X = near_ties(fitted, 200_000)
+    want = zscore.score(fitted, X)
+    got = iot_host.score("zscore", X)
+    assert np.array_equal(got.scores.view(np.uint32), want.scores.view(np.uint32))
+    assert np.array_equal(got.flags, want.flags)

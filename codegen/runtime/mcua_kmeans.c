@@ -29,7 +29,8 @@ float mcua_kmeans_score(const mcua_kmeans_feature *feature, uint16_t n_features,
     float *zf;
 
     for (zf = z; zf != z_end; ++zf, ++x, ++feature) {
-        if (!mcua_is_finite(*x)) {
+        /* NaN or +-Inf: the exponent bits, all in the top half, all set. */
+        if (((uint16_t)(bits_of(*x) >> 16) & 0x7F80U) == 0x7F80U) {
             if (cluster) {
                 *cluster = 0;
             }
