@@ -1,9 +1,11 @@
 """zscore's behaviour and its flag API (the detector contract: test_contract.py)."""
 
 import numpy as np
+import pytest
 
 from codegen.detectors import zscore
 from codegen.emit import floatkeys
+from host_sim import hostlib
 from host_sim.hostlib import HostModel
 
 
@@ -89,12 +91,22 @@ def near_ties(fitted, n, seed=0):
         return (mean + sign * z * std).astype(np.float32)
 
 
-def test_score_at_near_ties_equals_the_reference(iot_bundle, iot_host):
-    """Bit for bit where one channel's z barely beats or misses another's (the skipped
-    multiplications of mcua_zscore_many)."""
+@pytest.mark.parametrize("skip", [0, 1])
+def test_score_at_near_ties_equals_the_reference(iot_bundle, monkeypatch, skip):
+    """Bit for bit where one channel's z barely beats or misses another's, with the test
+    that leaves a multiplication out (MCUA_ZSCORE_SKIP 1, as on AVR and rv32imc) and
+    without it (0, as with a float unit)."""
+    render = hostlib.emit.render
+
+    def with_skip(bundle):
+        files = render(bundle)
+        files["mcua_zscore.c"] = f"#define MCUA_ZSCORE_SKIP {skip}\n" + files["mcua_zscore.c"]
+        return files
+
+    monkeypatch.setattr(hostlib.emit, "render", with_skip)
     fitted = iot_bundle.detectors["zscore"]
     X = near_ties(fitted, 200_000)
     want = zscore.score(fitted, X)
-    got = iot_host.score("zscore", X)
+    got = HostModel(iot_bundle).score("zscore", X)
     assert np.array_equal(got.scores.view(np.uint32), want.scores.view(np.uint32))
     assert np.array_equal(got.flags, want.flags)
