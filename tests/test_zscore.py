@@ -110,3 +110,21 @@ def test_score_at_near_ties_equals_the_reference(iot_bundle, monkeypatch, skip):
     got = HostModel(iot_bundle).score("zscore", X)
     assert np.array_equal(got.scores.view(np.uint32), want.scores.view(np.uint32))
     assert np.array_equal(got.flags, want.flags)
+
+
+def test_one_channel_equals_the_reference(iot):
+    """A model of one channel calls mcua_zscore_one: bit for bit from the subnormals to
+    overflow, and +Inf (flagged) for NaN and +-Inf."""
+    from codegen.data.dataset import Dataset
+    from codegen.training import train as training
+
+    one = Dataset("one", iot.channels[:1], iot.values[:, :1], np.zeros(len(iot.values), bool))
+    bundle = training.train(one, ["zscore"], {}, seed=0, name="one", verbose=False)
+    fitted = bundle.detectors["zscore"]
+    special = np.array([[np.nan], [np.inf], [-np.inf], [3e38], [-3e38], [0.0]], np.float32)
+    X = np.concatenate([near_ties(fitted, 100_000), special])
+    want = zscore.score(fitted, X)
+    got = HostModel(bundle).score("zscore", X)
+    assert np.array_equal(got.scores.view(np.uint32), want.scores.view(np.uint32))
+    assert np.array_equal(got.flags, want.flags)
+    assert got.flags[-6:-3].all() and np.isinf(got.scores[-6:-3]).all()

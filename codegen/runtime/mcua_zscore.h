@@ -29,19 +29,13 @@ typedef struct {
     int32_t hi;
 } mcua_zscore_accept;
 
-/* The score of x[n_channels], n_channels >= 1: mcua_zscore_one for one
- * channel (nothing to keep across its two float operations, so nearly no
- * register saves), mcua_zscore_many for more. */
+/* The score of x: mcua_zscore_one for a model of one channel (nothing to keep
+ * across its two float operations, so almost no register saves),
+ * mcua_zscore_many for n_channels >= 1 (the generated header calls it for two
+ * or more). */
 float mcua_zscore_one(const mcua_zscore_channel *channel, const float *x);
 float mcua_zscore_many(const mcua_zscore_channel *channel, uint16_t n_channels,
                        const float *x);
-
-static inline float mcua_zscore_score(const mcua_zscore_channel *channel,
-                                      uint16_t n_channels, const float *x)
-{
-    return n_channels == 1 ? mcua_zscore_one(channel, x)
-                           : mcua_zscore_many(channel, n_channels, x);
-}
 
 /* The flag of the score alone, with integer comparisons only: 1 when a
  * reading lies outside its channel's accepted interval (NaN and +-Inf always
