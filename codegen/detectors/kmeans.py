@@ -23,7 +23,7 @@ from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind, 
 NAME = "kmeans"
 DEFAULTS = {"k": "auto", "k_max": 8, "threshold": "percentile:99", "n_init": 10}
 SILHOUETTE_ROWS = 2000
-MAX_CLUSTERS = 65535  # mcua_kmeans_model.n_clusters is a uint16
+MAX_CLUSTERS = 65535  # mcua_kmeans_score takes n_clusters as a uint16
 
 
 def check_stored(stored) -> None:
