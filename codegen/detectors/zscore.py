@@ -34,7 +34,7 @@ def check_stored(stored) -> None:
 
 SPEC = DetectorSpec(NAME, units=("zscore",), kind=Kind.STATELESS, schema=check_stored,
                     flag_api=True, mutable=("mean", "inv_std"), default=True,
-                    # mean, inv_std (float) and flag_lo, flag_hi (int32) per channel
+                    # mean, inv_std (float) and the accepted interval lo, hi (int32) per channel
                     footprint=lambda fitted, n_channels: Footprint(16 * n_channels))
 
 
