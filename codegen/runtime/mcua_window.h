@@ -173,13 +173,13 @@ void mcua_window_settle(mcua_window_counters *ctr, mcua_window_channel *ch,
                         uint16_t n_channels, int clipped_in_warm_up);
 
 /* Folds the window just swapped in (every channel's anchor and sums now
- * cover exactly its last `window` values) into the baseline, by the rule
- * above.  Called by mcua_window_learn; a function of its own, so that its
+ * cover exactly its last `window` values; inv_window = 1.0f / window) into
+ * the baseline, by the rule above.  Called by mcua_window_learn; a function of its own, so that its
  * stack frame is not part of a sliding window's update (on an Uno running
  * many detectors every byte of stack counts). */
 void mcua_baseline_fold(mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
                         const mcua_window_channel *ch, uint8_t mode, uint16_t limit,
-                        uint16_t n_channels, uint16_t window);
+                        uint16_t n_channels, float inv_window);
 
 /* Whether a clipping detector learns from its samples: always, but for a
  * frozen baseline (bctr: NULL when sliding). */
@@ -208,7 +208,8 @@ static inline uint8_t mcua_window_learn(mcua_window_counters *ctr, mcua_window_c
         }
         if (mcua_window_advance(ctr, ch, n_channels, window) && bctr != NULL) {
             mcua_baseline_fold(bctr, bch, ch, mcua_read_u8(&adaptation->mode),
-                               mcua_read_u16(&adaptation->blocks), n_channels, window);
+                               mcua_read_u16(&adaptation->blocks), n_channels,
+                               ctr->inv_count);
         }
         mcua_window_settle(ctr, ch, n_channels, clipped && !judged);
     }
