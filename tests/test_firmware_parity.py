@@ -174,6 +174,30 @@ def test_zscore_flag_api_on_target(env, iot_bundle, tmp_path):
     assert sum(r.inputs for r in flag_api) == sum(len(x) for x in inputs.values())
 
 
+@pytest.fixture(scope="module")
+def streaming_modes(iot):
+    """streaming_zscore in each adaptation mode, with calibration and memory short enough
+    for a baseline to be learnt within one Uno run."""
+    params = {"window": {}, "frozen": {"calibration": 200}, "slow": {"memory": 200}}
+    return [training.train(iot, ["streaming_zscore"],
+                           {"streaming_zscore": {"mode": mode, **more}}, seed=0,
+                           name="sensors", verbose=False)
+            for mode, more in params.items()]
+
+
+@pytest.mark.parametrize("env", OFFLINE_ENVS)
+def test_streaming_zscore_flag_update_on_target(env, streaming_modes, tmp_path):
+    """<model>_streaming_zscore_flag_update on target, in every adaptation mode: the
+    reference's flag for random, extreme and real inputs (the firmware's flag-only build;
+    the state it leaves is compared on the host, test_streaming_zscore.py)."""
+    for i, b in enumerate(streaming_modes):
+        inputs = battery(b, 1_000, NAB)
+        result = compare(b, on(b, env, tmp_path / str(i)), inputs)
+        assert_same(result)
+        flag_api = [r for r in result.results if r.detector == "streaming_zscore flag"]
+        assert sum(r.inputs for r in flag_api) == sum(len(x) for x in inputs.values())
+
+
 @pytest.mark.tensorflow
 def test_the_autoencoder_runs_on_target(on_target):
     require(HAVE_AUTOENCODER, "the [autoencoder] extra (tensorflow-cpu, tflite-micro)")

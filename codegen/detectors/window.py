@@ -115,8 +115,9 @@ class Window:
         if far.any():
             v = np.where(far, self.anchor + np.where(a > 0, MAX_DEVIATION, -MAX_DEVIATION), v)
             a = v - self.anchor
+        f = v - self.fresh_anchor
         if self.count == self.window:
-            o = self.buffer[:, self.head] - self.anchor
+            o = self.buffer[:, self.head]  # its deviation from its block's anchor, ours now
             step = a - o
             self.sum = self.sum + step
             self.sumsq = self.sumsq + step * (a + o)
@@ -124,8 +125,7 @@ class Window:
             self.sum = self.sum + a
             self.sumsq = self.sumsq + a * a
             self.count += 1
-        self.buffer[:, self.head] = v
-        f = v - self.fresh_anchor
+        self.buffer[:, self.head] = f
         self.fresh_sum = self.fresh_sum + f
         self.fresh_sumsq = self.fresh_sumsq + f * f
         self.head = (self.head + 1) % self.window

@@ -17,9 +17,12 @@ void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
                                            : -MCUA_WINDOW_MAX_DEVIATION);
         a = v - ch->anchor;
     }
+    f = v - ch->fresh_anchor;
     if (ctr->count == window) {
-        /* a^2 - o^2 as (a - o) * (a + o): one multiplication fewer */
-        const float o = buffer[ctr->head] - ch->anchor;
+        /* The value dropped, o, was stored W samples ago as its deviation from
+         * the fresh anchor of its block, which is the anchor now.  a^2 - o^2
+         * as (a - o) * (a + o): one multiplication fewer. */
+        const float o = buffer[ctr->head];
         const float step = a - o;
         ch->sum = ch->sum + step;
         ch->sumsq = ch->sumsq + step * (a + o);
@@ -27,8 +30,7 @@ void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
         ch->sum = ch->sum + a;
         ch->sumsq = ch->sumsq + a * a;
     }
-    buffer[ctr->head] = v;
-    f = v - ch->fresh_anchor;
+    buffer[ctr->head] = f;
     ch->fresh_sum = ch->fresh_sum + f;
     ch->fresh_sumsq = ch->fresh_sumsq + f * f;
 }

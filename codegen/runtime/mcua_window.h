@@ -2,7 +2,9 @@
  * mcua_window - the sliding window shared by the streaming detectors
  * (streaming_zscore, moving_average, isolation_forest on rolling features): a
  * ring buffer of the last W admitted values per channel and their running
- * sums.
+ * sums.  The buffer holds each value as its deviation from the fresh anchor
+ * of the block of W samples it came in with: the anchor of the sums when it
+ * drops out, so dropping it takes no subtraction.
  *
  * Why the sums stay exact enough for runs of any length:
  *  - sums are kept relative to an anchor near the window mean, so the
@@ -155,7 +157,8 @@ static inline mcua_window_view mcua_window_view_of(const mcua_window_counters *c
 }
 
 /* Stores v (clamped to the anchor +- MCUA_WINDOW_MAX_DEVIATION) in the
- * channel's buffer slot ctr->head and updates that channel's sums.
+ * channel's buffer slot ctr->head, as its deviation from the fresh anchor,
+ * and updates that channel's sums.
  * Call it for every channel, then mcua_window_advance once. */
 void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
                       float *buffer, uint16_t window, float v);
