@@ -403,9 +403,9 @@ def test_bench_measures_every_detector_on_every_target(tmp_path, capsys):
     detectors += ["autoencoder"] if HAVE_AUTOENCODER else []
     assert {(r["detector"], r["target"]) for r in rows if r["detector"] != "isolation_forest"} \
         == {(d, env) for d in detectors for env in OFFLINE_ENVS}
-    # the zscore flag API has its own row on every target, every other row is a score API's
+    # each flag API has its own row on every target, every other row is a score API's
     assert {(r["detector"], r["target"]) for r in rows if r["api"] == "flag"} \
-        == {("zscore", env) for env in OFFLINE_ENVS}
+        == {(d, env) for d in ("zscore", "streaming_zscore") for env in OFFLINE_ENVS}
     assert {r["api"] for r in rows} == {"score", "flag"}
     # the Uno's forest everywhere, the default and the rolling one on the 32-bit targets
     assert {(r["bundle"], r["target"]) for r in rows if r["detector"] == "isolation_forest"} \
