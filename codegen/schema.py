@@ -224,6 +224,15 @@ class Stored:
             self.fail(f"arrays.{key}", f"holds {array.min()!r}, below {lo:g}")
         return array
 
+    def positive_floats(self, key: str, shape: tuple) -> np.ndarray:
+        """A float32 array of this shape, every value finite and > 0 (-0 and +0 refused): an
+        inverse deviation, which the C multiplies by a difference that may be infinite (a
+        0 would make it NaN) and whose sign the C takes as clear."""
+        array = self.floats(key, shape, lo=0)
+        if not (array > 0).all():
+            self.fail(f"arrays.{key}", "holds 0, not a positive value")
+        return array
+
     def indices(self, key: str, dtypes, shape: tuple, upper: int) -> np.ndarray:
         """An integer array of this shape whose values are all below upper."""
         array = self.array(key, dtypes, shape)

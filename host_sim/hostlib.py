@@ -118,7 +118,10 @@ class HostModel:
         from is the library's: another HostModel of the same bundle shares it."""
         out = {}
         for detector in detectors:
-            if flag_api:
+            if flag_api and self._streaming(detector):
+                out[detector] = self.run_with_state(detector, X, resume, flag_api=True,
+                                                    state=state)
+            elif flag_api:
                 out[detector] = Scored(np.zeros(len(X), dtype=np.float32),
                                        self.flags(detector, X))
             elif self._streaming(detector) and state:
@@ -135,20 +138,29 @@ class HostModel:
         return bool(fn())
 
     def flags(self, detector: str, X: np.ndarray) -> np.ndarray:
-        """The flags of `<model>_<detector>_flag(x)` (a detector with a flag API) for every
-        row."""
+        """The flags of `<model>_<detector>_flag(x)` (a stateless detector with a flag API)
+        for every row."""
         (flags,) = self._call(f"mcua_host_{detector}_flag", X, [np.uint8])
         return flags.astype(bool)
 
-    def run_with_state(self, detector: str, X: np.ndarray, resume: bool = False) -> Scored:
+    def run_with_state(self, detector: str, X: np.ndarray, resume: bool = False,
+                       flag_api: bool = False, state: bool = True) -> Scored:
         """Scores, flags and the state (floats, counters) after every row, in the layout
-        of codegen.detectors.window.Window.snapshot; resume: on from the last call's state."""
+        of codegen.detectors.window.Window.snapshot; resume: on from the last call's state;
+        flag_api: through `<model>_<detector>_flag_update` (scores 0); state False: no
+        state reported."""
         fitted = self.bundle.detectors[detector]
         adapted = adaptation(fitted) is not None
         per_row = self.n_channels * (6 + get(detector).SPEC.window(fitted) + 2 * adapted)
-        state_f = np.zeros((len(X), per_row), dtype=np.float32)
-        state_i = np.zeros((len(X), 4 + 3 * adapted), dtype=np.uint16)
-        scores, flags = self._batch(detector, X, state_f.ctypes.data_as(ctypes.c_void_p),
-                                    state_i.ctypes.data_as(ctypes.c_void_p),
-                                    ctypes.c_uint8(resume))
-        return Scored(scores, flags, (state_f, state_i))
+        rows = len(X) if state else 0
+        state_f = np.zeros((rows, per_row), dtype=np.float32)
+        state_i = np.zeros((rows, 4 + 3 * adapted), dtype=np.uint16)
+        where = [a.ctypes.data_as(ctypes.c_void_p) if state else None
+                 for a in (state_f, state_i)]
+        if flag_api:
+            (flags,) = self._call(f"mcua_host_{detector}_flag", X, [np.uint8], *where,
+                                  ctypes.c_uint8(resume))
+            scores, flags = np.zeros(len(X), dtype=np.float32), flags.astype(bool)
+        else:
+            scores, flags = self._batch(detector, X, *where, ctypes.c_uint8(resume))
+        return Scored(scores, flags, (state_f, state_i) if state else None)

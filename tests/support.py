@@ -224,8 +224,10 @@ def host_program(bundle) -> dict[str, str]:
                      f"    fwrite(scores, sizeof *scores, n, stdout);\n"
                      f"    fwrite(flags, 1, n, stdout);")
         if call["flag_api"]:
-            declarations.append(f"void {name}_flag(const float *X, uint32_t n, uint8_t *flags);")
-            calls.append(f"    {name}_flag(x, n, flags);\n    fwrite(flags, 1, n, stdout);")
+            declarations.append(f"void {name}_flag(const float *X, uint32_t n, uint8_t *flags"
+                                f"{STATE_ARGS if state else ''});")
+            calls.append(f"    {name}_flag(x, n, flags{', NULL, NULL, 0' if state else ''});\n"
+                         f"    fwrite(flags, 1, n, stdout);")
     files = emit.render(bundle)
     files["mcua_host_glue.c"] = glue_source(bundle)
     files["main.c"] = HOST_PROGRAM_MAIN.format(declarations="\n".join(declarations),

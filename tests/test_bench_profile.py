@@ -24,11 +24,11 @@ def test_the_profile_accounts_for_every_measured_cycle(tmp_path):
     assert sum(f.cycles for f in run.profile) == sum(run.cycles)
     assert not [f for f in run.profile if f.name.startswith("0x")]
     calls = {f.name: f.calls for f in run.profile}
-    assert calls["__mulsf3"] == 3 * 50  # one multiplication per channel and sample
+    assert calls["__subsf3"] == 3 * 50  # one subtraction per channel and sample
     rows = bench.profile_rows(run.profile, len(run.cycles))
     assert len(rows) <= bench.PROFILE_ROWS
     assert rows[0]["cycles"] == round(max(f.cycles for f in run.profile) / 50, 1)
-    assert next(r for r in rows if r["function"] == "__mulsf3")["calls"] == 3
+    assert next(r for r in rows if r["function"] == "__subsf3")["calls"] == 3
 
 
 def test_only_the_uno_has_a_profile(tmp_path):

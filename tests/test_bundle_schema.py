@@ -267,6 +267,8 @@ MUTATIONS = [
      "is float64"),
     ("zscore-inv-std-nan", "plain", array(Z, "inv_std", at(1, np.nan)), REFUSED, "NaN or Inf"),
     ("zscore-inv-std-negative", "plain", array(Z, "inv_std", at(0, -1)), REFUSED, "below 0"),
+    ("zscore-inv-std-zero", "plain", array(Z, "inv_std", at(0, 0)), REFUSED, "holds 0"),
+    ("zscore-inv-std-minus-zero", "plain", array(Z, "inv_std", at(2, -0.0)), REFUSED, "holds 0"),
     ("zscore-threshold-string", "plain", edit("detectors", Z, "scalars", "threshold", value="3"),
      REFUSED, "threshold is '3'"),
     ("zscore-threshold-nan", "plain", edit("detectors", Z, "scalars", "threshold",
@@ -321,6 +323,7 @@ MUTATIONS = [
     # kmeans
     ("kmeans-centroids-wide", "plain", array(K, "centroids", lambda a: np.hstack([a, a[:, :1]])),
      REFUSED, "centroids has shape"),
+    ("kmeans-inv-scale-zero", "plain", array(K, "inv_scale", at(1, 0)), REFUSED, "holds 0"),
     ("kmeans-centroids-empty", "plain", array(K, "centroids", lambda a: a[:0]), REFUSED,
      "centroids has shape"),
     ("kmeans-k-mismatch", "plain", edit("detectors", K, "params", "k_chosen",

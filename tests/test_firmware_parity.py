@@ -174,6 +174,30 @@ def test_zscore_flag_api_on_target(env, iot_bundle, tmp_path):
     assert sum(r.inputs for r in flag_api) == sum(len(x) for x in inputs.values())
 
 
+@pytest.fixture(scope="module")
+def streaming_modes(iot):
+    """streaming_zscore in each adaptation mode, with calibration and memory short enough
+    for a baseline to be learnt within one Uno run."""
+    params = {"window": {}, "frozen": {"calibration": 200}, "slow": {"memory": 200}}
+    return [training.train(iot, ["streaming_zscore"],
+                           {"streaming_zscore": {"mode": mode, **more}}, seed=0,
+                           name="sensors", verbose=False)
+            for mode, more in params.items()]
+
+
+@pytest.mark.parametrize("env", OFFLINE_ENVS)
+def test_streaming_zscore_flag_update_on_target(env, streaming_modes, tmp_path):
+    """<model>_streaming_zscore_flag_update on target, in every adaptation mode: the
+    reference's flag for random, extreme and real inputs (the firmware's flag-only build;
+    the state it leaves is compared on the host, test_streaming_zscore.py)."""
+    for i, b in enumerate(streaming_modes):
+        inputs = battery(b, 1_000, NAB)
+        result = compare(b, on(b, env, tmp_path / str(i)), inputs)
+        assert_same(result)
+        flag_api = [r for r in result.results if r.detector == "streaming_zscore flag"]
+        assert sum(r.inputs for r in flag_api) == sum(len(x) for x in inputs.values())
+
+
 @pytest.mark.tensorflow
 def test_the_autoencoder_runs_on_target(on_target):
     require(HAVE_AUTOENCODER, "the [autoencoder] extra (tensorflow-cpu, tflite-micro)")
@@ -380,9 +404,9 @@ def test_bench_measures_every_detector_on_every_target(tmp_path, capsys):
     detectors += ["autoencoder"] if HAVE_AUTOENCODER else []
     assert {(r["detector"], r["target"]) for r in rows if r["detector"] != "isolation_forest"} \
         == {(d, env) for d in detectors for env in OFFLINE_ENVS}
-    # the zscore flag API has its own row on every target, every other row is a score API's
+    # each flag API has its own row on every target, every other row is a score API's
     assert {(r["detector"], r["target"]) for r in rows if r["api"] == "flag"} \
-        == {("zscore", env) for env in OFFLINE_ENVS}
+        == {(d, env) for d in ("zscore", "streaming_zscore") for env in OFFLINE_ENVS}
     assert {r["api"] for r in rows} == {"score", "flag"}
     # the Uno's forest everywhere, the default and the rolling one on the 32-bit targets
     assert {(r["bundle"], r["target"]) for r in rows if r["detector"] == "isolation_forest"} \

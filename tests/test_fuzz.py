@@ -58,11 +58,15 @@ def _bundle_table(bundle) -> str:
         if call["kind"] == "streaming":
             lines.append(f"void {fn}(const float *, uint32_t, float *, uint8_t *, float *, "
                          f"uint16_t *, uint8_t);")
+            flag = f"{fn}_flag" if call["flag_api"] else "NULL"
+            if call["flag_api"]:
+                lines.append(f"void {flag}(const float *, uint32_t, uint8_t *, float *, "
+                             f"uint16_t *, uint8_t);")
             w = get(name).SPEC.window(fitted)
             adapt = adaptation(fitted)
             floats = c * (6 + w + (2 if adapt else 0))
             widest = max(widest, floats)
-            streams.append(f"    {{{fn}, {w}, {floats}, {adapt.blocks if adapt else 0}}},")
+            streams.append(f"    {{{fn}, {flag}, {w}, {floats}, {adapt.blocks if adapt else 0}}},")
         else:
             lines.append(f"void {fn}(const float *, uint32_t, float *, uint8_t *);")
             flag = f"{fn}_flag" if call["flag_api"] else "NULL"

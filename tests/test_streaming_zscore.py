@@ -1,9 +1,21 @@
 """streaming_zscore's behaviour: drift followed, spikes caught, sums that stay sound (the
 detector contract: test_contract.py)."""
 
-import numpy as np
+import copy
 
-from codegen.detectors import streaming_zscore
+import numpy as np
+import pytest
+
+from codegen import bundle as bundle_mod
+from codegen.detectors import streaming_zscore, window
+from codegen.errors import UserError
+from codegen.training import train as training
+from codegen.verify import battery as battery_mod
+from codegen.verify.compare import compare
+from host_sim.hostlib import HostModel
+from support import NAB, only, perturbed, require
+
+NAME = "streaming_zscore"
 
 
 def lab_literal(x, window=50, threshold=2.5, min_count=10):
@@ -85,12 +97,12 @@ def test_long_run_statistics_stay_exact_on_a_large_offset():
     _, flags, (state, counters) = streaming_zscore.score(fitted, x, with_state=True)
     last = state[-1]
     anchor, total, total_sq = last[0], last[1], last[2]
-    buffer = last[6:].astype(np.float64)
-    n = counters[-1, 0]
+    n = int(counters[-1, 0])
+    held = x[-n:, 0].astype(np.float64)  # the window's readings (none is clipped here)
     mean_rel = np.float64(total) / n
     var = np.float64(total_sq) / n - mean_rel ** 2
-    assert abs(anchor + mean_rel - buffer.mean()) < 1e-2
-    assert abs(var - buffer.var()) / buffer.var() < 1e-3
+    assert abs(anchor + mean_rel - held.mean()) < 1e-2
+    assert abs(var - held.var()) / held.var() < 1e-3
     naive_sum = np.float32(0)
     naive_sq = np.float32(0)
     for i, v in enumerate(x[:, 0]):
@@ -100,7 +112,7 @@ def test_long_run_statistics_stay_exact_on_a_large_offset():
             naive_sum -= x[i - 50, 0]
             naive_sq -= x[i - 50, 0] * x[i - 50, 0]
     naive_var = float(naive_sq) / 50 - (float(naive_sum) / 50) ** 2
-    assert abs(naive_var - buffer.var()) / buffer.var() > 1  # the naive way is off by > 100%
+    assert abs(naive_var - held.var()) / held.var() > 1  # the naive way is off by > 100%
 
 
 def test_no_flag_before_the_minimum_count(iot):
@@ -109,3 +121,109 @@ def test_no_flag_before_the_minimum_count(iot):
     X[5] += 100
     _, flags, _ = streaming_zscore.score(fitted, X)
     assert not flags[:20].any()
+
+
+# --- the flag API: <model>_streaming_zscore_flag_update -------------------------------
+
+MODES = {"window": {}, "frozen": {"calibration": 200}, "slow": {"memory": 200}}
+
+
+@pytest.fixture(scope="module")
+def by_mode(iot):
+    """mode -> a streaming_zscore bundle of the iot data in that mode, and its host build."""
+    made = {}
+    for mode, params in MODES.items():
+        b = training.train(iot, [NAME], {NAME: {"mode": mode, **params}}, seed=0,
+                           name="sensors", verbose=False)
+        made[mode] = (b, HostModel(b))
+    return made
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_flag_update_gives_the_score_apis_flag_and_state_on_every_sample(by_mode, mode):
+    """On the host build, in every mode: flag_update's flags and the state after every
+    sample are the score API's, bit for bit, on random, extreme and real (NAB) inputs; and
+    both are the reference's (compare's "streaming_zscore flag" rows, state included)."""
+    require((NAB / "data").is_dir(), f"the real data {NAB}")
+    b, host = by_mode[mode]
+    inputs = battery_mod.battery(b, 20_000, NAB)
+    for kind, X in inputs.items():
+        scored = host.run(X, [NAME])[NAME]
+        flagged = host.run(X, [NAME], flag_api=True)[NAME]
+        assert np.array_equal(flagged.flags, scored.flags), kind
+        assert not flagged.scores.any()
+        for got, want in zip(flagged.state, scored.state):
+            assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), kind
+    result = compare(b, host, inputs)
+    rows = [r for r in result.results if r.detector == f"{NAME} flag"]
+    assert result.ok, result.table()
+    assert sum(r.inputs for r in rows) == sum(len(X) for X in inputs.values())
+    assert all(r.state_mismatches == 0 for r in rows)  # compared, not skipped
+
+
+def floor_edges(fitted, n_channels: int) -> np.ndarray:
+    """Rows that judge readings at the variance floor's edge: stretches of zeros longer than
+    the window (variance 0, so the floor is the variance), each followed by a reading a few
+    ulps either side of k * sqrt(floor) on one channel."""
+    k2 = streaming_zscore.threshold_squared(fitted)
+    edges = np.sqrt(k2 * fitted.arrays["var_floor"])
+    rows = []
+    for c, edge in enumerate(edges):
+        for step in range(-3, 4):
+            rows += [np.zeros(n_channels, np.float32)] * (2 * fitted.params["window"] + 10)
+            rows.append(np.zeros(n_channels, np.float32))
+            rows[-1][c] = edge + np.float32(step) * np.spacing(edge)
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("constant", streaming_zscore.SPEC.mutable)
+def test_flag_update_fails_when_a_constant_moves_one_ulp(by_mode, constant):
+    """The flag API's comparison sees a one-ulp move of every constant it reads (the
+    threshold also moves its square, threshold_sq), on the battery and the floor's edge."""
+    require((NAB / "data").is_dir(), f"the real data {NAB}")
+    b, _ = by_mode["window"]
+    host = HostModel(perturbed(b, NAME, constant, index=None))
+    inputs = battery_mod.battery(b, 20_000, NAB)
+    inputs["floor"] = floor_edges(b.detectors[NAME], len(b.channels))
+    result = compare(b, host, inputs)
+    rows = [r for r in result.results if r.detector == f"{NAME} flag"]
+    assert sum(r.flag_mismatches + r.state_mismatches for r in rows) > 0
+
+
+def test_the_flag_compares_squares_against_k_squared_times_the_variance(iot_bundle):
+    """A channel is over the threshold when d * d > k^2 * var in float32 (k^2 rounded to
+    float32 once, the C's constant): readings a few ulps either side of the edge flag
+    exactly as that rule says, and a flagged one is clipped to mean + k * sd."""
+    fitted = iot_bundle.detectors[NAME]
+    k = np.float32(fitted.scalars["threshold"])
+    assert streaming_zscore.threshold_squared(fitted) == k * k
+    n_channels = len(iot_bundle.channels)
+    rng = np.random.default_rng(0)
+    warm = (np.asarray(iot_bundle.channel_mean) + np.asarray(iot_bundle.channel_std)
+            * rng.standard_normal((60, n_channels))).astype(np.float32)
+    state = window.new_state(fitted, n_channels)
+    streaming_zscore.score(fitted, warm, state=state)
+    offset, mean, var = state.view()
+    var = np.maximum(var, fitted.arrays["var_floor"])
+    edge = offset + (mean + k * np.sqrt(var))
+    over = []
+    for step in range(-4, 5):
+        x = edge.copy()
+        x[0] = edge[0] + np.float32(step) * np.spacing(edge[0])
+        d = (x - offset) - mean
+        rule = bool((d * d > (k * k) * var).any())
+        trial = copy.deepcopy(state)
+        _, flags, _ = streaming_zscore.score(fitted, x[None, :], state=trial)
+        assert flags[0] == rule, step
+        over.append(rule)
+    assert any(over) and not all(over)  # the edge lies within the steps
+
+
+def test_a_threshold_whose_square_overflows_is_refused(iot_bundle, tmp_path):
+    """threshold_sq reaches the C: a bundle whose threshold squares beyond float32 is
+    refused when it is loaded."""
+    b = copy.deepcopy(only(iot_bundle, NAME))  # the fixture is shared
+    b.detectors[NAME].scalars["threshold"] = 2e19
+    bundle_mod.save(b, tmp_path / "b")
+    with pytest.raises(UserError, match="threshold"):
+        bundle_mod.load(tmp_path / "b")

@@ -115,7 +115,10 @@ def test_running_statistics_stay_exact_over_ten_million_samples():
         swaps = np.flatnonzero(counters[:, 2] == 0)  # fresh_count 0: a window swapped in
         for row in swaps:
             anchor, s, sq = floats[row, :3].astype(np.float64)
-            values = floats[row, 6:6 + W].astype(np.float64)
+            # the buffer holds each reading as its deviation from its block's fresh
+            # anchor, which the swap has just made the anchor
+            deviations = floats[row, 6:6 + W]
+            values = anchor + deviations.astype(np.float64)
             mean, var = values.mean(), values.var()
             worst["window mean"] = max(worst["window mean"], abs(anchor + s / W - mean))
             worst["window var"] = max(worst["window var"], abs(sq / W - (s / W) ** 2 - var))
@@ -127,8 +130,8 @@ def test_running_statistics_stay_exact_over_ten_million_samples():
                 # a window with a clipped reading leaves the variance (mcua_window.h);
                 # the last reading's clip shows in the buffer, the others' in the counter
                 slot = (int(counters[row, 1]) - 1) % W
-                clipped = blocks == prior == limit and (counters[row - 1, 6]
-                                                        or values[slot] != x[row])
+                clipped = blocks == prior == limit and (
+                    counters[row - 1, 6] or deviations[slot] != x[row] - floats[row, 0])
                 delta = mean - exact_mean
                 exact_var += 0.0 if clipped else w * ((var - exact_var) + (1 - w) * delta ** 2)
                 exact_mean += w * delta

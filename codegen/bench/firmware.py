@@ -7,8 +7,10 @@ Per detector and target:
   flash, RAM    what the detector adds to the firmware: the size of the app running only
                 this detector minus the size of the same app running a stub that returns 0
                 (text + data, data + bss; stack use such as the kmeans scratch is not in it).
-A detector with a flag API (zscore) gets a second row, api "flag": the same measures for its
-flag-only call, which compares the readings' order keys with precomputed bounds.
+A detector with a flag API (zscore, streaming_zscore) gets a second row, api "flag": the
+same measures for its flag-only call (Kind.flag_function): the Z-score's compares the
+readings' order keys with precomputed bounds, the streaming Z-score's update compares
+squares, without a square root or a division.
 Counts are taken over normal readings: held-out synthetic rows for the reference shapes,
 Gaussian readings with the training data's per-channel mean and deviation for a user's
 bundle.  A streaming detector (the isolation forest with rolling features too) is measured

@@ -66,12 +66,20 @@ def array_bytes(fitted: Fitted) -> int:
 
 class Kind(enum.Enum):
     """How the device calls a detector, and so how the host glue, the firmware app and the
-    Python reference feed it."""
+    Python reference feed it; and its flag API (DetectorSpec.flag_api), when it has one."""
 
-    STATELESS = "stateless"  # <model>_<name>_score(x, &flag SCORE_ARGS)
+    STATELESS = "stateless"  # <model>_<name>_score(x, &flag SCORE_ARGS);
+    #                          flag API: flag = <model>_<name>_flag(x)
     STREAMING = "streaming"  # <model>_<name>_reset(&state); _update(&state, x, &flag): the
-    #                          state is mcua_window's (sums, buffer, counters)
+    #                          state is mcua_window's (sums, buffer, counters);
+    #                          flag API: flag = <model>_<name>_flag_update(&state, x), the
+    #                          same update (the same flag, the same state after it)
     WINDOWED = "windowed"    # <model>_<name>_score(last W readings of one channel, &flag)
+
+    @property
+    def flag_function(self) -> str:
+        """The flag API's function after <model>_<name>_, for the kinds that can have one."""
+        return {Kind.STATELESS: "flag", Kind.STREAMING: "flag_update"}[self]
 
 
 class Scored(NamedTuple):
@@ -96,7 +104,7 @@ class DetectorSpec:
     schema: Callable[["Stored"], None]
     window: Callable[[Fitted], int] | None = None  # readings it keeps (streaming / windowed)
     score_args: str = ""  # C arguments after &flag in a stateless score call
-    flag_api: bool = False  # the header also offers <model>_<name>_flag(x): the flag alone
+    flag_api: bool = False  # the header also offers the flag alone (Kind.flag_function)
     mutable: tuple[str, ...] = ()  # constants (arrays or scalars) a one-ulp move must change
     describe: Callable[[Fitted], str] | None = None  # its shape beyond the channel count
     default: bool = False  # trained when `train --detectors` is not given

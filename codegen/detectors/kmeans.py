@@ -23,7 +23,7 @@ from codegen.detectors.base import (F32, DetectorSpec, Fitted, Footprint, Kind, 
 NAME = "kmeans"
 DEFAULTS = {"k": "auto", "k_max": 8, "threshold": "percentile:99", "n_init": 10}
 SILHOUETTE_ROWS = 2000
-MAX_CLUSTERS = 65535  # mcua_kmeans_model.n_clusters is a uint16
+MAX_CLUSTERS = 65535  # mcua_kmeans_score takes n_clusters as a uint16
 
 
 def check_stored(stored) -> None:
@@ -31,7 +31,7 @@ def check_stored(stored) -> None:
     k = stored.integer("params", "k_chosen", 1, MAX_CLUSTERS)
     stored.only_arrays("mean", "inv_scale", "centroids")
     stored.floats("mean", (c,))
-    stored.floats("inv_scale", (c,), lo=0)
+    stored.positive_floats("inv_scale", (c,))
     stored.floats("centroids", (k, c))
     stored.number("scalars", "threshold")
 
@@ -125,4 +125,6 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False) -> Scored:
 
 
 def template_context(fitted: Fitted) -> dict:
-    return {"threshold": fitted.scalars["threshold"], **fitted.arrays}
+    return {"threshold": fitted.scalars["threshold"],
+            "standardise": list(zip(fitted.arrays["mean"], fitted.arrays["inv_scale"])),
+            "centroids": fitted.arrays["centroids"]}

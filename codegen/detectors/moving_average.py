@@ -72,7 +72,13 @@ def _deviations(fitted: Fitted, X: np.ndarray) -> np.ndarray:
 
 def step(fitted: Fitted):
     inv_scale, bound = fitted.arrays["inv_scale"], fitted.arrays["bound"]
-    return window.clipping_step(fitted, lambda var, d: (np.abs(d) * inv_scale, bound))
+    threshold = F32(fitted.scalars["threshold"])
+
+    def measure(var, d):
+        dev = np.abs(d) * inv_scale
+        return dev, dev > threshold, bound
+
+    return window.clipping_step(fitted, measure)
 
 
 def fit_series(x: np.ndarray, common: dict, floor: float) -> Fitted:

@@ -14,8 +14,6 @@ data k = 2.5..4 raise 9 to 130+ false alarms, k = 5 one (F1 0.99).
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from codegen.training import thresholds
@@ -28,6 +26,9 @@ NAME = "streaming_zscore"
 DEFAULTS = {"window": 50, "min_count": 10, "threshold": "value:5", "floor": 0.1,
             **window.ADAPTATION_DEFAULTS}
 MIN_VARIANCE = F32(np.finfo(np.float32).tiny)
+# The largest threshold k whose square, a constant of the C (the flag compares squares), is
+# a finite float32 (k^2 = 1e38; float32's largest is 3.4e38).
+MAX_THRESHOLD = 1e19
 
 
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: list[str]) -> Fitted:
@@ -59,15 +60,24 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     return fitted
 
 
+def threshold_squared(fitted: Fitted) -> F32:
+    """k * k in float32: a channel is over the threshold when d * d > k^2 * var, so that the
+    flag API needs no square root and no division (mcua_streaming_zscore.h)."""
+    k = F32(fitted.scalars["threshold"])
+    with np.errstate(over="ignore"):  # only training's k = +Inf (nothing clipped) overflows
+        return k * k
+
+
 def step(fitted: Fitted):
     k = F32(fitted.scalars["threshold"])
+    k2 = threshold_squared(fitted)
     var_floor = fitted.arrays["var_floor"]
 
     def measure(var, d):
         var = np.where(var >= var_floor, var, var_floor)
         sd = np.sqrt(var)
         z = np.abs(d) * (F32(1) / sd)  # no subnormal quotient: see mcua_streaming_zscore.c
-        return z, k * sd
+        return z, d * d > k2 * var, k * sd
 
     return window.clipping_step(fitted, measure)
 
@@ -84,14 +94,17 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False, state=None):
     return window.score(step, fitted, X, with_state, state)
 
 
-template_context = functools.partial(window.template_context, NAME)
+def template_context(fitted: Fitted) -> dict:
+    return {**window.template_context(NAME, fitted),
+            "threshold_sq": float(threshold_squared(fitted))}
 
 
 # k is also where a flagged sample is clipped, so a one-ulp move of it changes the state.
 def check_stored(stored) -> None:
+    stored.number("scalars", "threshold", lo=0, hi=MAX_THRESHOLD)
     stored.only_arrays("var_floor")
     stored.floats("var_floor", (stored.n_channels,), lo=MIN_VARIANCE)
 
 
 SPEC = window.spec(NAME, check_stored, mutable=("var_floor", "threshold"),
-                   fit_series=fit_series)
+                   fit_series=fit_series, flag_api=True)

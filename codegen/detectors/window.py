@@ -115,16 +115,17 @@ class Window:
         if far.any():
             v = np.where(far, self.anchor + np.where(a > 0, MAX_DEVIATION, -MAX_DEVIATION), v)
             a = v - self.anchor
+        f = v - self.fresh_anchor
         if self.count == self.window:
-            o = self.buffer[:, self.head] - self.anchor
-            self.sum = (self.sum + a) - o
-            self.sumsq = (self.sumsq + a * a) - o * o
+            o = self.buffer[:, self.head]  # its deviation from its block's anchor, ours now
+            step = a - o
+            self.sum = self.sum + step
+            self.sumsq = self.sumsq + step * (a + o)
         else:
             self.sum = self.sum + a
             self.sumsq = self.sumsq + a * a
             self.count += 1
-        self.buffer[:, self.head] = v
-        f = v - self.fresh_anchor
+        self.buffer[:, self.head] = f
         self.fresh_sum = self.fresh_sum + f
         self.fresh_sumsq = self.fresh_sumsq + f * f
         self.head = (self.head + 1) % self.window
@@ -210,12 +211,11 @@ def clipping_step(fitted, measure):
     """The update of the detectors that clip what they learn (mcua_streaming_zscore.c,
     mcua_moving_average.c): a sample holding NaN/Inf scores +Inf, flags and is not learnt.
     Otherwise every channel's deviation d from the mean it is judged against (Window.view)
-    is measured, (z, bound) = measure(var, d); the score is the largest z; a channel with z
-    over the threshold enters the window clipped to mean +- bound, so an anomaly never
-    poisons the statistics, and flags once min_count samples are in.  Before that (the
+    is measured, (z, over, bound) = measure(var, d); the score is the largest z; a channel
+    over the threshold (over) enters the window clipped to mean +- bound, so an anomaly
+    never poisons the statistics, and flags once min_count samples are in.  Before that (the
     warm-up) RESTART samples clipped in a row restart the window (Window.settle): the
     window, not the samples, was out of line.  A frozen baseline only scores."""
-    threshold = F32(fitted.scalars["threshold"])
     min_count = fitted.params["min_count"]
 
     def update(w: Window, x: np.ndarray):
@@ -228,9 +228,8 @@ def clipping_step(fitted, measure):
         if w.count:
             offset, mean, var = w.view()
             d = (v - offset) - mean
-            z, bound = measure(var, d)
+            z, over, bound = measure(var, d)
             score = max(score, z.max())
-            over = z > threshold
             if over.any():
                 clipped = True
                 v = np.where(over, offset + np.where(d > 0, mean + bound, mean - bound), v)

@@ -28,13 +28,13 @@ DEFAULTS = {"threshold": "value:3"}
 def check_stored(stored) -> None:
     stored.only_arrays("mean", "inv_std")
     stored.floats("mean", (stored.n_channels,))
-    stored.floats("inv_std", (stored.n_channels,), lo=0)
+    stored.positive_floats("inv_std", (stored.n_channels,))
     stored.number("scalars", "threshold")
 
 
 SPEC = DetectorSpec(NAME, units=("zscore",), kind=Kind.STATELESS, schema=check_stored,
                     flag_api=True, mutable=("mean", "inv_std"), default=True,
-                    # mean, inv_std (float) and flag_lo, flag_hi (int32) per channel
+                    # mean, inv_std (float) and the accepted interval lo, hi (int32) per channel
                     footprint=lambda fitted, n_channels: Footprint(16 * n_channels))
 
 
@@ -89,5 +89,6 @@ def flag_bounds(fitted: Fitted) -> tuple[np.ndarray, np.ndarray]:
 
 def template_context(fitted: Fitted) -> dict:
     lo, hi = flag_bounds(fitted)
-    return {"threshold": fitted.scalars["threshold"], **fitted.arrays,
-            "flag_lo": [int(v) for v in lo], "flag_hi": [int(v) for v in hi]}
+    return {"threshold": fitted.scalars["threshold"],
+            "standardise": list(zip(fitted.arrays["mean"], fitted.arrays["inv_std"])),
+            "accept": [(int(a), int(b)) for a, b in zip(lo, hi)]}

@@ -103,13 +103,16 @@ def render(bundle: Bundle) -> dict[str, str]:
 def detector_calls(bundle: Bundle) -> list[dict]:
     """How code around the generated API calls each detector (the host glue and the
     firmware app's templates): its kind, the extra arguments of a stateless score call,
-    whether it has a flag API, the adaptation mode of a baseline it keeps (else None)."""
+    whether it has a flag API and its function (Kind.flag_function), the adaptation mode
+    of a baseline it keeps (else None)."""
     calls = []
     for name, fitted in bundle.detectors.items():
         spec = get(name).SPEC
+        kind = spec.kind_of(fitted)
         adapt = window.adaptation(fitted)
-        calls.append({"name": name, "kind": spec.kind_of(fitted).value,
+        calls.append({"name": name, "kind": kind.value,
                       "score_args": spec.score_args, "flag_api": spec.flag_api,
+                      "flag_function": kind.flag_function if spec.flag_api else None,
                       "adapted": adapt.mode if adapt else None})
     return calls
 

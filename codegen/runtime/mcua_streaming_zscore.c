@@ -4,17 +4,26 @@
 
 MCUA_FP_CONTRACT_OFF_BEGIN
 
-float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
-                                   mcua_window_counters *ctr,
-                                   mcua_window_channel *ch, float *buffer,
-                                   mcua_baseline_counters *bctr,
-                                   mcua_baseline_channel *bch,
-                                   const float *x, uint8_t *flag)
+/* Inlined into each API.  As a call of its own, an Uno running it beside
+ * pca reached 268 bytes deeper into its stack (simavr's deepest stack
+ * pointer; 33 bytes inlined), more than an app running every detector has
+ * to spare. */
+#if defined(__GNUC__)
+#define MCUA_INLINED __attribute__((always_inline)) inline
+#else
+#define MCUA_INLINED inline
+#endif
+
+/* The update of both APIs; scored: also the score (a square root and a
+ * reciprocal per channel), else 0 is returned. */
+static MCUA_INLINED float update(const mcua_streaming_zscore_model *model, mcua_window_counters *ctr,
+                    mcua_window_channel *ch, float *buffer, mcua_baseline_counters *bctr,
+                    mcua_baseline_channel *bch, const float *x, uint8_t *flag, int scored)
 {
     const uint16_t n_channels = mcua_read_u16(&model->n_channels);
     const uint16_t window = mcua_read_u16(&model->window);
     const float *var_floor = (const float *)mcua_read_ptr(&model->var_floor);
-    /* The threshold is read from flash where it is used, and min_count
+    /* The thresholds are read from flash where they are used, and min_count
      * after the loop: fewer values held across it, a smaller stack frame (an
      * Uno running every detector has little stack to spare). */
     float score = 0.0f;
@@ -35,21 +44,29 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
                 mcua_window_view_of(ctr, &ch[c], bctr, bch == NULL ? NULL : &bch[c]);
             const float floor = mcua_read_f32(var_floor + c);
             float var = view.var; /* finite */
-            float sd, d, z;
+            float sd = 0.0f;
+            float d;
             if (mcua_nonneg_greater(floor, var)) {
                 var = floor;
             }
-            sd = sqrtf(var);
             d = (v - view.offset) - view.mean;
-            /* times 1/sd, not divided by sd: 1/sd is a normal float, while
-             * |d|/sd can be subnormal, which avr-libc's __divsf3 may round
-             * 1 ulp low. */
-            z = mcua_abs(d) * (1.0f / sd);
-            if (mcua_nonneg_greater(z, score)) {
-                score = z;
+            if (scored) {
+                /* times 1/sd, not divided by sd: 1/sd is a normal float, while
+                 * |d|/sd can be subnormal, which avr-libc's __divsf3 may round
+                 * 1 ulp low. */
+                float z;
+                sd = sqrtf(var);
+                z = mcua_abs(d) * (1.0f / sd);
+                if (mcua_nonneg_greater(z, score)) {
+                    score = z;
+                }
             }
-            if (mcua_nonneg_greater(z, mcua_read_f32(&model->threshold))) {
-                const float bound = mcua_read_f32(&model->threshold) * sd;
+            if (mcua_nonneg_greater(d * d, mcua_read_f32(&model->threshold_sq) * var)) {
+                float bound;
+                if (!scored) {
+                    sd = sqrtf(var);
+                }
+                bound = mcua_read_f32(&model->threshold) * sd;
                 clipped = 1;
                 v = view.offset + (mcua_positive(d) ? view.mean + bound : view.mean - bound);
             }
@@ -61,6 +78,27 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
     *flag = mcua_window_learn(ctr, ch, bctr, bch, &model->adaptation, n_channels, window,
                               mcua_read_u16(&model->min_count), clipped);
     return score;
+}
+
+float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
+                                   mcua_window_counters *ctr,
+                                   mcua_window_channel *ch, float *buffer,
+                                   mcua_baseline_counters *bctr,
+                                   mcua_baseline_channel *bch,
+                                   const float *x, uint8_t *flag)
+{
+    return update(model, ctr, ch, buffer, bctr, bch, x, flag, 1);
+}
+
+uint8_t mcua_streaming_zscore_flag_update(const mcua_streaming_zscore_model *model,
+                                          mcua_window_counters *ctr,
+                                          mcua_window_channel *ch, float *buffer,
+                                          mcua_baseline_counters *bctr,
+                                          mcua_baseline_channel *bch, const float *x)
+{
+    uint8_t flag;
+    (void)update(model, ctr, ch, buffer, bctr, bch, x, &flag, 0);
+    return flag;
 }
 
 MCUA_FP_CONTRACT_OFF_END

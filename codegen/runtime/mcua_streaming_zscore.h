@@ -3,12 +3,17 @@
  * admitted samples, learnt on the device.
  *
  * Per channel, with n samples in the window (mean m, variance v of the
- * window, v never below the trained floor var_floor[c]):
- *   z[c]  = |x[c] - m| * (1 / sqrt(v))      (a reciprocal, see the .c)
+ * window, v never below the trained floor var_floor[c]), d = x[c] - m:
+ *   z[c]  = |d| * (1 / sqrt(v))      (a reciprocal, see the .c)
+ *   over  = d * d > threshold_sq * v (threshold_sq = threshold^2 in float32)
  *   score = max over channels of z[c]; 0 while the window is empty
- *   flag  = n >= min_count and score > threshold
- * Never-poison rule without lock-out: a channel whose z exceeds the
- * threshold enters the window clipped to m +- threshold * sqrt(v), so a
+ *   flag  = n >= min_count and a channel is over
+ * The flag compares squares, so mcua_streaming_zscore_flag_update, the
+ * same update without the score, needs no square root (but for a clipped
+ * channel's bound) and no division: its flag and the state it leaves are
+ * the score API's, sample for sample.
+ * Never-poison rule without lock-out: a channel over the threshold enters
+ * the window clipped to m +- threshold * sqrt(v), so a
  * spike moves the statistics by at most one threshold-wide step while a
  * slow drift is still followed.  This holds from the second sample on,
  * also before min_count (nothing flags then), and a warm-up that keeps
@@ -35,6 +40,7 @@ typedef struct {
     uint16_t min_count;
     mcua_adaptation adaptation;
     float threshold;
+    float threshold_sq;     /* threshold * threshold, finite */
     const float *var_floor; /* [n_channels] */
 } mcua_streaming_zscore_model;
 
@@ -44,6 +50,13 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
                                    mcua_baseline_counters *bctr,
                                    mcua_baseline_channel *bch,
                                    const float *x, uint8_t *flag);
+
+/* The same update, returning the flag alone. */
+uint8_t mcua_streaming_zscore_flag_update(const mcua_streaming_zscore_model *model,
+                                          mcua_window_counters *ctr,
+                                          mcua_window_channel *ch, float *buffer,
+                                          mcua_baseline_counters *bctr,
+                                          mcua_baseline_channel *bch, const float *x);
 
 #ifdef __cplusplus
 }

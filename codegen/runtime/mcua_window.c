@@ -17,16 +17,20 @@ void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
                                            : -MCUA_WINDOW_MAX_DEVIATION);
         a = v - ch->anchor;
     }
+    f = v - ch->fresh_anchor;
     if (ctr->count == window) {
-        const float o = buffer[ctr->head] - ch->anchor;
-        ch->sum = (ch->sum + a) - o;
-        ch->sumsq = (ch->sumsq + a * a) - o * o;
+        /* The value dropped, o, was stored W samples ago as its deviation from
+         * the fresh anchor of its block, which is the anchor now.  a^2 - o^2
+         * as (a - o) * (a + o): one multiplication fewer. */
+        const float o = buffer[ctr->head];
+        const float step = a - o;
+        ch->sum = ch->sum + step;
+        ch->sumsq = ch->sumsq + step * (a + o);
     } else {
         ch->sum = ch->sum + a;
         ch->sumsq = ch->sumsq + a * a;
     }
-    buffer[ctr->head] = v;
-    f = v - ch->fresh_anchor;
+    buffer[ctr->head] = f;
     ch->fresh_sum = ch->fresh_sum + f;
     ch->fresh_sumsq = ch->fresh_sumsq + f * f;
 }
@@ -34,7 +38,6 @@ void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
 int mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
                         uint16_t n_channels, uint16_t window)
 {
-    float inv_window;
     uint16_t c;
 
     if (ctr->count < window) {
@@ -48,12 +51,13 @@ int mcua_window_advance(mcua_window_counters *ctr, mcua_window_channel *ch,
         return 0;
     }
     ctr->fresh_count = 0;
-    inv_window = 1.0f / (float)window;
+    /* count == window here (both counters restart together), so inv_count is
+     * 1.0f / window: the swap divides nothing */
     for (c = 0; c < n_channels; ++c, ++ch) {
         ch->anchor = ch->fresh_anchor;
         ch->sum = ch->fresh_sum;
         ch->sumsq = ch->fresh_sumsq;
-        ch->fresh_anchor = ch->anchor + ch->sum * inv_window;
+        ch->fresh_anchor = ch->anchor + ch->sum * ctr->inv_count;
         ch->fresh_sum = 0.0f;
         ch->fresh_sumsq = 0.0f;
     }
@@ -72,9 +76,8 @@ void mcua_window_settle(mcua_window_counters *ctr, mcua_window_channel *ch,
 
 void mcua_baseline_fold(mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
                         const mcua_window_channel *ch, uint8_t mode, uint16_t limit,
-                        uint16_t n_channels, uint16_t window)
+                        uint16_t n_channels, float inv_window)
 {
-    const float inv_window = 1.0f / (float)window;
     /* Once `limit` windows are in, a window with a clipped reading leaves the
      * variance (mcua_window.h); before that every window counts. */
     const int keep_var = bctr->blocks == limit && bctr->clipped;

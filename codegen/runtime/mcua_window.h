@@ -2,7 +2,9 @@
  * mcua_window - the sliding window shared by the streaming detectors
  * (streaming_zscore, moving_average, isolation_forest on rolling features): a
  * ring buffer of the last W admitted values per channel and their running
- * sums.
+ * sums.  The buffer holds each value as its deviation from the fresh anchor
+ * of the block of W samples it came in with: the anchor of the sums when it
+ * drops out, so dropping it takes no subtraction.
  *
  * Why the sums stay exact enough for runs of any length:
  *  - sums are kept relative to an anchor near the window mean, so the
@@ -155,7 +157,8 @@ static inline mcua_window_view mcua_window_view_of(const mcua_window_counters *c
 }
 
 /* Stores v (clamped to the anchor +- MCUA_WINDOW_MAX_DEVIATION) in the
- * channel's buffer slot ctr->head and updates that channel's sums.
+ * channel's buffer slot ctr->head, as its deviation from the fresh anchor,
+ * and updates that channel's sums.
  * Call it for every channel, then mcua_window_advance once. */
 void mcua_window_push(const mcua_window_counters *ctr, mcua_window_channel *ch,
                       float *buffer, uint16_t window, float v);
@@ -173,13 +176,13 @@ void mcua_window_settle(mcua_window_counters *ctr, mcua_window_channel *ch,
                         uint16_t n_channels, int clipped_in_warm_up);
 
 /* Folds the window just swapped in (every channel's anchor and sums now
- * cover exactly its last `window` values) into the baseline, by the rule
- * above.  Called by mcua_window_learn; a function of its own, so that its
+ * cover exactly its last `window` values; inv_window = 1.0f / window) into
+ * the baseline, by the rule above.  Called by mcua_window_learn; a function of its own, so that its
  * stack frame is not part of a sliding window's update (on an Uno running
  * many detectors every byte of stack counts). */
 void mcua_baseline_fold(mcua_baseline_counters *bctr, mcua_baseline_channel *bch,
                         const mcua_window_channel *ch, uint8_t mode, uint16_t limit,
-                        uint16_t n_channels, uint16_t window);
+                        uint16_t n_channels, float inv_window);
 
 /* Whether a clipping detector learns from its samples: always, but for a
  * frozen baseline (bctr: NULL when sliding). */
@@ -208,7 +211,8 @@ static inline uint8_t mcua_window_learn(mcua_window_counters *ctr, mcua_window_c
         }
         if (mcua_window_advance(ctr, ch, n_channels, window) && bctr != NULL) {
             mcua_baseline_fold(bctr, bch, ch, mcua_read_u8(&adaptation->mode),
-                               mcua_read_u16(&adaptation->blocks), n_channels, window);
+                               mcua_read_u16(&adaptation->blocks), n_channels,
+                               ctr->inv_count);
         }
         mcua_window_settle(ctr, ch, n_channels, clipped && !judged);
     }

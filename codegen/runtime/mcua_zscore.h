@@ -2,9 +2,10 @@
  * mcua_zscore - static per-channel Z-score detector.
  *
  * score = max over channels c of |x[c] - mean[c]| * inv_std[c]
- * flag  = score > threshold
- * A sample holding NaN or +-Inf scores +Inf and is flagged.
- * mean, inv_std and the model struct itself live in flash (MCUA_FLASH).
+ * flag  = score > threshold (the generated header's _score compares)
+ * A sample holding NaN or +-Inf scores +Inf (and so is flagged).
+ * The generated header hands the runtime its flash arrays and the channel
+ * count directly (MCUA_FLASH, read through mcua_read_*).
  */
 #ifndef MCUA_ZSCORE_H
 #define MCUA_ZSCORE_H
@@ -15,24 +16,32 @@
 extern "C" {
 #endif
 
+/* One channel's constants, side by side so that one pointer walks them. */
 typedef struct {
-    uint16_t n_channels;
-    float threshold;
-    const float *mean;    /* [n_channels] */
-    const float *inv_std; /* [n_channels], 1 / standard deviation */
-    /* [n_channels], mcua_order_key of the smallest and the largest reading
-     * whose z is finite and <= threshold (lo > hi: none is). */
-    const int32_t *flag_lo;
-    const int32_t *flag_hi;
-} mcua_zscore_model;
+    float mean;
+    float inv_std; /* 1 / standard deviation, > 0 (the bundle's schema) */
+} mcua_zscore_channel;
 
-float mcua_zscore_score(const mcua_zscore_model *model, const float *x,
-                        uint8_t *flag);
+/* The readings a channel accepts, as mcua_order_key values: the smallest and
+ * the largest reading whose z is finite and <= threshold (lo > hi: none is). */
+typedef struct {
+    int32_t lo;
+    int32_t hi;
+} mcua_zscore_accept;
 
-/* The flag of mcua_zscore_score alone, with integer comparisons only: 1 when
- * a reading lies outside its channel's [flag_lo, flag_hi] (NaN and +-Inf
- * always do). */
-uint8_t mcua_zscore_flag(const mcua_zscore_model *model, const float *x);
+/* The score of x: mcua_zscore_one for a model of one channel (nothing to keep
+ * across its two float operations, so almost no register saves),
+ * mcua_zscore_many for n_channels >= 1 (the generated header calls it for two
+ * or more). */
+float mcua_zscore_one(const mcua_zscore_channel *channel, const float *x);
+float mcua_zscore_many(const mcua_zscore_channel *channel, uint16_t n_channels,
+                       const float *x);
+
+/* The flag of the score alone, with integer comparisons only: 1 when a
+ * reading lies outside its channel's accepted interval (NaN and +-Inf always
+ * do). */
+uint8_t mcua_zscore_flag(const mcua_zscore_accept *accept, uint16_t n_channels,
+                         const float *x);
 
 #ifdef __cplusplus
 }

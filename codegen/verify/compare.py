@@ -174,12 +174,12 @@ def compare(bundle: Bundle, engine: Engine, inputs: dict[str, np.ndarray],
 
 
 def table(results: list[Result]) -> str:
-    lines = [f"{'detector':<18} {'input':<8} {'inputs':>8} {'score≠':>7} {'flag≠':>6} {'state≠':>7}"]
+    lines = [f"{'detector':<22} {'input':<8} {'inputs':>8} {'score≠':>7} {'flag≠':>6} {'state≠':>7}"]
     for r in results:
         state = "-" if r.state_mismatches is None else str(r.state_mismatches)
-        lines.append(f"{r.detector:<18} {r.kind:<8} {r.inputs:>8} {r.score_mismatches:>7} "
+        lines.append(f"{r.detector:<22} {r.kind:<8} {r.inputs:>8} {r.score_mismatches:>7} "
                      f"{r.flag_mismatches:>6} {state:>7}")
     total = sum(r.inputs for r in results)
     bad = sum(not r.ok for r in results)
-    lines.append(f"{'all':<18} {'':<8} {total:>8}  {'0 mismatches' if not bad else f'{bad} FAILED'}")
+    lines.append(f"{'all':<22} {'':<8} {total:>8}  {'0 mismatches' if not bad else f'{bad} FAILED'}")
     return "\n".join(lines)

@@ -34,7 +34,8 @@ class Engine(Protocol):
         """Every detector named, from a fresh state, over the rows of X, with the state
         after every row where the engine can report it (and state is True: without it the
         memory stays that of the scores).  flag_api: the detectors whose spec has flag_api,
-        through <model>_<name>_flag (scores are 0).  resume (engines without a chunk limit,
+        through their flag API (Kind.flag_function; scores are 0, a streaming detector's
+        state is still reported).  resume (engines without a chunk limit,
         streaming detectors): go on from the state the engine's previous run of the
         detector left, as if X followed those rows in one stream."""
         ...
@@ -62,7 +63,7 @@ class PythonEngine:
                 result = module.score(fitted, X, with_state=state, state=self.windows[name])
             else:
                 result = module.score(fitted, X)
-            if flag_api:
-                result = Scored(np.zeros(len(X), dtype=F32), result.flags)
+            if flag_api:  # the flag API's flags and state are the score API's
+                result = Scored(np.zeros(len(X), dtype=F32), result.flags, result.state)
             out[name] = result
         return out

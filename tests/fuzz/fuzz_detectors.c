@@ -10,7 +10,8 @@
  *   - every flag is 0 or 1;
  *   - a row holding NaN or +-Inf scores +Inf and is flagged (stateless and streaming);
  *     a window holding one is flagged (windowed);
- *   - a flag API says what the score API's flag says;
+ *   - a flag API says what the score API's flag says (a streaming one also leaves
+ *     the same state after every row);
  *   - a streaming detector's state after every row is finite, its counters in range
  *     (count and fresh_count <= W, head < W, a baseline's blocks <= its limit, frozen and
  *     clipped 0 or 1), and the stream cut in two gives the same bits as one call.
@@ -27,11 +28,14 @@
 
 typedef void (*stream_fn)(const float *, uint32_t, float *, uint8_t *, float *, uint16_t *,
                           uint8_t);
+typedef void (*stream_flag_fn)(const float *, uint32_t, uint8_t *, float *, uint16_t *,
+                               uint8_t);
 typedef void (*batch_fn)(const float *, uint32_t, float *, uint8_t *);
 typedef void (*flag_fn)(const float *, uint32_t, uint8_t *);
 
 struct fuzz_stream {
     stream_fn run;
+    stream_flag_fn flag; /* its flag API, or NULL */
     uint16_t window;     /* W */
     size_t state_floats; /* per row, in the glue's layout */
     uint16_t limit;      /* a baseline's blocks at most (0: no baseline) */
@@ -50,8 +54,8 @@ static float rows[MAX_ROWS * N_CHANNELS];
 static uint8_t finite[MAX_ROWS];
 static float scores[MAX_ROWS], again_scores[MAX_ROWS];
 static uint8_t flags[MAX_ROWS], again_flags[MAX_ROWS], flag_api[MAX_ROWS];
-static float state_f[MAX_ROWS * MAX_STATE_FLOATS];
-static uint16_t state_i[MAX_ROWS * 7];
+static float state_f[MAX_ROWS * MAX_STATE_FLOATS], flag_state_f[MAX_ROWS * MAX_STATE_FLOATS];
+static uint16_t state_i[MAX_ROWS * 7], flag_state_i[MAX_ROWS * 7];
 
 static int is_inf_score(float s)
 {
@@ -94,6 +98,12 @@ static void check_stream(const struct fuzz_stream *d, uint32_t n, uint32_t cut)
            NULL, NULL, 1);
     CHECK(memcmp(scores, again_scores, n * sizeof *scores) == 0);
     CHECK(memcmp(flags, again_flags, n) == 0);
+    if (d->flag) {
+        d->flag(rows, n, flag_api, flag_state_f, flag_state_i, 0);
+        CHECK(memcmp(flags, flag_api, n) == 0);
+        CHECK(memcmp(state_f, flag_state_f, n * per_row * sizeof *state_f) == 0);
+        CHECK(memcmp(state_i, flag_state_i, n * counters * sizeof *state_i) == 0);
+    }
 }
 
 static void check_batch(const struct fuzz_batch *d, uint32_t n)
