@@ -240,6 +240,25 @@ static void usage(void)
     exit(1);
 }
 
+/* avr-gcc moves the stack pointer by a frame in two byte writes, SPH then SPL,
+ * with interrupts off between them: after the first, SP holds the new high
+ * byte beside the old low byte, up to 255 B below anything the program
+ * reaches.  That half-written value is no stack depth, so the deepest SP is
+ * sampled only when no half of it waits for the other (at most 3
+ * instructions: OUT SPH, OUT SREG, OUT SPL).  Whether the instruction at the
+ * PC is an OUT to SPL or SPH: */
+static int writes_sp_half(const avr_t *avr)
+{
+    const uint16_t op = (uint16_t)(avr->flash[avr->pc] | (avr->flash[avr->pc + 1] << 8));
+    unsigned io;
+
+    if ((op & 0xF800u) != 0xB800u) { /* OUT A, Rr: 1011 1AAr rrrr AAAA */
+        return 0;
+    }
+    io = ((op >> 5) & 0x30u) | (op & 0x0Fu);
+    return io == 0x3Du || io == 0x3Eu;
+}
+
 int main(int argc, char **argv)
 {
     const char *mcu = "atmega328p";
@@ -261,6 +280,7 @@ int main(int argc, char **argv)
     avr_irq_t *uart_input;
     uint32_t uart_flags = 0;
     uint16_t sp, sp_min = 0xFFFFu;
+    int sp_wait = 0; /* instructions until a half-written SP counts again */
     int opt, state;
 
     while ((opt = getopt(argc, argv, "m:f:t:q:i:pP:")) != -1) {
@@ -348,6 +368,7 @@ int main(int argc, char **argv)
         quiet_cycles = (avr_cycle_count_t)(quiet_ms * 1e-3 * (double)frequency);
     }
     for (;;) {
+        const int half = writes_sp_half(avr);
         if (profile_path && mark_open) {
             const uint32_t word = (avr->pc >> 1) & (FLASH_WORDS - 1u);
             const avr_cycle_count_t before = avr->cycle;
@@ -357,8 +378,13 @@ int main(int argc, char **argv)
         } else {
             state = avr_run(avr);
         }
+        if (half) {
+            sp_wait = sp_wait ? 0 : 3;
+        } else if (sp_wait) {
+            --sp_wait;
+        }
         sp = (uint16_t)(avr->data[R_SPL] | (avr->data[R_SPH] << 8));
-        if (sp < sp_min) {
+        if (!sp_wait && sp < sp_min) {
             sp_min = sp;
         }
         if (state == cpu_Done || state == cpu_Crashed ||
