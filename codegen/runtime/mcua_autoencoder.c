@@ -22,6 +22,28 @@ MCUA_FP_CONTRACT_OFF_BEGIN
 #define MCUA_AE_HALF
 #endif
 
+/* ((mag >> k) + 1) >> 1 for k = 0..30, the shift by k as shifts by its bits'
+ * fixed amounts (AVR shifts by a variable count one bit per loop turn). */
+static uint32_t mcua_ae_round_shift(uint32_t mag, uint8_t k)
+{
+    if ((k & 16u) != 0) {
+        mag >>= 16;
+    }
+    if ((k & 8u) != 0) {
+        mag >>= 8;
+    }
+    if ((k & 4u) != 0) {
+        mag >>= 4;
+    }
+    if ((k & 2u) != 0) {
+        mag >>= 2;
+    }
+    if ((k & 1u) != 0) {
+        mag >>= 1;
+    }
+    return (mag + 1UL) >> 1;
+}
+
 /* TFLite MultiplyByQuantizedMultiplier (double-rounding build, the default
  * of TFLite Micro) of x by the Q31 multiplier m = m1 * 2^16 + m0
  * (0 <= m < 2^31, as QuantizeMultiplier makes it), with no 64-bit
@@ -44,24 +66,37 @@ MCUA_FP_CONTRACT_OFF_BEGIN
  * whole int32 range. */
 static int32_t mcua_ae_requantize(int32_t x, uint16_t m1, uint16_t m0, int shift)
 {
-    const int32_t a = (int32_t)((uint32_t)x << (shift > 0 ? shift : 0));
-    const int right = shift > 0 ? 0 : -shift;
-    const uint32_t ua = a < 0 ? 0UL - (uint32_t)a : (uint32_t)a;
-    MCUA_AE_HALF uint16_t half1 = (uint16_t)(ua >> 16), half0 = (uint16_t)ua;
-    const uint16_t a1 = half1, a0 = half0;
-    /* a1 <= 2^15 and m1 < 2^15: each cross product is below 2^31 */
-    const uint32_t lo = (uint32_t)a0 * m0;
-    uint32_t u = (uint32_t)a0 * m1 + (uint32_t)a1 * m0 + (lo >> 16) + 0x4000UL;
-    uint32_t mag;
+    int32_t a = x;
+    int right = 0;
+    uint32_t ua, lo, u, high = 0;
+    uint16_t a0;
+    MCUA_AE_HALF uint16_t half0, half1;
+    if (shift > 0) {
+        a = (int32_t)((uint32_t)x << shift);
+    } else {
+        right = -shift;
+    }
+    ua = a < 0 ? 0UL - (uint32_t)a : (uint32_t)a;
+    half0 = (uint16_t)ua;
+    half1 = (uint16_t)(ua >> 16);
+    a0 = half0;
+    lo = (uint32_t)a0 * m0;
+    u = (uint32_t)a0 * m1 + (lo >> 16) + 0x4000UL;
     if (a < 0 && (uint16_t)lo == 0) {
         u -= 1UL;
     }
-    /* (u >> 15) as 2 * (u >> 16) + bit 15: byte moves, no shift loop on AVR */
-    mag = 2UL * ((uint32_t)a1 * m1 + (u >> 16)) + (uint16_t)((uint16_t)u >> 15);
-    if (right > 0) {
-        mag = ((mag >> (right - 1)) + 1UL) >> 1;
+    /* a1 = 0 (|a| < 2^16, most trained accumulators): its two products vanish */
+    if (ua > 0xFFFFUL) {
+        const uint16_t a1 = half1;
+        u += (uint32_t)a1 * m0;   /* a1 <= 2^15 and m1 < 2^15: each cross product < 2^31 */
+        high = (uint32_t)a1 * m1;
     }
-    return a < 0 ? -(int32_t)mag : (int32_t)mag;
+    /* (u >> 15) as 2 * (u >> 16) + bit 15: byte moves, no shift loop on AVR */
+    high = 2UL * (high + (u >> 16)) + (uint16_t)((uint16_t)u >> 15);
+    if (right > 0) {
+        high = mcua_ae_round_shift(high, (uint8_t)(right - 1));
+    }
+    return a < 0 ? -(int32_t)high : (int32_t)high;
 }
 
 /* Copy a layer descriptor out of flash, field by field. */
