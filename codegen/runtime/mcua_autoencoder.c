@@ -22,6 +22,25 @@ MCUA_FP_CONTRACT_OFF_BEGIN
 #define MCUA_AE_HALF
 #endif
 
+/* mcua_ae_requantize for |x| < 2^16 and a right shift e = k + 2 of 2 to 17
+ * (trained accumulators and multipliers): a1 = 0 below, so mag = u >> 15
+ * and the result's magnitude ((mag >> (e - 1)) + 1) >> 1 is
+ * ((u >> (14 + e)) + 1) >> 1, shifted in 16 bits after u's byte move. */
+static int32_t mcua_ae_requantize_small(int32_t x, uint16_t m1, uint16_t m0, uint8_t k)
+{
+    MCUA_AE_HALF uint16_t half = (uint16_t)(x < 0 ? -x : x);
+    const uint16_t a0 = half;
+    const uint32_t lo = (uint32_t)a0 * m0;
+    uint32_t u = (uint32_t)a0 * m1 + (lo >> 16) + 0x4000UL;
+    uint16_t t;
+    if (x < 0 && (uint16_t)lo == 0) {
+        u -= 1UL;
+    }
+    t = (uint16_t)((uint16_t)(u >> 16) >> k);
+    t = (uint16_t)((t >> 1) + (t & 1u)); /* (t + 1) >> 1 without overflow */
+    return x < 0 ? -(int32_t)t : (int32_t)t;
+}
+
 /* TFLite MultiplyByQuantizedMultiplier (double-rounding build, the default
  * of TFLite Micro) of x by the Q31 multiplier m = m1 * 2^16 + m0
  * (0 <= m < 2^31, as QuantizeMultiplier makes it), with no 64-bit
@@ -42,7 +61,7 @@ MCUA_FP_CONTRACT_OFF_BEGIN
  * tests/test_autoencoder_arithmetic.py compares it with the 64-bit formula
  * (codegen/tflite/quantize.py) on the edges and on random operands over the
  * whole int32 range. */
-static int32_t mcua_ae_requantize(int32_t x, uint16_t m1, uint16_t m0, int shift)
+static int32_t mcua_ae_requantize_wide(int32_t x, uint16_t m1, uint16_t m0, int shift)
 {
     const int32_t a = (int32_t)((uint32_t)x << (shift > 0 ? shift : 0));
     const int right = shift > 0 ? 0 : -shift;
@@ -64,6 +83,16 @@ static int32_t mcua_ae_requantize(int32_t x, uint16_t m1, uint16_t m0, int shift
     return a < 0 ? -(int32_t)mag : (int32_t)mag;
 }
 
+/* The requantisation: mcua_ae_requantize_small where it applies, else the
+ * whole int32 range's pieces. */
+static int32_t mcua_ae_requantize(int32_t x, uint16_t m1, uint16_t m0, int shift)
+{
+    if (shift <= -2 && shift >= -17 && x > -65536L && x < 65536L) {
+        return mcua_ae_requantize_small(x, m1, m0, (uint8_t)(-shift - 2));
+    }
+    return mcua_ae_requantize_wide(x, m1, m0, shift);
+}
+
 /* Copy a layer descriptor out of flash, field by field. */
 static void mcua_ae_load_layer(mcua_autoencoder_layer *dst,
                                const mcua_autoencoder_layer *src)
@@ -79,48 +108,61 @@ static void mcua_ae_load_layer(mcua_autoencoder_layer *dst,
     dst->act_max = mcua_read_i8(&src->act_max);
 }
 
+/* sum_k w[k] * x[k] over n int8 pairs, w in flash.  The products are
+ * int8 * int8, and two of them fit in 16 bits (weights are in [-127, 127],
+ * checked on load): on AVR two MULS instructions and one 32-bit addition
+ * per pair. */
+static int32_t mcua_ae_dot(const int8_t *w, const int8_t *x, uint16_t n)
+{
+    int32_t acc = 0;
+    uint16_t k;
+    for (k = n / 2; k != 0; --k) {
+        const int8_t w0 = mcua_read_i8(w++);
+        const int8_t w1 = mcua_read_i8(w++);
+        const int8_t x0 = *x++;
+        const int8_t x1 = *x++;
+        acc += (int16_t)(w0 * x0 + w1 * x1); /* |sum| <= 2 * 127 * 128 */
+    }
+    if (n % 2 != 0) {
+        acc += (int16_t)(mcua_read_i8(w) * *x);
+    }
+    return acc;
+}
+
+/* One output channel: the requantised accumulator plus the output zero
+ * point, clamped to the fused activation's range. */
+static int8_t mcua_ae_output(int32_t acc, const uint16_t *multiplier,
+                                             const int8_t *shift,
+                                             const mcua_autoencoder_layer *l)
+{
+    int32_t v = mcua_ae_requantize(acc, mcua_read_u16(multiplier),
+                                   mcua_read_u16(multiplier + 1),
+                                   (int)mcua_read_i8(shift));
+    v += l->output_offset;
+    if (v < (int32_t)l->act_min) {
+        v = l->act_min;
+    }
+    if (v > (int32_t)l->act_max) {
+        v = l->act_max;
+    }
+    return (int8_t)v;
+}
+
 /* A FULLY_CONNECTED layer (TFLite Micro's FullyConnectedPerChannel, filter
  * offset 0), its descriptor in flash.  TFLite sums w * (in - input zero
  * point); the bias here already holds -input zero point * sum(w), so the
- * products are int8 * int8, and two of them fit in 16 bits (weights are in
- * [-127, 127], checked on load): on AVR two MULS instructions and one 32-bit
- * addition per pair.  The int32 sum is TFLite's.  The weights are read in
- * order, row after row. */
+ * int32 sum of mcua_ae_dot plus the bias is TFLite's accumulator.  The
+ * weights are read in order, row after row. */
 static void mcua_ae_layer(const mcua_autoencoder_layer *layer,
                           const int8_t *in, int8_t *out)
 {
     mcua_autoencoder_layer l;
-    const int8_t *w;
     uint16_t c;
     mcua_ae_load_layer(&l, layer);
-    w = l.weights;
     for (c = 0; c < l.out_dim; ++c) {
-        const int8_t *x = in;
-        int32_t acc = mcua_read_i32(l.bias + c);
-        int32_t v;
-        uint16_t k;
-        for (k = l.in_dim / 2; k != 0; --k) {
-            const int8_t w0 = mcua_read_i8(w);
-            const int8_t w1 = mcua_read_i8(w + 1);
-            acc += (int16_t)(w0 * x[0] + w1 * x[1]); /* |sum| <= 2 * 127 * 128 */
-            w += 2;
-            x += 2;
-        }
-        if (l.in_dim % 2 != 0) {
-            acc += (int16_t)(mcua_read_i8(w) * x[0]);
-            ++w;
-        }
-        v = mcua_ae_requantize(acc, mcua_read_u16(l.multiplier + 2 * c),
-                               mcua_read_u16(l.multiplier + 2 * c + 1),
-                               (int)mcua_read_i8(l.shift + c));
-        v += l.output_offset;
-        if (v < (int32_t)l.act_min) {
-            v = l.act_min;
-        }
-        if (v > (int32_t)l.act_max) {
-            v = l.act_max;
-        }
-        out[c] = (int8_t)v;
+        const int32_t acc = mcua_read_i32(l.bias + c)
+                          + mcua_ae_dot(l.weights + (uint32_t)c * l.in_dim, in, l.in_dim);
+        out[c] = mcua_ae_output(acc, l.multiplier + 2 * c, l.shift + c, &l);
     }
 }
 
