@@ -47,11 +47,7 @@ static uint16_t high_of(float x)
  * build may set MCUA_ZSCORE_SKIP itself (the tests do, to run it on the
  * host); either way the scores are the same. */
 #ifndef MCUA_ZSCORE_SKIP
-#if defined(__AVR__) || defined(__SOFTFP__) || (defined(__riscv) && !defined(__riscv_flen))
-#define MCUA_ZSCORE_SKIP 1
-#else
-#define MCUA_ZSCORE_SKIP 0
-#endif
+#define MCUA_ZSCORE_SKIP MCUA_SOFT_FLOAT
 #endif
 
 /* The right side of (*) for a best of pattern `best`; 0 (no channel is left
