@@ -30,7 +30,7 @@ demo: setup
 	$(BIN)/mcu-anomaly demo --out build
 
 test: setup
-	MCUA_TESTS_STRICT=1 $(BIN)/pytest -q -n 2 --dist loadgroup
+	MCUA_TESTS_STRICT=1 $(BIN)/pytest -q -n 2 --dist loadgroup --durations=30
 
 clean:
 	rm -rf build $(VENV) *.egg-info
