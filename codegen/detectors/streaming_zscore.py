@@ -10,23 +10,27 @@ a signal with a large slow swing has a large overall deviation but small local n
 The default threshold is 5, not the lab's 2.5: the deviation of a 50-sample window is a
 noisy estimate, so window z-scores have heavier tails than a Gaussian; on the notebook's
 data k = 2.5..4 raise 9 to 130+ false alarms, k = 5 one (F1 0.99).
+
+outliers: "clip" (the rule above) or "absorb": a flagged sample enters the window as it is,
+so the window's variance widens for the W samples it stays and a repeat of the same
+excursion scores lower (one alarm per event, what NAB rewards: docs/nab.md).  Bundles from
+before the parameter have none and clip.
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
 from codegen.training import thresholds
 from codegen.errors import UserError
-from codegen.detectors.base import (F32, Fitted, channel_std, merge_params, number_param,
-                                    positive_int, scalar, threshold_param)
+from codegen.detectors.base import (F32, Fitted, channel_std, choice_param, merge_params,
+                                    number_param, positive_int, scalar, threshold_param)
 from codegen.detectors import window
 
 NAME = "streaming_zscore"
+OUTLIERS = ("clip", "absorb")  # the C's model.clip: 1, 0
 DEFAULTS = {"window": 50, "min_count": 10, "threshold": "value:5", "floor": 0.1,
-            **window.ADAPTATION_DEFAULTS}
+            "outliers": "clip", **window.ADAPTATION_DEFAULTS}
 MIN_VARIANCE = F32(np.finfo(np.float32).tiny)
 
 
@@ -36,6 +40,7 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
     length = positive_int(NAME, params, "window", window.MAX_WINDOW)
     positive_int(NAME, params, "min_count", length)
     window.adaptation_params(NAME, params)
+    choice_param(NAME, params, "outliers", OUTLIERS)
     floor = number_param(NAME, params, "floor", 0, 1, open_lower=True)  # of the noise
     if len(normal) < length:
         raise UserError(f"{NAME}: {len(normal)} normal rows are fewer than the window of {length}; "
@@ -69,13 +74,19 @@ def step(fitted: Fitted):
         z = np.abs(d) * (F32(1) / sd)  # no subnormal quotient: see mcua_streaming_zscore.c
         return z, k * sd
 
-    return window.clipping_step(fitted, measure)
+    return window.clipping_step(fitted, measure, clips(fitted))
+
+
+def clips(fitted: Fitted) -> bool:
+    """Whether a flagged sample enters the window clipped (absent in older bundles: yes)."""
+    return fitted.params.get("outliers", "clip") == "clip"
 
 
 def fit_series(x: np.ndarray, common: dict, floor: float) -> Fitted:
     """For one NAB series (DetectorSpec.fit_series): the window settings and the floor."""
-    params = {**window.ADAPTATION_DEFAULTS, **common, "floor": 0.1}
+    params = {**window.ADAPTATION_DEFAULTS, "outliers": "clip", **common, "floor": 0.1}
     window.adaptation_params(NAME, params)
+    choice_param(NAME, params, "outliers", OUTLIERS)
     return Fitted(params, {"threshold": 0.0},
                   {"var_floor": np.array([floor], dtype=F32)})
 
@@ -84,12 +95,17 @@ def score(fitted: Fitted, X: np.ndarray, with_state: bool = False, state=None):
     return window.score(step, fitted, X, with_state, state)
 
 
-template_context = functools.partial(window.template_context, NAME)
+def template_context(fitted: Fitted) -> dict:
+    if "outliers" in fitted.params:
+        choice_param(NAME, fitted.params, "outliers", OUTLIERS)
+    return {**window.template_context(NAME, fitted), "clip": int(clips(fitted))}
 
 
 # k is also where a flagged sample is clipped, so a one-ulp move of it changes the state.
 def check_stored(stored) -> None:
     stored.only_arrays("var_floor")
+    if "outliers" in stored.params:
+        stored.choice("params", "outliers", OUTLIERS)
     stored.floats("var_floor", (stored.n_channels,), lo=MIN_VARIANCE)
 
 

@@ -206,7 +206,7 @@ def length(fitted) -> int:
     return fitted.params["window"]
 
 
-def clipping_step(fitted, measure):
+def clipping_step(fitted, measure, clip: bool = True):
     """The update of the detectors that clip what they learn (mcua_streaming_zscore.c,
     mcua_moving_average.c): a sample holding NaN/Inf scores +Inf, flags and is not learnt.
     Otherwise every channel's deviation d from the mean it is judged against (Window.view)
@@ -214,7 +214,9 @@ def clipping_step(fitted, measure):
     over the threshold enters the window clipped to mean +- bound, so an anomaly never
     poisons the statistics, and flags once min_count samples are in.  Before that (the
     warm-up) RESTART samples clipped in a row restart the window (Window.settle): the
-    window, not the samples, was out of line.  A frozen baseline only scores."""
+    window, not the samples, was out of line.  A frozen baseline only scores.
+    clip=False (streaming_zscore's outliers=absorb): a sample over the threshold enters
+    as it is, and counts as clipped for everything else (flag, warm-up restart, baseline)."""
     threshold = F32(fitted.scalars["threshold"])
     min_count = fitted.params["min_count"]
 
@@ -233,7 +235,8 @@ def clipping_step(fitted, measure):
             over = z > threshold
             if over.any():
                 clipped = True
-                v = np.where(over, offset + np.where(d > 0, mean + bound, mean - bound), v)
+                if clip:
+                    v = np.where(over, offset + np.where(d > 0, mean + bound, mean - bound), v)
         if not w.frozen:
             w.push(v, clipped)
             w.settle(clipped and not judged)

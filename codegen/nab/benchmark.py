@@ -343,10 +343,13 @@ def _profile_scores(figures, where: str, fix: str) -> dict[str, float]:
 # Parameters tuned on NAB (standard profile) and kept for all files; see docs/nab.md.
 NAB_PARAMS = {
     "streaming_zscore": {"window": 100, "min_count": 10, "threshold": 5.0,
-                         "noise_floor": 2.0, "spread_floor": 1.0, "decay": 0.9999},
+                         "noise_floor": 2.0, "spread_floor": 1.0, "decay": 0.9999,
+                         "outliers": "clip"},
     "moving_average": {"window": 100, "min_count": 10, "threshold": 5.0,
                        "noise_floor": 2.0, "spread_floor": 1.0, "decay": 0.9999},
 }
+# Settings handed to the detector's fit_series as they are, where it has them.
+PASSED = (*ADAPTATION_DEFAULTS, "outliers")
 F32 = np.float32
 TINY = float(np.finfo(np.float32).tiny)
 EngineFactory = Callable[[Bundle], Engine]  # builds the engine that runs a one-detector bundle
@@ -378,7 +381,7 @@ def fitted_for(detector: str, f: NabFile, params: dict):
     # A frozen baseline calibrates on the probation rows, which NAB gives to learn from.
     common = {"window": params["window"], "min_count": params["min_count"],
               "threshold": f"value:{params['threshold']}", "calibration": f.probation,
-              **{k: params[k] for k in ADAPTATION_DEFAULTS if k in params}}
+              **{k: params[k] for k in PASSED if k in params}}
     fitted = module.SPEC.fit_series(x, common, floor)
     return thresholds.apply(module, fitted, scalar(params["threshold"]))
 

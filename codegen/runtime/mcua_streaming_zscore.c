@@ -49,9 +49,11 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
                 score = z;
             }
             if (mcua_nonneg_greater(z, mcua_read_f32(&model->threshold))) {
-                const float bound = mcua_read_f32(&model->threshold) * sd;
                 clipped = 1;
-                v = view.offset + (mcua_positive(d) ? view.mean + bound : view.mean - bound);
+                if (mcua_read_u8(&model->clip)) {
+                    const float bound = mcua_read_f32(&model->threshold) * sd;
+                    v = view.offset + (mcua_positive(d) ? view.mean + bound : view.mean - bound);
+                }
             }
         }
         if (mcua_window_learns(bctr)) {

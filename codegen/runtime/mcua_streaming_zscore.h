@@ -15,6 +15,10 @@
  * clipping starts over (mcua_window_settle), so a glitch at power-up
  * cannot hold the window.  A sample holding NaN or +-Inf scores +Inf, is
  * flagged and leaves the state as it was.
+ * clip = 0 (outliers=absorb): a channel over the threshold enters the
+ * window as it is, so the window's variance widens while it stays there
+ * and a repeat scores lower; the sample still counts as clipped for the
+ * flag, the warm-up restart and a baseline's variance (mcua_window.h).
  * With a frozen or slow adaptation (mcua_window.h) m and v are the
  * baseline's once its first window is learnt; bctr and bch are its state
  * (NULL when sliding); once frozen, samples are scored and nothing is
@@ -34,6 +38,7 @@ typedef struct {
     uint16_t window;
     uint16_t min_count;
     mcua_adaptation adaptation;
+    uint8_t clip; /* 1: clip a flagged channel at the threshold; 0: absorb it */
     float threshold;
     const float *var_floor; /* [n_channels] */
 } mcua_streaming_zscore_model;
