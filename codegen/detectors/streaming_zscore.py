@@ -11,10 +11,11 @@ The default threshold is 5, not the lab's 2.5: the deviation of a 50-sample wind
 noisy estimate, so window z-scores have heavier tails than a Gaussian; on the notebook's
 data k = 2.5..4 raise 9 to 130+ false alarms, k = 5 one (F1 0.99).
 
-outliers: "clip" (the rule above) or "absorb": a flagged sample enters the window as it is,
-so the window's variance widens for the W samples it stays and a repeat of the same
-excursion scores lower (one alarm per event, what NAB rewards: docs/nab.md).  Bundles from
-before the parameter have none and clip.
+outliers: "clip" (the rule above) or "absorb": a flagged sample enters the window as it is
+(up to ABSORB_LIMIT deviations, mcua_streaming_zscore.h says why), so the window's variance
+widens for the W samples it stays and a repeat of the same excursion scores lower (one alarm
+per event, what NAB rewards: docs/nab.md).  Bundles from before the parameter have none and
+clip.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from codegen.detectors import window
 
 NAME = "streaming_zscore"
 OUTLIERS = ("clip", "absorb")  # the C's model.clip: 1, 0
+ABSORB_LIMIT = F32(64)  # MCUA_STREAMING_ZSCORE_ABSORB_LIMIT
 DEFAULTS = {"window": 50, "min_count": 10, "threshold": "value:5", "floor": 0.1,
             "outliers": "clip", **window.ADAPTATION_DEFAULTS}
 MIN_VARIANCE = F32(np.finfo(np.float32).tiny)
@@ -67,14 +69,15 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool, channels: li
 def step(fitted: Fitted):
     k = F32(fitted.scalars["threshold"])
     var_floor = fitted.arrays["var_floor"]
+    limit = k if clips(fitted) else ABSORB_LIMIT
 
     def measure(var, d):
         var = np.where(var >= var_floor, var, var_floor)
         sd = np.sqrt(var)
         z = np.abs(d) * (F32(1) / sd)  # no subnormal quotient: see mcua_streaming_zscore.c
-        return z, k * sd
+        return z, limit * sd
 
-    return window.clipping_step(fitted, measure, clips(fitted))
+    return window.clipping_step(fitted, measure, limit)
 
 
 def clips(fitted: Fitted) -> bool:

@@ -206,7 +206,7 @@ def length(fitted) -> int:
     return fitted.params["window"]
 
 
-def clipping_step(fitted, measure, clip: bool = True):
+def clipping_step(fitted, measure, admit=None):
     """The update of the detectors that clip what they learn (mcua_streaming_zscore.c,
     mcua_moving_average.c): a sample holding NaN/Inf scores +Inf, flags and is not learnt.
     Otherwise every channel's deviation d from the mean it is judged against (Window.view)
@@ -215,10 +215,12 @@ def clipping_step(fitted, measure, clip: bool = True):
     poisons the statistics, and flags once min_count samples are in.  Before that (the
     warm-up) RESTART samples clipped in a row restart the window (Window.settle): the
     window, not the samples, was out of line.  A frozen baseline only scores.
-    clip=False (streaming_zscore's outliers=absorb): a sample over the threshold enters
-    as it is, and counts as clipped for everything else (flag, warm-up restart, baseline)."""
+    admit (default: the threshold): the z beyond which a channel enters clipped, at mean +-
+    bound; a sample over the threshold counts as clipped (flag, warm-up restart, baseline)
+    either way (streaming_zscore's outliers=absorb admits up to ABSORB_LIMIT)."""
     threshold = F32(fitted.scalars["threshold"])
     min_count = fitted.params["min_count"]
+    admit = threshold if admit is None else F32(admit)
 
     def update(w: Window, x: np.ndarray):
         if not np.isfinite(x).all():
@@ -232,11 +234,10 @@ def clipping_step(fitted, measure, clip: bool = True):
             d = (v - offset) - mean
             z, bound = measure(var, d)
             score = max(score, z.max())
-            over = z > threshold
-            if over.any():
-                clipped = True
-                if clip:
-                    v = np.where(over, offset + np.where(d > 0, mean + bound, mean - bound), v)
+            clipped = bool((z > threshold).any())
+            out = z > admit
+            if out.any():
+                v = np.where(out, offset + np.where(d > 0, mean + bound, mean - bound), v)
         if not w.frozen:
             w.push(v, clipped)
             w.settle(clipped and not judged)
