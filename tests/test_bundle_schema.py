@@ -318,6 +318,15 @@ MUTATIONS = [
     ("streaming-frozen-longest", "plain",
      both(edit("detectors", S, "params", "mode", value="frozen"),
           edit("detectors", S, "params", "calibration", value=50 * 65535)), EITHER, ""),
+    # streaming_zscore's outliers: clip or absorb (absent in older bundles: clip)
+    ("streaming-outliers-injection", "plain", edit("detectors", S, "params", "outliers",
+                                                   value=INJECTION), REFUSED, "outliers is"),
+    ("streaming-outliers-number", "plain", edit("detectors", S, "params", "outliers", value=0),
+     REFUSED, "not one of clip, absorb"),
+    ("streaming-outliers-absent", "plain", remove("detectors", S, "params", "outliers"),
+     EITHER, ""),
+    ("streaming-outliers-absorb", "plain", edit("detectors", S, "params", "outliers",
+                                                value="absorb"), EITHER, ""),
     # kmeans
     ("kmeans-centroids-wide", "plain", array(K, "centroids", lambda a: np.hstack([a, a[:, :1]])),
      REFUSED, "centroids has shape"),

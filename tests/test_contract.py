@@ -40,6 +40,10 @@ CASES = {name: (name, None) for name in DETECTORS} | {
     # cross many baseline folds and, frozen, long stretches after the freeze
     **{f"{d}-{mode}": (d, {"mode": mode, "calibration": 400, "memory": 1000})
        for d in ("streaming_zscore", "moving_average") for mode in ("frozen", "slow")},
+    # outliers absorbed into the window (up to 64 deviations), sliding and slow
+    "streaming_zscore-absorb": ("streaming_zscore", {"outliers": "absorb"}),
+    "streaming_zscore-absorb-slow": ("streaming_zscore", {"outliers": "absorb", "mode": "slow",
+                                                          "memory": 1000}),
 }
 # The autoencoder's Python reference runs TensorFlow Lite Micro window by window.
 PARITY_INPUTS = {"autoencoder": 20_000}
