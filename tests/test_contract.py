@@ -111,9 +111,17 @@ def test_host_parity_on_random_extreme_and_real_inputs(contract, case):
         2.5 * PARITY_INPUTS.get(case, 100_000)
 
 
+# Constants a case leaves without effect on every score and state, so that no battery can
+# catch their one-ulp move: absorbing, the threshold only decides flags (a one-ulp move shows
+# only on a z within one ulp of it), and a slow baseline's variance stays above the floor.
+UNOBSERVABLE = {"streaming_zscore-absorb": {"threshold"},
+                "streaming_zscore-absorb-slow": {"threshold", "var_floor"}}
+
+
 def mutations():
     return [pytest.param(case, constant, id=f"{case}-{constant}", marks=MARKS.get(case, []))
-            for case, (detector, _) in CASES.items() for constant in get(detector).SPEC.mutable]
+            for case, (detector, _) in CASES.items() for constant in get(detector).SPEC.mutable
+            if constant not in UNOBSERVABLE.get(case, ())]
 
 
 @pytest.mark.parametrize("case, constant", mutations())
