@@ -215,9 +215,10 @@ def clipping_step(fitted, measure, admit=None):
     poisons the statistics, and flags once min_count samples are in.  Before that (the
     warm-up) RESTART samples clipped in a row restart the window (Window.settle): the
     window, not the samples, was out of line.  A frozen baseline only scores.
-    admit (default: the threshold): the z beyond which a channel enters clipped, at mean +-
-    bound; a sample over the threshold counts as clipped (flag, warm-up restart, baseline)
-    either way (streaming_zscore's outliers=absorb admits up to ABSORB_LIMIT)."""
+    admit (default: the threshold): a channel over the threshold enters clipped, at mean +-
+    bound, only when its z is also over admit (streaming_zscore's outliers=absorb admits up
+    to ABSORB_LIMIT); the sample counts as clipped (flag, warm-up restart, baseline) either
+    way."""
     threshold = F32(fitted.scalars["threshold"])
     min_count = fitted.params["min_count"]
     admit = threshold if admit is None else F32(admit)
@@ -234,8 +235,9 @@ def clipping_step(fitted, measure, admit=None):
             d = (v - offset) - mean
             z, bound = measure(var, d)
             score = max(score, z.max())
-            clipped = bool((z > threshold).any())
-            out = z > admit
+            over = z > threshold
+            clipped = bool(over.any())
+            out = over & (z > admit)
             if out.any():
                 v = np.where(out, offset + np.where(d > 0, mean + bound, mean - bound), v)
         if not w.frozen:

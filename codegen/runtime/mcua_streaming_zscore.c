@@ -49,11 +49,10 @@ float mcua_streaming_zscore_update(const mcua_streaming_zscore_model *model,
                 score = z;
             }
             if (mcua_nonneg_greater(z, mcua_read_f32(&model->threshold))) {
-                clipped = 1;
-            }
-            {
+                /* clipping, at the threshold; absorbing, beyond the limit only */
                 const float limit = mcua_read_u8(&model->clip) ? mcua_read_f32(&model->threshold)
                                                                : MCUA_STREAMING_ZSCORE_ABSORB_LIMIT;
+                clipped = 1;
                 if (mcua_nonneg_greater(z, limit)) {
                     const float bound = limit * sd;
                     v = view.offset + (mcua_positive(d) ? view.mean + bound : view.mean - bound);

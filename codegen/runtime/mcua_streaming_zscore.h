@@ -19,13 +19,13 @@
  * window as it is, so the window's variance widens while it stays there
  * and a repeat scores lower; the sample still counts as clipped for the
  * flag, the warm-up restart and a baseline's variance (mcua_window.h).
- * Only beyond MCUA_STREAMING_ZSCORE_ABSORB_LIMIT deviations is it clipped,
- * at m +- that many: a value of A deviations leaves a square of A^2 times
- * the variance in the running sums, and when it drops out of the window
- * the sums keep A^2 * 2^-24 of the variance as rounding until the next
- * swap of fresh sums (up to W samples); 64^2 * 2^-24 < 3e-4 of it, where
- * an unclipped 1e6-deviation spike left the variance wrong 100-fold and
- * raised 45 false alarms (W 100).
+ * Beyond MCUA_STREAMING_ZSCORE_ABSORB_LIMIT deviations (and the threshold)
+ * it is clipped, at m +- that many: a value of A deviations leaves a
+ * square of A^2 times the variance in the running sums, and when it drops
+ * out of the window the sums keep about A^2 * 2^-24 of the variance as
+ * rounding until the next swap of fresh sums (up to W samples);
+ * 64^2 * 2^-24 < 3e-4, where an unclipped spike of 1e6 deviations left
+ * the variance 100-fold wrong and raised 45 false alarms (W 100).
  * With a frozen or slow adaptation (mcua_window.h) m and v are the
  * baseline's once its first window is learnt; bctr and bch are its state
  * (NULL when sliding); once frozen, samples are scored and nothing is
