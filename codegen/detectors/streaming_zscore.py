@@ -104,7 +104,8 @@ def template_context(fitted: Fitted) -> dict:
     return {**window.template_context(NAME, fitted), "clip": int(clips(fitted))}
 
 
-# k is also where a flagged sample is clipped, so a one-ulp move of it changes the state.
+# Clipping, k is also where a flagged sample is clipped, so a one-ulp move of it changes the
+# state (absorbing, only flags: tests/test_contract.py UNOBSERVABLE).
 def check_stored(stored) -> None:
     stored.only_arrays("var_floor")
     if "outliers" in stored.params:
