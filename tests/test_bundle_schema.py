@@ -320,6 +320,15 @@ MUTATIONS = [
     ("streaming-frozen-longest", "plain",
      both(edit("detectors", S, "params", "mode", value="frozen"),
           edit("detectors", S, "params", "calibration", value=50 * 65535)), EITHER, ""),
+    # streaming_zscore's outliers: clip or absorb (absent in older bundles: clip)
+    ("streaming-outliers-injection", "plain", edit("detectors", S, "params", "outliers",
+                                                   value=INJECTION), REFUSED, "outliers is"),
+    ("streaming-outliers-number", "plain", edit("detectors", S, "params", "outliers", value=0),
+     REFUSED, "not one of clip, absorb"),
+    ("streaming-outliers-absent", "plain", remove("detectors", S, "params", "outliers"),
+     EITHER, ""),
+    ("streaming-outliers-absorb", "plain", edit("detectors", S, "params", "outliers",
+                                                value="absorb"), EITHER, ""),
     # kmeans
     ("kmeans-centroids-wide", "plain", array(K, "centroids", lambda a: np.hstack([a, a[:, :1]])),
      REFUSED, "centroids has shape"),
@@ -511,10 +520,12 @@ def test_the_unmutated_bundles_are_safe(which, originals, sanitizer, tmp_path, c
 
 
 def test_the_sanitizer_run_catches_an_overflow(originals, sanitizer, tmp_path):
-    """A bundle that bypasses the schema (a 1-element mean for 3 channels, edited in memory)
-    is caught by the sanitizer run: the safe outcomes above are not vacuous."""
+    """A bundle that bypasses the schema (k-means centroids of one feature for three
+    channels, edited in memory: the flash array holds K floats, the runtime reads K x 3) is
+    caught by the sanitizer run: the safe outcomes above are not vacuous."""
     loaded = bundle_mod.load(originals("plain"))
-    loaded.detectors = {"zscore": loaded.detectors["zscore"]}
-    loaded.detectors["zscore"].arrays["mean"] = loaded.detectors["zscore"].arrays["mean"][:1]
-    with pytest.raises(AssertionError, match="AddressSanitizer|runtime error"):
+    loaded.detectors = {"kmeans": loaded.detectors["kmeans"]}
+    arrays = loaded.detectors["kmeans"].arrays
+    arrays["centroids"] = arrays["centroids"][:, :1]
+    with pytest.raises(AssertionError, match="global-buffer-overflow"):
         run_sanitized(loaded, sanitizer, tmp_path)

@@ -488,6 +488,21 @@ def test_adaptation_modes_on_target(env, adapted, remembered, tmp_path):
         assert_same(compare(bundle, engine, inputs, reference=remembered(bundle)))
 
 
+@pytest.fixture(scope="module")
+def absorbing(iot):
+    """streaming_zscore absorbing what it flags (outliers=absorb), with its other defaults."""
+    return training.train(iot, ["streaming_zscore"], {"streaming_zscore": {"outliers": "absorb"}},
+                          seed=0, name="sensors", verbose=False)
+
+
+@pytest.mark.parametrize("env", OFFLINE_ENVS)
+def test_absorbed_outliers_on_target(env, absorbing, remembered, tmp_path):
+    """Every score bit and flag of the absorbing streaming Z-score on target."""
+    engine = on(absorbing, env, tmp_path)
+    inputs = battery(absorbing, SAMPLES[env], NAB)
+    assert_same(compare(absorbing, engine, inputs, reference=remembered(absorbing)))
+
+
 @pytest.mark.firmware(group="uno")
 def test_calibration_commands_on_the_uno(iot, tmp_path):
     """C (status), C STOP (end a frozen calibration) and C START (calibrate again) in

@@ -18,7 +18,7 @@ import pytest
 from codegen.bench import firmware as bench
 from codegen.bench import peers
 from codegen.cli import build_parser
-from codegen.detectors import f32math, gmm, isolation_forest, window
+from codegen.detectors import f32math, gmm, isolation_forest, streaming_zscore, window
 from codegen.emit import render as emit
 from codegen.firmware import OFFLINE_ENVS, memory, sources
 from codegen.verify import serial_port
@@ -74,6 +74,11 @@ def test_window_max_deviation_as_float32():
     c_value = np.float32(runtime_define("mcua_window.h", "MCUA_WINDOW_MAX_DEVIATION"))
     assert window.MAX_DEVIATION.dtype == np.float32
     assert c_value.view(np.uint32) == window.MAX_DEVIATION.view(np.uint32)
+
+
+def test_streaming_zscore_absorb_limit():
+    assert runtime_define("mcua_streaming_zscore.h", "MCUA_STREAMING_ZSCORE_ABSORB_LIMIT") == \
+        streaming_zscore.ABSORB_LIMIT
 
 
 def test_window_restart():

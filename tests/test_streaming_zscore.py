@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from codegen import bundle as bundle_mod
+from codegen.bundle import Bundle
 from codegen.detectors import streaming_zscore, window
+from codegen.detectors.base import Fitted
 from codegen.errors import UserError
 from codegen.training import train as training
 from codegen.verify import battery as battery_mod
@@ -227,3 +229,119 @@ def test_a_threshold_whose_square_overflows_is_refused(iot_bundle, tmp_path):
     bundle_mod.save(b, tmp_path / "b")
     with pytest.raises(UserError, match="threshold"):
         bundle_mod.load(tmp_path / "b")
+
+
+# outliers=absorb: a flagged sample enters the window as it is (up to ABSORB_LIMIT deviations)
+
+def absorbing(x, **params):
+    return streaming_zscore.fit(x, {"outliers": "absorb", **params}, 0, False, ["x"])
+
+
+def noise(n, seed=4, offset=0.0):
+    return (offset + np.random.default_rng(seed).standard_normal((n, 1))).astype(np.float32)
+
+
+def held_readings(state, counters):
+    """Per row of a one-channel state, the readings its window holds, in float64: the buffer
+    keeps each as its deviation from the fresh anchor of its block (window.Window.push), so
+    the current block's fresh_count slots before head from fresh_anchor, the others (the
+    previous block's) from the anchor."""
+    slots = np.arange(state.shape[1] - 6)
+    head, fresh = counters[:, 1:2].astype(int), counters[:, 2:3].astype(int)
+    current = (head - 1 - slots) % len(slots) < fresh
+    base = np.where(current, state[:, 3:4], state[:, 0:1]).astype(np.float64)
+    return state[:, 6:].astype(np.float64) + base
+
+
+def window_variance(state, counters):
+    """Per row, the variance the window's sums hold and the variance of its readings."""
+    n = counters[:, 0].astype(np.float64)
+    mean = state[:, 1] / n
+    return state[:, 2] / n - mean * mean, held_readings(state, counters).var(axis=1)
+
+
+def test_absorb_learns_a_spike_as_it_is_and_a_repeat_scores_lower():
+    """Absorbed, a spike of A deviations in a window of W raises the variance by about
+    A^2 / W, so a repeat within the window scores below sqrt(W): 4.5 for W = 20."""
+    x = noise(600)
+    x[400] = x[410] = 10.0  # two 10-sigma spikes 10 samples apart, inside one window of 20
+    scores = {}
+    for outliers in ("clip", "absorb"):
+        fitted = streaming_zscore.fit(x[:300], {"outliers": outliers, "window": 20}, 0, False,
+                                      ["x"])
+        scores[outliers], flags, (state, counters) = streaming_zscore.score(fitted, x,
+                                                                            with_state=True)
+        assert flags[400]
+        held = held_readings(state[400:401], counters[400:401])[0]
+        assert (np.abs(held - 10.0) < 1e-5).any() == (outliers == "absorb")  # else mean + 5 sd
+    assert scores["absorb"][400] == scores["clip"][400]  # judged against the same window
+    assert scores["absorb"][410] < 0.6 * scores["absorb"][400]  # it widened the window
+    # the clipped window flags the repeat again, the absorbing one does not
+    assert scores["absorb"][410] < np.sqrt(20) < 5 < scores["clip"][410]
+
+
+def test_absorb_clips_beyond_the_limit_so_the_sums_stay_sound():
+    """A spike of 1e6 deviations enters at mean + 64 sd: when it leaves the window the
+    variance the sums hold is the buffer's (unclipped, its square's rounding left them 100x
+    off until the next swap of fresh sums) and nothing after it flags."""
+    x = noise(3000)
+    fitted = absorbing(x[:1000], window=100)
+    spiky = x.copy()
+    spiky[1230] = 1e6
+    _, flags, (state, counters) = streaming_zscore.score(fitted, spiky, with_state=True)
+    _, clean_flags, _ = streaming_zscore.score(fitted, x)
+    assert flags[1230] and not flags[1231:].any() and not clean_flags[1231:].any()
+    held, true = window_variance(state[1231:], counters[1231:])
+    assert np.max(np.abs(held - true) / true) < 1e-4
+    level = state[1230, 0] + state[1230, 1] / 100  # about the window's mean
+    highest = held_readings(state[1230:1231], counters[1230:1231]).max()
+    assert 40 < highest - level < 80  # the spike, admitted at ~64 sd
+
+
+def test_absorb_survives_a_glitch_at_power_up():
+    """1e20 first: the warm-up flags it out of line three times in a row and restarts, as
+    when clipping (test_warm_up_glitch.py), so the sensor after it is judged as without it."""
+    x = noise(3000, offset=20.0)
+    fitted = absorbing(x[:1000])
+    glitched = np.vstack([[[1e20]], x]).astype(np.float32)
+    _, flags, _ = streaming_zscore.score(fitted, glitched)
+    _, clean, _ = streaming_zscore.score(fitted, x)
+    assert flags[1:].sum() <= clean.sum() + 2
+
+
+def test_outliers_must_be_clip_or_absorb():
+    with pytest.raises(UserError, match="outliers must be one of clip, absorb"):
+        streaming_zscore.fit(noise(100), {"outliers": "drop"}, 0, False, ["x"])
+
+
+def test_a_bundle_from_before_the_setting_clips():
+    x = noise(600)
+    x[400] = 10.0
+    fitted = streaming_zscore.fit(x[:300], {}, 0, False, ["x"])
+    old = Fitted({k: v for k, v in fitted.params.items() if k != "outliers"}, fitted.scalars,
+                 fitted.arrays)
+    for a, b in zip(streaming_zscore.score(fitted, x, with_state=True).state,
+                    streaming_zscore.score(old, x, with_state=True).state):
+        assert np.array_equal(a, b)
+    assert streaming_zscore.template_context(old)["clip"] == 1
+
+
+def test_absorb_stays_sound_over_ten_million_samples_in_c():
+    """1e7 samples at 1e4 +- 1 with a 30-sigma spike every 1,000, absorbed: the host C
+    (bit for bit the reference: test_contract.py) flags every spike and next to nothing else, and
+    after the last row the window's sums hold its buffer's mean and variance."""
+    fitted = absorbing(noise(5000, offset=1e4), window=100)
+    host = HostModel(Bundle("sensor", ["x"], [0.0], [1.0], {"streaming_zscore": fitted}, {}))
+    chunk, chunks = 1_000_000, 10
+    for i in range(chunks):
+        x = noise(chunk, seed=100 + i, offset=1e4)
+        x[500::1000] += 30
+        flags = host.score("streaming_zscore", x, resume=i > 0).flags
+        assert flags[500::1000].all(), i
+        assert flags.sum() - chunk // 1000 <= 20, i  # noise beyond 5 sd of 100 samples: ~5
+    tail = noise(300, seed=99, offset=1e4)
+    state, counters = host.run_with_state("streaming_zscore", tail, resume=True).state
+    held, true = window_variance(state[-1:], counters[-1:])
+    assert abs(held[0] - true[0]) / true[0] < 1e-3
+    held_mean = held_readings(state[-1:], counters[-1:]).mean()
+    assert abs(state[-1, 0] + state[-1, 1] / counters[-1, 0] - held_mean) < 1e-2

@@ -76,7 +76,8 @@ def step(fitted: Fitted):
 
     def measure(var, d):
         dev = np.abs(d) * inv_scale
-        return dev, dev > threshold, bound
+        over = dev > threshold
+        return dev, over, over, bound
 
     return window.clipping_step(fitted, measure)
 

@@ -211,8 +211,10 @@ def clipping_step(fitted, measure):
     """The update of the detectors that clip what they learn (mcua_streaming_zscore.c,
     mcua_moving_average.c): a sample holding NaN/Inf scores +Inf, flags and is not learnt.
     Otherwise every channel's deviation d from the mean it is judged against (Window.view)
-    is measured, (z, over, bound) = measure(var, d); the score is the largest z; a channel
-    over the threshold (over) enters the window clipped to mean +- bound, so an anomaly
+    is measured, (z, over, beyond, bound) = measure(var, d); the score is the largest z; a
+    channel over the threshold (over) counts as clipped and enters the window clipped to
+    mean +- bound where it is also beyond (a clipping detector: wherever it is over;
+    streaming_zscore's outliers=absorb: beyond ABSORB_LIMIT deviations), so an anomaly
     never poisons the statistics, and flags once min_count samples are in.  Before that (the
     warm-up) RESTART samples clipped in a row restart the window (Window.settle): the
     window, not the samples, was out of line.  A frozen baseline only scores."""
@@ -228,11 +230,11 @@ def clipping_step(fitted, measure):
         if w.count:
             offset, mean, var = w.view()
             d = (v - offset) - mean
-            z, over, bound = measure(var, d)
+            z, over, beyond, bound = measure(var, d)
             score = max(score, z.max())
             if over.any():
                 clipped = True
-                v = np.where(over, offset + np.where(d > 0, mean + bound, mean - bound), v)
+                v = np.where(beyond, offset + np.where(d > 0, mean + bound, mean - bound), v)
         if not w.frozen:
             w.push(v, clipped)
             w.settle(clipped and not judged)

@@ -22,7 +22,7 @@ from codegen.files import Output, write_tree
 from codegen.emit.literals import c_comment, c_float
 
 RUNTIME = resources.runtime()
-RUNTIME_VERSION = 4  # must equal MCUA_RUNTIME_VERSION in runtime/mcua_common.h
+RUNTIME_VERSION = 5  # must equal MCUA_RUNTIME_VERSION in runtime/mcua_common.h
 FLOATS_PER_ROW = 6
 HEADERS = Output("generated headers", ".mcu-anomaly-generated", "generate")
 MARKER_TEXT = ("Written by `mcu-anomaly generate` with the files beside it; the next generate "

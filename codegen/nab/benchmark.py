@@ -343,10 +343,13 @@ def _profile_scores(figures, where: str, fix: str) -> dict[str, float]:
 # Parameters tuned on NAB (standard profile) and kept for all files; see docs/nab.md.
 NAB_PARAMS = {
     "streaming_zscore": {"window": 100, "min_count": 10, "threshold": 5.0,
-                         "noise_floor": 2.0, "spread_floor": 1.0, "decay": 0.9999},
+                         "noise_floor": 2.0, "spread_floor": 1.0, "decay": 0.9999,
+                         "outliers": "clip"},
     "moving_average": {"window": 100, "min_count": 10, "threshold": 5.0,
                        "noise_floor": 2.0, "spread_floor": 1.0, "decay": 0.9999},
 }
+# Settings handed to the detector's fit_series as they are, where it has them.
+PASSED = (*ADAPTATION_DEFAULTS, "outliers")
 F32 = np.float32
 TINY = float(np.finfo(np.float32).tiny)
 EngineFactory = Callable[[Bundle], Engine]  # builds the engine that runs a one-detector bundle
@@ -378,7 +381,7 @@ def fitted_for(detector: str, f: NabFile, params: dict):
     # A frozen baseline calibrates on the probation rows, which NAB gives to learn from.
     common = {"window": params["window"], "min_count": params["min_count"],
               "threshold": f"value:{params['threshold']}", "calibration": f.probation,
-              **{k: params[k] for k in ADAPTATION_DEFAULTS if k in params}}
+              **{k: params[k] for k in PASSED if k in params}}
     fitted = module.SPEC.fit_series(x, common, floor)
     return thresholds.apply(module, fitted, scalar(params["threshold"]))
 
@@ -398,13 +401,15 @@ def raw_scores(detector: str, f: NabFile, params: dict,
     return engine(_bundle(detector, fitted)).run(X, [detector])[detector].scores
 
 
-def nab_mapping(score: np.ndarray, decay: float, k: float) -> np.ndarray:
+def nab_mapping(score: np.ndarray, decay: float, k: float, quiet: int = 0) -> np.ndarray:
     """Our score in [0, 1] for NAB, online and O(1): a row keeps z/(z+k) only when its score
     sets a new record against the slowly decaying peak of the scores before it (peak *= decay
     every row); every other row maps to 0.  One alarm per event instead of one per row: NAB
     counts only the first detection in a window and charges every other one as a false
-    positive."""
+    positive.  The first `quiet` rows (the detector's min_count, before which it never
+    flags) are not judgements: they map to 0 and set no peak."""
     z = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=np.inf, posinf=1e30)
+    z[:quiet] = 0.0
     out = np.zeros(len(z))
     peak = 0.0
     for i, v in enumerate(z):
@@ -423,7 +428,7 @@ def run_detector(corpus: Corpus, detector: str, params: dict | None = None,
     out = {}
     for f in corpus.files:
         z = raw_scores(detector, f, params, engine)
-        out[f.name] = nab_mapping(z, params["decay"], params["threshold"])
+        out[f.name] = nab_mapping(z, params["decay"], params["threshold"], params["min_count"])
         if progress:
             progress.step(f"{detector}{' ' + run if run else ''}: {f.name}")
     return out

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MCUA_RUNTIME_VERSION 4
+#define MCUA_RUNTIME_VERSION 5
 
 #if defined(__AVR__)
 #include <avr/pgmspace.h>

@@ -4,10 +4,8 @@
 
 MCUA_FP_CONTRACT_OFF_BEGIN
 
-/* Inlined into each API.  As a call of its own, an Uno running it beside
- * pca reached 268 bytes deeper into its stack (simavr's deepest stack
- * pointer; 33 bytes inlined), more than an app running every detector has
- * to spare. */
+/* Inlined into each API, so that each is compiled for its own case: the
+ * flag API without the score's square root and reciprocal. */
 #if defined(__GNUC__)
 #define MCUA_INLINED __attribute__((always_inline)) inline
 #else
@@ -45,7 +43,7 @@ static MCUA_INLINED float update(const mcua_streaming_zscore_model *model, mcua_
             const float floor = mcua_read_f32(var_floor + c);
             float var = view.var; /* finite */
             float sd = 0.0f;
-            float d;
+            float d, dd;
             if (mcua_nonneg_greater(floor, var)) {
                 var = floor;
             }
@@ -61,14 +59,17 @@ static MCUA_INLINED float update(const mcua_streaming_zscore_model *model, mcua_
                     score = z;
                 }
             }
-            if (mcua_nonneg_greater(d * d, mcua_read_f32(&model->threshold_sq) * var)) {
-                float bound;
-                if (!scored) {
-                    sd = sqrtf(var);
-                }
-                bound = mcua_read_f32(&model->threshold) * sd;
+            dd = d * d;
+            if (mcua_nonneg_greater(dd, mcua_read_f32(&model->threshold_sq) * var)) {
+                /* clipping, at the threshold; absorbing, beyond the limit only */
+                const int clip = mcua_read_u8(&model->clip);
                 clipped = 1;
-                v = view.offset + (mcua_positive(d) ? view.mean + bound : view.mean - bound);
+                if (clip || mcua_nonneg_greater(dd, MCUA_STREAMING_ZSCORE_ABSORB_LIMIT_SQ * var)) {
+                    const float bound = (clip ? mcua_read_f32(&model->threshold)
+                                              : MCUA_STREAMING_ZSCORE_ABSORB_LIMIT) *
+                                        (scored ? sd : sqrtf(var));
+                    v = view.offset + (mcua_positive(d) ? view.mean + bound : view.mean - bound);
+                }
             }
         }
         if (mcua_window_learns(bctr)) {

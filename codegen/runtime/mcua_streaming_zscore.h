@@ -20,6 +20,17 @@
  * clipping starts over (mcua_window_settle), so a glitch at power-up
  * cannot hold the window.  A sample holding NaN or +-Inf scores +Inf, is
  * flagged and leaves the state as it was.
+ * clip = 0 (outliers=absorb): a channel over the threshold enters the
+ * window as it is, so the window's variance widens while it stays there
+ * and a repeat scores lower; the sample still counts as clipped for the
+ * flag, the warm-up restart and a baseline's variance (mcua_window.h).
+ * Beyond MCUA_STREAMING_ZSCORE_ABSORB_LIMIT deviations (and the threshold)
+ * it is clipped, at m +- that many: a value of A deviations leaves a
+ * square of A^2 times the variance in the running sums, and when it drops
+ * out of the window the sums keep about A^2 * 2^-24 of the variance as
+ * rounding until the next swap of fresh sums (up to W samples);
+ * 64^2 * 2^-24 < 3e-4, where an unclipped spike of 1e6 deviations left
+ * the variance 100-fold wrong and raised 45 false alarms (W 100).
  * With a frozen or slow adaptation (mcua_window.h) m and v are the
  * baseline's once its first window is learnt; bctr and bch are its state
  * (NULL when sliding); once frozen, samples are scored and nothing is
@@ -34,11 +45,16 @@
 extern "C" {
 #endif
 
+#define MCUA_STREAMING_ZSCORE_ABSORB_LIMIT 64.0f
+/* its square: beyond the limit when d * d > this * v, as the threshold */
+#define MCUA_STREAMING_ZSCORE_ABSORB_LIMIT_SQ 4096.0f
+
 typedef struct {
     uint16_t n_channels;
     uint16_t window;
     uint16_t min_count;
     mcua_adaptation adaptation;
+    uint8_t clip; /* 1: clip a flagged channel at the threshold; 0: absorb it */
     float threshold;
     float threshold_sq;     /* threshold * threshold, finite */
     const float *var_floor; /* [n_channels] */
