@@ -71,7 +71,7 @@ class Kind(enum.Enum):
     STATELESS = "stateless"  # <model>_<name>_score(x, &flag SCORE_ARGS)
     STREAMING = "streaming"  # <model>_<name>_reset(&state); _update(&state, x, &flag): the
     #                          state is mcua_window's (sums, buffer, counters)
-    WINDOWED = "windowed"    # <model>_<name>_score(last W readings of one channel, &flag)
+    WINDOWED = "windowed"    # <model>_<name>_score(last W rows of its channels, &flag)
 
 
 class Scored(NamedTuple):
@@ -95,6 +95,9 @@ class DetectorSpec:
     # through the readers of codegen.schema.Stored unless they are what its C can run.
     schema: Callable[["Stored"], None]
     window: Callable[[Fitted], int] | None = None  # readings it keeps (streaming / windowed)
+    # Values of each row a windowed one keeps: 1, x[<P>_CHANNEL] (the default), or
+    # <P>_CHANNELS, which its header's <p>_take_row(x, dst) copies.
+    row_values: Callable[[Fitted], int] | None = None
     score_args: str = ""  # C arguments after &flag in a stateless score call
     flag_api: bool = False  # the header also offers <model>_<name>_flag(x): the flag alone
     mutable: tuple[str, ...] = ()  # constants (arrays or scalars) a one-ulp move must change
@@ -121,6 +124,9 @@ class DetectorSpec:
         if self.footprint is None:
             return Footprint(array_bytes(fitted))
         return self.footprint(fitted, n_channels)
+
+    def row_values_of(self, fitted: Fitted) -> int:
+        return 1 if self.row_values is None else self.row_values(fitted)
 
     def kind_of(self, fitted: Fitted) -> Kind:
         return self.kind(fitted) if callable(self.kind) else self.kind

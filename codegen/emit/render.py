@@ -103,14 +103,16 @@ def render(bundle: Bundle) -> dict[str, str]:
 def detector_calls(bundle: Bundle) -> list[dict]:
     """How code around the generated API calls each detector (the host glue and the
     firmware app's templates): its kind, the extra arguments of a stateless score call,
-    whether it has a flag API, the adaptation mode of a baseline it keeps (else None)."""
+    whether it has a flag API, the adaptation mode of a baseline it keeps (else None), the
+    values of each row a windowed one keeps."""
     calls = []
     for name, fitted in bundle.detectors.items():
         spec = get(name).SPEC
         adapt = window.adaptation(fitted)
         calls.append({"name": name, "kind": spec.kind_of(fitted).value,
                       "score_args": spec.score_args, "flag_api": spec.flag_api,
-                      "adapted": adapt.mode if adapt else None})
+                      "adapted": adapt.mode if adapt else None,
+                      "row_values": spec.row_values_of(fitted)})
     return calls
 
 
