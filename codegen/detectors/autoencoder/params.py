@@ -13,7 +13,7 @@ NAME = "autoencoder"
 DEFAULTS: dict = {
     "channel": 0,                   # which column of the data the detector watches
     "channels": None,               # several: "all" or a list of names/indices (then not channel)
-    "pointwise": "window",          # a row's score: its whole window's error, or its own
+    "pointwise": "newest",          # a row's score: its own error, or its whole window's
     "window": 20,                   # W: network input/output width
     "hidden": [8, 4, 8],            # hidden Dense layer widths (ReLU)
     "activation": "relu",           # hidden activation; only ReLU fuses into int8 FC
