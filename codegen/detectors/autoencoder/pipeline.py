@@ -95,6 +95,12 @@ def scored_values(fitted: Fitted) -> int:
     return width if pointwise(fitted) == "window" else width // rows
 
 
+def needs_rows(fitted: Fitted) -> bool:
+    """One channel's whole window needs only the model's own constants; anything else
+    (several channels, or the newest row's error) an mcua_autoencoder_rows in the header."""
+    return len(watched(fitted)[0]) > 1 or pointwise(fitted) != "window"
+
+
 def pointwise(fitted: Fitted) -> str:
     """A bundle stored before the parameter existed scores whole windows."""
     return fitted.params.get("pointwise", "window")

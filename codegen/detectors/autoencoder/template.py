@@ -7,8 +7,8 @@ import hashlib
 import json
 
 from codegen.detectors.autoencoder.params import NAME
-from codegen.detectors.autoencoder.pipeline import (all_input_steps, pointwise, scored_values,
-                                                    std_reciprocal, watched)
+from codegen.detectors.autoencoder.pipeline import (all_input_steps, needs_rows, pointwise,
+                                                    scored_values, std_reciprocal, watched)
 from codegen.detectors.autoencoder.stored import BLOB_ARENA, BLOB_MODEL, network_of
 from codegen.detectors.base import Fitted
 from codegen.emit.literals import c_comment, c_float, c_int
@@ -52,9 +52,7 @@ def template_context(fitted: Fitted) -> dict:
         "architecture": "-".join(str(v) for v in [net.window] + [l_.out_dim for l_ in net.layers]),
         "window": int(s["window"]),
         "width": net.window,
-        # One channel's whole window needs only the model's own constants; anything else
-        # (several channels, or the newest row's error) an mcua_autoencoder_rows.
-        "rows": len(channels) > 1 or pointwise(fitted) != "window",
+        "rows": needs_rows(fitted),
         "pointwise": pointwise(fitted),
         "scored": scored_values(fitted),
         "channel": int(channels[0]),
