@@ -905,3 +905,20 @@ def test_a_bundle_from_before_pointwise_scores_whole_windows(fitted):
     old = {k: v for k, v in fitted.params.items() if k not in ("pointwise", "channels")}
     again = ae.load(old, fitted.scalars, fitted.arrays, fitted.blobs)
     assert again.params["pointwise"] == "window"
+
+
+def test_the_uno_refuses_a_window_of_rows_it_cannot_hold():
+    """200 rows of three channels: 2,400 B of window for the caller and 600 B of scratch
+    exceed the Uno's 2,048 B of RAM, refused with the figures; a Cortex-M4F holds them."""
+    from codegen.data import dataset as data
+    from codegen.firmware import memory
+    from codegen.training import train as train_mod
+
+    trained = train_mod.train(data.iot_sensors(), ["autoencoder"],
+                              {"autoencoder": {"epochs": 1, "channels": "all", "window": 200}},
+                              0, "wide", verbose=False)
+    with pytest.raises(UserError, match=r"needs at least 3,008 B of RAM on uno, and the Uno "
+                                        r"\(ATmega328P\) has 2,048 B.*fewer autoencoder.channels"
+                                        r", or a bigger board \(--target cortex_m4f\)"):
+        memory.check(trained, "uno")
+    assert memory.check(trained, "cortex_m4f")[0] == 3_008

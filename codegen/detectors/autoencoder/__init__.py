@@ -36,9 +36,9 @@ def describe(fitted: Fitted) -> str:
 
 def footprint(fitted: Fitted, n_channels: int) -> Footprint:
     """The plain-C engine (templates/autoencoder.h.j2): per layer int8 weights, int32 bias
-    and multiplier, int8 shift, and per watched channel 255 int32 input steps in flash (and
-    with an mcua_autoencoder_rows its mean, std and 1 / std); its two int8 scratch buffers and the
-    caller's window of W rows of C floats in RAM.  The .tflite array is left out (the linker
+    and multiplier, int8 shift, and per watched channel 255 int32 input steps in flash
+    (and, with an mcua_autoencoder_rows, its mean, std and 1 / std); its two int8 scratch
+    buffers and the caller's window of W rows of C floats in RAM.  The .tflite array is left out (the linker
     drops it unless TFLite Micro runs it), and so is TFLite Micro's arena."""
     net = network_of(fitted)
     channels = len(watched(fitted)[0])
