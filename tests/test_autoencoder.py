@@ -784,6 +784,8 @@ def test_channels_all_by_name_and_one_channel_alone():
     params = training.channel_index({"channels": ["sensor_2"]}, iot.channels, 3)
     assert params["channel"] == 1 and params["channels"] is None
     assert training.channel_index({"channels": "all"}, iot.channels, 3)["channels"] == [0, 1, 2]
+    assert training.channel_index({"channels": "sensor_3, 0"}, iot.channels, 3)["channels"] \
+        == [2, 0]  # --set autoencoder.channels=sensor_3,0
     with pytest.raises(AutoencoderConfigError, match="'sensor_9' is not a channel"):
         training.channel_index({"channels": ["sensor_9"]}, iot.channels, 3)
     with pytest.raises(AutoencoderConfigError, match="channels must be 'all' or a non-empty"):

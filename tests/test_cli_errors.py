@@ -188,7 +188,7 @@ AUTOENCODER_PARAMS = [
     ("validation_split", 0.9, "autoencoder.validation_split"),
     ("learning_rate", "fast", "autoencoder.learning_rate"),
     ("threshold", "sigma", "autoencoder.threshold"),
-    ("channels", "some", "autoencoder.channels"), ("channels", [0, -1], "autoencoder.channels"),
+    ("channels", 3, "autoencoder.channels"), ("channels", [0, -1], "autoencoder.channels"),
     ("channels", [], "autoencoder.channels"), ("pointwise", "max", "autoencoder.pointwise"),
 ]
 

@@ -12,7 +12,7 @@ NAME = "autoencoder"
 
 DEFAULTS: dict = {
     "channel": 0,                   # which column of the data the detector watches
-    "channels": None,               # several: "all" or a list of names/indices (then not channel)
+    "channels": None,               # several: "all", names ("a,b") or indices (then not channel)
     "pointwise": "newest",          # a row's score: its own error, or its whole window's
     "window": 20,                   # W: network input/output width
     "hidden": [8, 4, 8],            # hidden Dense layer widths (ReLU)
@@ -88,12 +88,16 @@ def check_params(params: dict | None) -> dict:
             f"{NAME}.channel must be a channel's name or its index >= 0 (e.g. 0), not "
             f"{p['channel']!r}")
     channels = p["channels"]
+    if isinstance(channels, str) and channels != "all":  # --set ...channels=vib_de,current
+        channels = p["channels"] = [int(c) if c.strip().isdigit() else c.strip()
+                                    for c in channels.split(",")]
     if channels is not None and channels != "all" and (
             not isinstance(channels, list) or not channels
             or not all(isinstance(c, str) or (_is_int(c) and c >= 0) for c in channels)):
         raise AutoencoderConfigError(
             f"{NAME}.channels must be 'all' or a non-empty list of channel names or indices "
-            f"(e.g. [0,2]), not {channels!r}; leave it out to watch {NAME}.channel alone")
+            f"(e.g. vib_de,current or [0,2]), not {channels!r}; leave it out to watch "
+            f"{NAME}.channel alone")
     if p["pointwise"] not in POINTWISE:
         raise AutoencoderConfigError(
             f"{NAME}.pointwise must be one of {', '.join(POINTWISE)}, not {p['pointwise']!r}: "

@@ -138,7 +138,7 @@ def channel_index(params: dict, channels: list[str] | None, n_channels: int) -> 
     params = dict(params or {})
     if "channel" in params:
         params["channel"] = _index(params["channel"], "channel", channels, n_channels)
-    many = params.get("channels")
+    many = check_params({"channels": params.get("channels")})["channels"]  # names split
     if many == "all":
         many = list(range(n_channels))
     if isinstance(many, list):
