@@ -46,7 +46,7 @@ from codegen.detectors.autoencoder.params import (  # noqa: E402
     AutoencoderConfigError, BundleMismatchError, ConstantChannelError, InsufficientDataError,
     NonFiniteInputError, UnsupportedLayerError, check_params)
 from codegen.detectors.autoencoder.pipeline import (  # noqa: E402
-    network_int8, score_windows, sliding_windows, standardise)
+    network_int8, reconstruction_error, score_windows, sliding_windows, standardise, watched)
 from codegen.detectors.autoencoder.stored import BLOB_ARENA, BLOB_MODEL, network_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +62,11 @@ HARNESS = r"""
 #include <stddef.h>
 #include "aetest_autoencoder.h"
 
+#ifdef AETEST_AUTOENCODER_CHANNELS /* windows of rows of several channels */
+#define W (AETEST_AUTOENCODER_WINDOW * AETEST_AUTOENCODER_CHANNELS)
+#else
 #define W AETEST_AUTOENCODER_WINDOW
+#endif
 #ifdef __cplusplus
 #define H extern "C"
 #else
@@ -118,7 +122,9 @@ H void h_consts(float *f, int32_t *i)
     const mcua_autoencoder_model *m = &aetest_autoencoder_model;
     f[0] = m->mean; f[1] = m->std; f[2] = m->input_scale; f[3] = m->output_scale;
     f[4] = m->threshold;
+#ifdef AETEST_AUTOENCODER_MEAN
     f[5] = AETEST_AUTOENCODER_MEAN; f[6] = AETEST_AUTOENCODER_STD;
+#endif
     f[7] = AETEST_AUTOENCODER_INPUT_SCALE; f[8] = AETEST_AUTOENCODER_OUTPUT_SCALE;
     f[9] = AETEST_AUTOENCODER_THRESHOLD;
     i[0] = m->input_zero_point; i[1] = m->output_zero_point;
@@ -295,6 +301,7 @@ def test_defaults_are_the_lab_architecture():
     p = check_params({})
     assert p["window"] == 20 and p["hidden"] == [8, 4, 8] and p["activation"] == "relu"
     assert p["threshold"] == "percentile:99" and p["channel"] == 0
+    assert p["channels"] is None and p["pointwise"] == "newest"
     assert ae.NAME == "autoencoder" and set(ae.DEFAULTS) == set(p)
 
 
@@ -738,3 +745,182 @@ def test_the_arena_is_searched_once_per_architecture(machine, monkeypatch, tmp_p
         spoiled = tmp_path / "spoiled.json"
         spoiled.write_text(bad)
         assert tflm_arena._cached(spoiled) is None  # searched again, not trusted
+
+
+# ---------------------------------------------------------------------------
+# windows of several channels, and the newest row's error
+
+def iot_normal():
+    from codegen.data import dataset as data
+    iot = data.iot_sensors()
+    return iot, iot.values[~iot.labels]
+
+
+@pytest.fixture(scope="session")
+def multi():
+    """Windows of 20 rows of the three iot channels (60 inputs), scored by the newest row."""
+    iot, normal = iot_normal()
+    return ae.fit(normal, {**TEST_PARAMS, "channels": "all"}, seed=7, verbose=False,
+                  channels=iot.channels)
+
+
+@pytest.fixture(scope="session")
+def multi_lib(multi, tmp_path_factory):
+    return compile_shared(tmp_path_factory.mktemp("ae_multi"), render(multi))
+
+
+def side_by_side_nab(channels: int) -> np.ndarray:
+    """Rows of `channels` different realKnownCause series side by side (cut to the shortest
+    of each group): real readings of unrelated scales on every channel."""
+    series = [load_series(p) for p in sorted((NAB / "realKnownCause").glob("*.csv"))]
+    groups = [series[i:i + channels] for i in range(0, len(series) - channels + 1)]
+    return [np.stack([x[:min(map(len, g))] for x in g], axis=1) for g in groups]
+
+
+def test_channels_all_by_name_and_one_channel_alone():
+    iot, normal = iot_normal()
+    params = training.channel_index({"channels": ["sensor_3", 0]}, iot.channels, 3)
+    assert params["channels"] == [2, 0]
+    params = training.channel_index({"channels": ["sensor_2"]}, iot.channels, 3)
+    assert params["channel"] == 1 and params["channels"] is None
+    assert training.channel_index({"channels": "all"}, iot.channels, 3)["channels"] == [0, 1, 2]
+    assert training.channel_index({"channels": "sensor_3, 0"}, iot.channels, 3)["channels"] \
+        == [2, 0]  # --set autoencoder.channels=sensor_3,0
+    with pytest.raises(AutoencoderConfigError, match="'sensor_9' is not a channel"):
+        training.channel_index({"channels": ["sensor_9"]}, iot.channels, 3)
+    with pytest.raises(AutoencoderConfigError, match="channels must be 'all' or a non-empty"):
+        check_params({"channels": []})
+    with pytest.raises(AutoencoderConfigError, match="pointwise must be one of window, newest"):
+        check_params({"pointwise": "max"})
+    with pytest.raises(AutoencoderConfigError, match="520 rows of 3 channels is 1560 network inputs, more than 1024"):
+        ae.fit(normal, {"channels": "all", "window": 520}, seed=0, verbose=False)
+
+
+def test_a_window_of_rows_is_flattened_row_after_row(multi):
+    """Value i of a window is row i // C, channel i mod C, each standardised by its own
+    channel's mean and power-of-two deviation; a row's score is its window's."""
+    _, normal = iot_normal()
+    X = normal[:200]
+    windows = sliding_windows(X, 20)
+    assert windows.shape == (181, 60)
+    assert np.array_equal(windows[5], X[5:25].reshape(-1))
+    channels, means, stds = watched(multi)
+    assert list(channels) == [0, 1, 2] and multi.report["architecture"] == "60-8-4-8-60"
+    assert all(np.frexp(sd)[0] == 0.5 for sd in stds)  # powers of two
+    z = standardise(windows, means, stds)
+    for c in range(3):
+        column = (windows[:, c::3] - means[c]) / stds[c]
+        assert same_bits(z[:, c::3], column)
+    s, f, _ = ae.score(multi, X)
+    ref_s, ref_f = score_windows(multi, windows)
+    assert same_bits(s[19:], ref_s) and np.array_equal(f[19:], ref_f) and not s[:19].any()
+
+
+def test_the_newest_row_is_scored_alone(multi):
+    """pointwise=newest: the mean squared error of the window's last C values (its newest
+    row); pointwise=window: of all W * C."""
+    _, normal = iot_normal()
+    windows = sliding_windows(normal[:300], 20)
+    net = network_of(multi)
+    _, means, stds = watched(multi)
+    z = standardise(windows, means, stds)
+    y = network_int8(multi, quantize(z, net.input_scale, net.input_zero_point))
+    r = (y.astype(np.float32) - np.float32(net.output_zero_point)) * np.float32(net.output_scale)
+    sq = (z - r) * (z - r)
+    newest = ((sq[:, -3] + sq[:, -2]) + sq[:, -1]) / np.float32(3)
+    assert same_bits(score_windows(multi, windows)[0], newest)
+    whole = np.zeros(len(windows), np.float32)
+    for i in range(60):  # left to right
+        whole = whole + sq[:, i]
+    assert same_bits(reconstruction_error(z, y, net.output_scale, net.output_zero_point, 60),
+                     whole / np.float32(60))
+
+
+def test_multichannel_parity_with_tflite_micro(multi, multi_lib):
+    """>= 10^5 windows of three channels: random int8 through the network, real readings
+    (three NAB series side by side, and the iot data with its spikes), and saturating
+    windows; every score bit and flag, and the quantised inputs."""
+    rng = np.random.default_rng(11)
+    q = rng.integers(-128, 128, size=(40_000, 60)).astype(np.int8)
+    assert np.array_equal(c_invoke(multi_lib, q), network_int8(multi, q))
+    iot, _ = iot_normal()
+    real = np.concatenate([sliding_windows(x, 20) for x in side_by_side_nab(3)]
+                          + [sliding_windows(iot.values, 20)])
+    _, means, stds = watched(multi)
+    far = rng.normal(0, 1, size=(40_000, 60)).astype(np.float32) * np.float32(400) \
+        * np.tile(stds, 20) + np.tile(means, 20)
+    far[::7, ::5] = rng.choice(np.float32([-3e38, 3e38, -1e30, 1e30]), size=far[::7, ::5].shape)
+    far[::11, -1] = np.float32(3e38)  # in the newest row: (x - mean) / std overflows
+    windows = np.concatenate([real, far]).astype(np.float32)
+    assert len(q) + len(windows) >= 100_000
+    ref_s, ref_f = score_windows(multi, windows)
+    s, f = c_score(multi_lib, windows)
+    assert same_bits(s, ref_s) and np.array_equal(f, ref_f)
+    assert ref_f.any() and not ref_f.all() and np.isposinf(ref_s).any()
+    net = network_of(multi)
+    q_ref = quantize(standardise(real, means, stds), net.input_scale, net.input_zero_point)
+    assert np.array_equal(c_quantize_input(multi_lib, real), q_ref)
+    y = network_int8(multi, q_ref)
+    out_s = np.empty(len(real), np.float32)
+    out_f = np.empty(len(real), np.uint8)
+    multi_lib.h_score_output(real.reshape(-1), y.reshape(-1), len(real), out_s, out_f)
+    assert same_bits(out_s, ref_s[:len(real)])
+
+
+def test_a_channel_mean_moved_one_ulp_is_caught(multi, tmp_path):
+    def mutate(ctx):
+        ctx["means"][2] = float(np.nextafter(np.float32(ctx["means"][2]), np.float32(np.inf)))
+    bad = compile_shared(tmp_path / "perturbed", render(multi, mutate))
+    windows = sliding_windows(iot_normal()[0].values, 20)
+    ref_s, _ = score_windows(multi, windows)
+    s, _ = c_score(bad, windows)
+    assert not same_bits(s, ref_s)
+
+
+def test_newest_flags_the_spike_where_the_window_flags_the_rows_after_it():
+    """issue 11: scored by its whole window, the W - 1 rows after a spike are flagged too;
+    scored by its own error, the spike's row and (nearly) no other."""
+    iot, normal = iot_normal()
+    spikes = iot.labels
+    false_alarms = {}
+    for mode in ("window", "newest"):
+        fitted = ae.fit(normal[:, :1], {**TEST_PARAMS, "pointwise": mode}, seed=7,
+                        verbose=False)
+        _, flags, _ = ae.score(fitted, iot.values[:, :1])
+        false_alarms[mode] = np.count_nonzero(flags & ~spikes) / np.count_nonzero(spikes)
+        assert flags[spikes].mean() > 0.9, mode
+    assert false_alarms["window"] > 10 and false_alarms["newest"] < 2, false_alarms
+
+
+def test_the_header_of_one_channel_scored_by_window_has_no_rows(fitted):
+    """One channel's whole window renders the model alone (the header generated before
+    `channels` and `pointwise` existed); the newest row goes through an
+    mcua_autoencoder_rows."""
+    window = dict(fitted.__dict__, params={**fitted.params, "pointwise": "window"})
+    header = render(type(fitted)(**window))
+    assert "mcua_autoencoder_rows" not in header and "mcua_autoencoder_score(&" in header
+    assert "mcua_autoencoder_score_rows(&aetest_autoencoder_model, &aetest_autoencoder_rows" \
+        in render(fitted)
+
+
+def test_a_bundle_from_before_pointwise_scores_whole_windows(fitted):
+    old = {k: v for k, v in fitted.params.items() if k not in ("pointwise", "channels")}
+    again = ae.load(old, fitted.scalars, fitted.arrays, fitted.blobs)
+    assert again.params["pointwise"] == "window"
+
+
+def test_the_uno_refuses_a_window_of_rows_it_cannot_hold():
+    """200 rows of three channels: 2,400 B of window for the caller and 600 B of scratch
+    exceed the Uno's 2,048 B of RAM, refused with the figures; a Cortex-M4F holds them."""
+    from codegen.data import dataset as data
+    from codegen.firmware import memory
+    from codegen.training import train as train_mod
+
+    trained = train_mod.train(data.iot_sensors(), ["autoencoder"],
+                              {"autoencoder": {"epochs": 1, "channels": "all", "window": 200}},
+                              0, "wide", verbose=False)
+    with pytest.raises(UserError, match=r"needs at least 3,008 B of RAM on uno, and the Uno "
+                                        r"\(ATmega328P\) has 2,048 B.*fewer autoencoder.channels"
+                                        r", or a bigger board \(--target cortex_m4f\)"):
+        memory.check(trained, "uno")
+    assert memory.check(trained, "cortex_m4f")[0] == 3_008

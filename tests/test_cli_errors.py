@@ -188,6 +188,8 @@ AUTOENCODER_PARAMS = [
     ("validation_split", 0.9, "autoencoder.validation_split"),
     ("learning_rate", "fast", "autoencoder.learning_rate"),
     ("threshold", "sigma", "autoencoder.threshold"),
+    ("channels", 3, "autoencoder.channels"), ("channels", [0, -1], "autoencoder.channels"),
+    ("channels", [], "autoencoder.channels"), ("pointwise", "max", "autoencoder.pointwise"),
 ]
 
 
@@ -203,11 +205,11 @@ def test_an_autoencoder_parameter_of_the_wrong_type_or_range_is_refused(param, v
 def test_the_autoencoders_channel_may_be_named():
     from codegen.detectors.autoencoder.training import channel_index
 
-    assert channel_index({"channel": "b"}, ["a", "b"]) == {"channel": 1}
-    assert channel_index({"channel": 0}, ["a", "b"]) == {"channel": 0}
+    assert channel_index({"channel": "b"}, ["a", "b"], 2) == {"channel": 1}
+    assert channel_index({"channel": 0}, ["a", "b"], 2) == {"channel": 0}
     with pytest.raises(UserError, match="autoencoder.channel 'c' is not a channel of the "
                                         "data; give one of a, b or its index"):
-        channel_index({"channel": "c"}, ["a", "b"])
+        channel_index({"channel": "c"}, ["a", "b"], 2)
 
 
 @pytest.mark.parametrize("error, words", [

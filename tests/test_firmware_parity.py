@@ -204,6 +204,29 @@ def test_the_autoencoder_runs_on_target(on_target):
     assert "autoencoder" in on_target.detectors  # so the parity test above covers it
 
 
+@pytest.fixture(scope="module")
+def autoencoders(iot):
+    """The autoencoder's other shapes than on_target's (one channel, the newest row's
+    error): windows of the three iot channels, and one channel scored by its whole window."""
+    require(HAVE_AUTOENCODER, "the [autoencoder] extra (tensorflow-cpu, tflite-micro)")
+    return [training.train(iot, ["autoencoder"], {"autoencoder": {"epochs": 4, **params}},
+                           seed=0, name="sensors", verbose=False)
+            for params in ({"channels": "all"}, {"pointwise": "window"})]
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("env", OFFLINE_ENVS)
+def test_autoencoder_of_several_channels_and_of_whole_windows_on_target(env, autoencoders,
+                                                                        remembered, tmp_path):
+    """Every score bit and flag on target of the windows of three channels and of one
+    channel's whole window (the old default)."""
+    for i, b in enumerate(autoencoders):
+        inputs = battery(b, SAMPLES[env], NAB)
+        result = compare(b, on(b, env, tmp_path / str(i)), inputs, reference=remembered(b))
+        assert_same(result)
+        assert sum(r.inputs for r in result.results) >= 2.5 * SAMPLES[env]
+
+
 def test_verify_reports_a_one_ulp_difference(iot_bundle, tmp_path):
     """The firmware of a bundle whose zscore mean moved one ulp, against the reference of
     the bundle itself."""

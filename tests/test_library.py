@@ -142,14 +142,21 @@ def every_kind(iot, iot_bundle):
                                                       **more.detectors})
 
 
-@pytest.mark.parametrize("which", ["default", "every_kind"])
-def test_example_compiles_without_warnings_with_avr_gpp(which, iot_bundle, every_kind,
-                                                        tmp_path):
+@pytest.fixture(scope="module")
+def several_channels(iot):
+    """The autoencoder on windows of rows of every channel (it keeps rows, not readings)."""
+    require(HAVE_AUTOENCODER, "the [autoencoder] extra")
+    return training.train(iot, ["autoencoder"], {"autoencoder": {"epochs": 2, "channels": "all"}},
+                          seed=0, name="sensors", verbose=False)
+
+
+@pytest.mark.parametrize("which", ["default", "every_kind", "several_channels"])
+def test_example_compiles_without_warnings_with_avr_gpp(which, request, tmp_path):
     """The sketch as the Arduino build compiles it (C++ with Arduino.h first) under
     -Wall -Wextra -Wpedantic -Werror."""
     require_tool("avr-g++")
     require((ARDUINO_AVR / "cores" / "arduino").is_dir(), str(ARDUINO_AVR))
-    bundle = iot_bundle if which == "default" else every_kind
+    bundle = request.getfixturevalue({"default": "iot_bundle"}.get(which, which))
     out = library.write(library.render(bundle), tmp_path / "lib")
     sketch = out / "examples" / bundle.name / f"{bundle.name}.ino"
     result = subprocess.run(

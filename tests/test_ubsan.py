@@ -241,7 +241,7 @@ def test_autoencoder_runtime_has_no_undefined_behaviour(tmp_path, compiler):
     z = standardise(x, MEAN, STD)
     q_ref = quantize(z, net.input_scale, net.input_zero_point)
     y_ref = numpy_int8_network(net, q_ref)
-    score_ref = reconstruction_error(z, y_ref, net.output_scale, net.output_zero_point)
+    score_ref = reconstruction_error(z, y_ref, net.output_scale, net.output_zero_point, W)
     at = 0
     for i in range(len(x)):
         score, flag, ok = np.frombuffer(out, F32, 1, at)[0], out[at + 4], out[at + 5]

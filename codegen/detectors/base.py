@@ -74,7 +74,7 @@ class Kind(enum.Enum):
     #                          state is mcua_window's (sums, buffer, counters);
     #                          flag API: flag = <model>_<name>_flag_update(&state, x), the
     #                          same update (the same flag, the same state after it)
-    WINDOWED = "windowed"    # <model>_<name>_score(last W readings of one channel, &flag)
+    WINDOWED = "windowed"    # <model>_<name>_score(last W rows of its channels, &flag)
 
     @property
     def flag_function(self) -> str:
@@ -103,6 +103,9 @@ class DetectorSpec:
     # through the readers of codegen.schema.Stored unless they are what its C can run.
     schema: Callable[["Stored"], None]
     window: Callable[[Fitted], int] | None = None  # readings it keeps (streaming / windowed)
+    # Values of each row a windowed one keeps: 1, x[<P>_CHANNEL] (the default), or
+    # <P>_CHANNELS, which its header's <p>_take_row(x, dst) copies.
+    row_values: Callable[[Fitted], int] | None = None
     score_args: str = ""  # C arguments after &flag in a stateless score call
     flag_api: bool = False  # the header also offers the flag alone (Kind.flag_function)
     mutable: tuple[str, ...] = ()  # constants (arrays or scalars) a one-ulp move must change
@@ -129,6 +132,9 @@ class DetectorSpec:
         if self.footprint is None:
             return Footprint(array_bytes(fitted))
         return self.footprint(fitted, n_channels)
+
+    def row_values_of(self, fitted: Fitted) -> int:
+        return 1 if self.row_values is None else self.row_values(fitted)
 
     def kind_of(self, fitted: Fitted) -> Kind:
         return self.kind(fitted) if callable(self.kind) else self.kind

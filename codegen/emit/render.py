@@ -104,7 +104,7 @@ def detector_calls(bundle: Bundle) -> list[dict]:
     """How code around the generated API calls each detector (the host glue and the
     firmware app's templates): its kind, the extra arguments of a stateless score call,
     whether it has a flag API and its function (Kind.flag_function), the adaptation mode
-    of a baseline it keeps (else None)."""
+    of a baseline it keeps (else None), the values of each row a windowed one keeps."""
     calls = []
     for name, fitted in bundle.detectors.items():
         spec = get(name).SPEC
@@ -113,7 +113,8 @@ def detector_calls(bundle: Bundle) -> list[dict]:
         calls.append({"name": name, "kind": kind.value,
                       "score_args": spec.score_args, "flag_api": spec.flag_api,
                       "flag_function": kind.flag_function if spec.flag_api else None,
-                      "adapted": adapt.mode if adapt else None})
+                      "adapted": adapt.mode if adapt else None,
+                      "row_values": spec.row_values_of(fitted)})
     return calls
 
 

@@ -52,9 +52,14 @@ def protocol_params(module, given: dict, channels: list[str]) -> tuple[dict, lis
         notes.append(f"{EPOCHS} epochs instead of its default {default_epochs} (time budget)")
     if "channel" in module.DEFAULTS:
         channel = params.get("channel", module.DEFAULTS["channel"])
-        if isinstance(channel, int) and 0 <= channel < len(channels):
+        many = params.get("channels")
+        if many is not None:
+            notes.append(f"watches channels {'all' if many == 'all' else many}")
+        elif isinstance(channel, int) and 0 <= channel < len(channels):
+            more = (f", --set {module.NAME}.channels=all for every one"
+                    if "channels" in module.DEFAULTS else "")
             notes.append(f"watches one channel, {channels[channel]} "
-                         f"(--set {module.NAME}.channel=N for another)")
+                         f"(--set {module.NAME}.channel=N for another{more})")
     return params, notes
 
 

@@ -234,16 +234,58 @@ float mcua_autoencoder_dequantize(int8_t q, float scale, int32_t zero_point)
     return (float)d * scale;
 }
 
-int mcua_autoencoder_quantize_input(const mcua_autoencoder_model *m,
-                                    const float *window, int8_t *q_out)
+/* The rows' description in RAM (its arrays stay in flash): loaded from a
+ * generated mcua_autoencoder_rows, or made from the model's own fields for one
+ * channel's whole window. */
+typedef struct mcua_ae_rows {
+    const float *mean;
+    const float *std;
+    const float *std_reciprocal;
+    const int32_t *input_steps;
+    uint16_t channels;
+    uint16_t scored;
+} mcua_ae_rows;
+
+static void mcua_ae_rows_of_model(const mcua_autoencoder_model *m, mcua_ae_rows *r)
 {
-    const uint16_t w = mcua_read_u16(&m->window);
-    const int32_t *steps = (const int32_t *)mcua_read_ptr(&m->input_steps);
+    r->mean = &m->mean;
+    r->std = &m->std;
+    r->std_reciprocal = &m->std_reciprocal;
+    r->input_steps = (const int32_t *)mcua_read_ptr(&m->input_steps);
+    r->channels = 1;
+    r->scored = mcua_read_u16(&m->window);
+}
+
+static void mcua_ae_load_rows(mcua_ae_rows *dst, const mcua_autoencoder_rows *src)
+{
+    dst->mean = (const float *)mcua_read_ptr(&src->mean);
+    dst->std = (const float *)mcua_read_ptr(&src->std);
+    dst->std_reciprocal = (const float *)mcua_read_ptr(&src->std_reciprocal);
+    dst->input_steps = (const int32_t *)mcua_read_ptr(&src->input_steps);
+    dst->channels = mcua_read_u16(&src->channels);
+    dst->scored = mcua_read_u16(&src->scored);
+}
+
+static int mcua_ae_finite(const float *window, uint16_t w)
+{
     uint16_t i;
     for (i = 0; i < w; ++i) {
         if (!mcua_is_finite(window[i])) {
             return 0;
         }
+    }
+    return 1;
+}
+
+/* Value i is channel c = i mod C, quantised through channel c's 255 steps. */
+static int mcua_ae_quantize(const mcua_autoencoder_model *m, const mcua_ae_rows *r,
+                            const float *window, int8_t *q_out)
+{
+    const uint16_t w = mcua_read_u16(&m->window);
+    const int32_t *steps = r->input_steps;
+    uint16_t i, c = 0;
+    if (!mcua_ae_finite(window, w)) {
+        return 0;
     }
     for (i = 0; i < w; ++i) {
         /* binary search: level = #{steps <= key}; the strides add up to 255 */
@@ -256,8 +298,31 @@ int mcua_autoencoder_quantize_input(const mcua_autoencoder_model *m,
             }
         }
         q_out[i] = (int8_t)((int16_t)level - 128);
+        if (++c == r->channels) {
+            c = 0;
+            steps = r->input_steps;
+        } else {
+            steps += 255;
+        }
     }
     return 1;
+}
+
+int mcua_autoencoder_quantize_input(const mcua_autoencoder_model *m,
+                                    const float *window, int8_t *q_out)
+{
+    mcua_ae_rows r;
+    mcua_ae_rows_of_model(m, &r);
+    return mcua_ae_quantize(m, &r, window, q_out);
+}
+
+int mcua_autoencoder_quantize_rows(const mcua_autoencoder_model *m,
+                                   const mcua_autoencoder_rows *rows,
+                                   const float *window, int8_t *q_out)
+{
+    mcua_ae_rows r;
+    mcua_ae_load_rows(&r, rows);
+    return mcua_ae_quantize(m, &r, window, q_out);
 }
 
 void mcua_autoencoder_invoke_int8(const mcua_autoencoder_model *m,
@@ -306,33 +371,53 @@ static float mcua_ae_pow2_times(const mcua_ae_pow2 *s, float x)
 }
 
 /* The reconstruction error of a network output against its raw window, one
- * fixed order: sum over i = 0..W-1 of (z - r)^2, then / W.  z = (x - mean)
- * / std is computed as (x - mean) * (1 / std) when the model holds that
- * reciprocal (std a power of two, so 1 / std is exact and the product is
- * the same real number as the quotient, rounded the same), else divided. */
-static float mcua_ae_error(const mcua_autoencoder_model *m,
-                           const float *window, const int8_t *out,
-                           uint16_t w, uint8_t *flag)
+ * fixed order: sum over the last K values i = W-K..W-1 of (z - r)^2, then / K.
+ * z = (x - mean) / std, with value i's channel's mean and std, is computed as
+ * (x - mean) * (1 / std) when the model holds that reciprocal (std a power of
+ * two, so 1 / std is exact and the product is the same real number as the
+ * quotient, rounded the same), else divided.  K is a multiple of C, so the
+ * first value scored is channel 0's. */
+typedef struct mcua_ae_channel {
+    float mean;
+    float sd;
+    int by_reciprocal;
+    mcua_ae_pow2 inv;
+} mcua_ae_channel;
+
+static void mcua_ae_channel_load(const mcua_ae_rows *r, uint16_t c, mcua_ae_channel *k)
 {
-    const float mean = mcua_read_f32(&m->mean);
-    const float sd = mcua_read_f32(&m->std);
-    const float inv_sd = mcua_read_f32(&m->std_reciprocal);
-    const int by_reciprocal = mcua_positive(inv_sd);
+    const float inv_sd = mcua_read_f32(r->std_reciprocal + c);
+    k->mean = mcua_read_f32(r->mean + c);
+    k->sd = mcua_read_f32(r->std + c);
+    k->by_reciprocal = mcua_positive(inv_sd);
+    mcua_ae_pow2_init(&k->inv, inv_sd);
+}
+
+static float mcua_ae_error(const mcua_autoencoder_model *m, const mcua_ae_rows *r,
+                           const float *window, const int8_t *out, uint8_t *flag)
+{
+    const uint16_t w = mcua_read_u16(&m->window);
     const float out_scale = mcua_read_f32(&m->output_scale);
     const int32_t out_zp = mcua_read_i32(&m->output_zero_point);
-    mcua_ae_pow2 inv;
+    mcua_ae_channel k;
     float sum = 0.0f;
     float score;
-    uint16_t i;
-    mcua_ae_pow2_init(&inv, inv_sd);
-    for (i = 0; i < w; ++i) {
-        const float centred = window[i] - mean;
-        const float z = by_reciprocal ? mcua_ae_pow2_times(&inv, centred) : centred / sd;
+    uint16_t i, c = 0;
+    mcua_ae_channel_load(r, 0, &k);
+    for (i = (uint16_t)(w - r->scored); i < w; ++i) {
+        const float centred = window[i] - k.mean;
+        const float z = k.by_reciprocal ? mcua_ae_pow2_times(&k.inv, centred) : centred / k.sd;
         const float d = z - mcua_autoencoder_dequantize(out[i], out_scale, out_zp);
         const float sq = d * d;
         sum = sum + sq;
+        if (r->channels > 1) { /* one channel's constants are loaded once */
+            if (++c == r->channels) {
+                c = 0;
+            }
+            mcua_ae_channel_load(r, c, &k);
+        }
     }
-    score = sum / (float)w;
+    score = sum / (float)r->scored;
     if (flag != NULL) {
         *flag = (uint8_t)(score > mcua_read_f32(&m->threshold) ? 1 : 0);
     }
@@ -348,33 +433,64 @@ static float mcua_ae_not_finite(uint8_t *flag)
     return mcua_infinity();
 }
 
-float mcua_autoencoder_score_output(const mcua_autoencoder_model *m,
-                                    const float *window,
-                                    const int8_t *out, uint8_t *flag)
+static float mcua_ae_score_output(const mcua_autoencoder_model *m, const mcua_ae_rows *r,
+                                  const float *window, const int8_t *out, uint8_t *flag)
 {
-    const uint16_t w = mcua_read_u16(&m->window);
-    uint16_t i;
-    for (i = 0; i < w; ++i) {
-        if (!mcua_is_finite(window[i])) {
-            return mcua_ae_not_finite(flag);
-        }
+    if (!mcua_ae_finite(window, mcua_read_u16(&m->window))) {
+        return mcua_ae_not_finite(flag);
     }
-    return mcua_ae_error(m, window, out, w, flag);
+    return mcua_ae_error(m, r, window, out, flag);
 }
 
-float mcua_autoencoder_score(const mcua_autoencoder_model *m,
-                             const float *window, uint8_t *flag)
+static float mcua_ae_score(const mcua_autoencoder_model *m, const mcua_ae_rows *r,
+                           const float *window, uint8_t *flag)
 {
     const uint16_t n_layers = mcua_read_u16(&m->n_layers);
     int8_t *q = (int8_t *)mcua_read_ptr(&m->scratch_a);
     /* the scratch buffer the last layer does not read (both hold >= W) */
     int8_t *out = (int8_t *)(n_layers % 2 == 0 ? mcua_read_ptr(&m->scratch_a)
                                                : mcua_read_ptr(&m->scratch_b));
-    if (n_layers == 0 || !mcua_autoencoder_quantize_input(m, window, q)) {
+    if (n_layers == 0 || !mcua_ae_quantize(m, r, window, q)) {
         return mcua_ae_not_finite(flag);
     }
     mcua_ae_network(m, q, out);
-    return mcua_ae_error(m, window, out, mcua_read_u16(&m->window), flag);
+    return mcua_ae_error(m, r, window, out, flag);
+}
+
+float mcua_autoencoder_score_output(const mcua_autoencoder_model *m,
+                                    const float *window,
+                                    const int8_t *out, uint8_t *flag)
+{
+    mcua_ae_rows r;
+    mcua_ae_rows_of_model(m, &r);
+    return mcua_ae_score_output(m, &r, window, out, flag);
+}
+
+float mcua_autoencoder_score(const mcua_autoencoder_model *m,
+                             const float *window, uint8_t *flag)
+{
+    mcua_ae_rows r;
+    mcua_ae_rows_of_model(m, &r);
+    return mcua_ae_score(m, &r, window, flag);
+}
+
+float mcua_autoencoder_score_rows_output(const mcua_autoencoder_model *m,
+                                         const mcua_autoencoder_rows *rows,
+                                         const float *window,
+                                         const int8_t *out, uint8_t *flag)
+{
+    mcua_ae_rows r;
+    mcua_ae_load_rows(&r, rows);
+    return mcua_ae_score_output(m, &r, window, out, flag);
+}
+
+float mcua_autoencoder_score_rows(const mcua_autoencoder_model *m,
+                                  const mcua_autoencoder_rows *rows,
+                                  const float *window, uint8_t *flag)
+{
+    mcua_ae_rows r;
+    mcua_ae_load_rows(&r, rows);
+    return mcua_ae_score(m, &r, window, flag);
 }
 
 MCUA_FP_CONTRACT_OFF_END

@@ -3,7 +3,9 @@
  * autoencoder, bit-exact with TensorFlow Lite Micro's reference kernels.
  *
  * Pipeline (identical in the Python reference, see
- * codegen/detectors/autoencoder.py):
+ * codegen/detectors/autoencoder/pipeline.py), on a window x of W values: one
+ * channel's last W readings, or the last R rows of C channels, row after row
+ * (W = R * C; value i is channel c = i mod C, with its own mean and std):
  *
  *   z[i]  = (x[i] - mean) / std                       float32, i = 0..W-1
  *           (std is a power of two in bundles trained now: then computed as
@@ -21,8 +23,9 @@
  *                     + out_zp, clamped to [act_min, act_max]
  *                     (fused ReLU: [out_zp, 127]; none: [-128, 127])
  *   r[i]  = (float)(y[i] - out_zp) * out_scale         float32
- *   score = (sum_{i=0..W-1} (z[i] - r[i])^2) / W       float32, summed left
- *                                                       to right
+ *   score = (sum_{i=W-K..W-1} (z[i] - r[i])^2) / K     float32, summed left
+ *           to right over the last K values: K = W (the whole window) or
+ *           K = C (its newest row alone, mcua_autoencoder_rows)
  *   flag  = score > threshold
  *
  * No fused multiply-add changes the float steps: the unit turns contraction
@@ -79,7 +82,8 @@ typedef struct mcua_autoencoder_model {
                           * to the buffer its last layer does not read) */
     uint16_t window;     /* W: network input and output width */
     uint16_t n_layers;
-    float mean;          /* standardisation of the raw channel */
+    float mean;          /* standardisation of the raw channel (of the first
+                          * channel when mcua_autoencoder_rows gives them all) */
     float std;
     float std_reciprocal; /* 1 / std when exact (std a power of two), else 0 */
     float input_scale;   /* int8 input tensor quantisation */
@@ -88,6 +92,19 @@ typedef struct mcua_autoencoder_model {
     int32_t output_zero_point;
     float threshold;     /* flag = score > threshold */
 } mcua_autoencoder_model;
+
+/* How a window of rows is standardised and scored, when it is not one
+ * channel's whole window (the model's own mean, std, std_reciprocal and
+ * input steps): per channel c of each row its constants, and K, the newest
+ * values the score averages.  In flash, like the model. */
+typedef struct mcua_autoencoder_rows {
+    const float *mean;           /* C values, flash */
+    const float *std;            /* C values, flash */
+    const float *std_reciprocal; /* C values, flash: 1 / std when exact, else 0 */
+    const int32_t *input_steps;  /* 255 per channel, channel after channel, flash */
+    uint16_t channels;           /* C, which divides the model's window */
+    uint16_t scored;             /* K: the window (W) or its newest row (C) */
+} mcua_autoencoder_rows;
 
 /* Quantise one standardised value like TFLite's QUANTIZE (AffineQuantize):
  * round half away from zero of z / scale (float32), plus zero point,
@@ -128,6 +145,20 @@ float mcua_autoencoder_score_output(const mcua_autoencoder_model *m,
  * in every other mcua detector. */
 float mcua_autoencoder_score(const mcua_autoencoder_model *m,
                              const float *window, uint8_t *flag);
+
+/* The same three on a window of rows, as `rows` (in flash) describes it. */
+int mcua_autoencoder_quantize_rows(const mcua_autoencoder_model *m,
+                                   const mcua_autoencoder_rows *rows,
+                                   const float *window, int8_t *q_out);
+
+float mcua_autoencoder_score_rows_output(const mcua_autoencoder_model *m,
+                                         const mcua_autoencoder_rows *rows,
+                                         const float *window,
+                                         const int8_t *out, uint8_t *flag);
+
+float mcua_autoencoder_score_rows(const mcua_autoencoder_model *m,
+                                  const mcua_autoencoder_rows *rows,
+                                  const float *window, uint8_t *flag);
 
 #ifdef __cplusplus
 }

@@ -18,7 +18,7 @@ Micro by a few LSB.
 """
 
 from codegen.detectors.autoencoder.params import DEFAULTS, NAME
-from codegen.detectors.autoencoder.pipeline import score
+from codegen.detectors.autoencoder.pipeline import needs_rows, score, watched
 from codegen.detectors.autoencoder.stored import check_stored, load, network_of
 from codegen.detectors.autoencoder.template import template_context
 from codegen.detectors.autoencoder.training import fit
@@ -28,22 +28,28 @@ __all__ = ["NAME", "DEFAULTS", "SPEC", "fit", "score", "template_context", "load
 
 
 def describe(fitted: Fitted) -> str:
-    window = fitted.scalars["window"]
-    return "-".join(str(n) for n in [window, *fitted.params["hidden"], window])
+    width = network_of(fitted).window
+    shape = "-".join(str(n) for n in [width, *fitted.params["hidden"], width])
+    channels = len(watched(fitted)[0])
+    return shape if channels == 1 else f"{shape}, {channels} channels"
 
 
 def footprint(fitted: Fitted, n_channels: int) -> Footprint:
     """The plain-C engine (templates/autoencoder.h.j2): per layer int8 weights, int32 bias
-    and multiplier, int8 shift, and 255 int32 input steps in flash; its two int8 scratch
-    buffers and the caller's window of W floats in RAM.  The .tflite array is left out (the
-    linker drops it unless TFLite Micro runs it), and so is TFLite Micro's arena."""
+    and multiplier, int8 shift, and per watched channel 255 int32 input steps in flash
+    (and, with an mcua_autoencoder_rows, its mean, std and 1 / std); its two int8 scratch
+    buffers and the caller's window of W rows of C floats in RAM.  The .tflite array is left out (the linker
+    drops it unless TFLite Micro runs it), and so is TFLite Micro's arena."""
     net = network_of(fitted)
-    flash = 255 * 4 + sum(layer.in_dim * layer.out_dim + 9 * layer.out_dim
-                          for layer in net.layers)
+    channels = len(watched(fitted)[0])
+    flash = (255 * 4 * channels + (12 * channels if needs_rows(fitted) else 0)
+             + sum(layer.in_dim * layer.out_dim + 9 * layer.out_dim for layer in net.layers))
     return Footprint(flash, ram=sum(net.scratch_sizes) + 4 * net.window,
-                     shrink="smaller hidden layers (autoencoder.hidden) or a smaller --window")
+                     shrink="smaller hidden layers (autoencoder.hidden), a smaller --window or "
+                            "fewer autoencoder.channels")
 
 
 SPEC = DetectorSpec(NAME, units=("autoencoder",), kind=Kind.WINDOWED, schema=check_stored,
                     window=lambda fitted: fitted.scalars["window"], mutable=("std",),
+                    row_values=lambda fitted: len(watched(fitted)[0]),
                     describe=describe, load=load, footprint=footprint)

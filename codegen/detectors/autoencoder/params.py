@@ -12,6 +12,8 @@ NAME = "autoencoder"
 
 DEFAULTS: dict = {
     "channel": 0,                   # which column of the data the detector watches
+    "channels": None,               # several: "all", names ("a,b") or indices (then not channel)
+    "pointwise": "newest",          # a row's score: its own error, or its whole window's
     "window": 20,                   # W: network input/output width
     "hidden": [8, 4, 8],            # hidden Dense layer widths (ReLU)
     "activation": "relu",           # hidden activation; only ReLU fuses into int8 FC
@@ -28,6 +30,9 @@ MAX_WINDOW = 1024        # keeps every int32 accumulator far from overflow
 MAX_WIDTH = 1024
 MAX_HIDDEN_LAYERS = 8
 MAX_ARENA = 1 << 24      # 16 MiB: far above any board's RAM, below size_t overflow
+# What a row's score is: "window", the mean squared error over the whole window (every value
+# of its W rows), or "newest", over the newest row's values alone (the row being scored).
+POINTWISE = ("window", "newest")
 
 
 # ---------------------------------------------------------------------------
@@ -82,6 +87,22 @@ def check_params(params: dict | None) -> dict:
         raise AutoencoderConfigError(
             f"{NAME}.channel must be a channel's name or its index >= 0 (e.g. 0), not "
             f"{p['channel']!r}")
+    channels = p["channels"]
+    if isinstance(channels, str) and channels != "all":  # --set ...channels=vib_de,current
+        channels = p["channels"] = [int(c) if c.strip().isdigit() else c.strip()
+                                    for c in channels.split(",")]
+    if channels is not None and channels != "all" and (
+            not isinstance(channels, list) or not channels
+            or not all(isinstance(c, str) or (_is_int(c) and c >= 0) for c in channels)):
+        raise AutoencoderConfigError(
+            f"{NAME}.channels must be 'all' or a non-empty list of channel names or indices "
+            f"(e.g. vib_de,current or [0,2]), not {channels!r}; leave it out to watch "
+            f"{NAME}.channel alone")
+    if p["pointwise"] not in POINTWISE:
+        raise AutoencoderConfigError(
+            f"{NAME}.pointwise must be one of {', '.join(POINTWISE)}, not {p['pointwise']!r}: "
+            f"'window' scores a row by its whole window's error, 'newest' by the error of "
+            f"the row itself (the newest of its window)")
     if not _is_int(p["window"]) or not 2 <= p["window"] <= MAX_WINDOW:
         raise AutoencoderConfigError(
             f"{NAME}.window must be an integer from 2 to {MAX_WINDOW} (the default is 20), "

@@ -13,7 +13,7 @@ import json
 import numpy as np
 
 from codegen.detectors.autoencoder.params import (MAX_ARENA, MAX_HIDDEN_LAYERS, MAX_WIDTH,
-                                                  MAX_WINDOW, BundleMismatchError,
+                                                  MAX_WINDOW, POINTWISE, BundleMismatchError,
                                                   check_params)
 from codegen.detectors.base import Fitted
 from codegen.tflite.flatbuffer import Network, extract_network
@@ -54,13 +54,28 @@ def tflm_of(fitted: Fitted) -> TflmRunner:
 
 
 def check_stored(stored) -> None:
-    """The scalars the header carries (the network itself is checked as load parses it)."""
-    stored.only_arrays(optional=TRAINING_RECORDS)  # never read by the templates
-    stored.integer("scalars", "channel", 0, stored.n_channels - 1)
-    stored.integer("scalars", "window", 2, MAX_WINDOW)
+    """The scalars and arrays the header carries (the network itself is checked as load
+    parses it): one channel's standardisation as scalars, several channels' as arrays."""
+    tiny = float(np.finfo(np.float32).tiny)
+    if "pointwise" in stored.params:
+        stored.choice("params", "pointwise", POINTWISE)
+    if "channels" in stored.arrays:
+        stored.only_arrays("channels", "mean", "std", optional=TRAINING_RECORDS)
+        channels = stored.indices("channels", (np.int32, np.int64), (None,), stored.n_channels)
+        if channels.min() < 0 or not 2 <= channels.size <= MAX_WINDOW // 2:
+            stored.fail("arrays.channels", f"holds {channels.size} channel(s), from "
+                                           f"{int(channels.min())}: not 2 to "
+                                           f"{MAX_WINDOW // 2} indices >= 0")
+        stored.floats("mean", (channels.size,))
+        stored.floats("std", (channels.size,), lo=tiny)
+        stored.integer("scalars", "window", 2, MAX_WINDOW // channels.size)
+    else:
+        stored.only_arrays(optional=TRAINING_RECORDS)  # never read by the templates
+        stored.integer("scalars", "channel", 0, stored.n_channels - 1)
+        stored.integer("scalars", "window", 2, MAX_WINDOW)
+        stored.number("scalars", "mean")
+        stored.number("scalars", "std", lo=tiny)
     stored.integer("scalars", "arena_size", 64, MAX_ARENA)
-    stored.number("scalars", "mean")
-    stored.number("scalars", "std", lo=float(np.finfo(np.float32).tiny))
     stored.number("scalars", "threshold", lo=0)
 
 
@@ -116,8 +131,9 @@ def _check_engine_range(net: Network) -> None:
 
 
 def load(params, scalars, arrays, blobs) -> Fitted:
-    """Rebuild a Fitted from what fit() returned and the caller stored."""
-    p = check_params(params)
+    """Rebuild a Fitted from what fit() returned and the caller stored.  A bundle stored
+    before `pointwise` existed scores whole windows, whatever the default."""
+    p = check_params({"pointwise": "window", **(params or {})})
     if BLOB_MODEL not in (blobs or {}):
         raise BundleMismatchError(
             f"the stored autoencoder has no {BLOB_MODEL}: re-run training")
@@ -130,7 +146,9 @@ def load(params, scalars, arrays, blobs) -> Fitted:
             f"{BLOB_MODEL} has layers of {widths} units; the autoencoder has at most "
             f"{MAX_HIDDEN_LAYERS + 1} layers of at most {MAX_WIDTH}: re-run training")
     s = dict(scalars)
-    checks = {"window": (s["window"], net.window),
+    arrays = dict(arrays or {})
+    rows = len(arrays["channels"]) if "channels" in arrays else 1
+    checks = {"window times channels": (s["window"] * rows, net.window),
               "input_scale": (s.get("input_scale", float(net.input_scale)), float(net.input_scale)),
               "input_zero_point": (s.get("input_zero_point", net.input_zero_point),
                                    net.input_zero_point),
@@ -150,5 +168,5 @@ def load(params, scalars, arrays, blobs) -> Fitted:
                  "runtime": "unknown (arena record missing)"}
     report = {"tflite_bytes": len(blob), "tflite_sha256": hashlib.sha256(blob).hexdigest(),
               "ops": list(net.ops), "arena": arena}
-    return Fitted(params=p, scalars=s, arrays=dict(arrays or {}),
+    return Fitted(params=p, scalars=s, arrays=arrays,
                   blobs={k: bytes(v) for k, v in blobs.items()}, report=report)

@@ -7,7 +7,8 @@ import hashlib
 import json
 
 from codegen.detectors.autoencoder.params import NAME
-from codegen.detectors.autoencoder.pipeline import input_steps, std_reciprocal
+from codegen.detectors.autoencoder.pipeline import (all_input_steps, needs_rows, pointwise,
+                                                    scored_values, std_reciprocal, watched)
 from codegen.detectors.autoencoder.stored import BLOB_ARENA, BLOB_MODEL, network_of
 from codegen.detectors.base import Fitted
 from codegen.emit.literals import c_comment, c_float, c_int
@@ -45,22 +46,30 @@ def template_context(fitted: Fitted) -> dict:
             "multiplier_rows": _rows(_halves(layer.multiplier), 8, str),
             "shift_rows": _rows(layer.shift, 16, c_int),
         })
+    channels, means, stds = watched(fitted)
     return {
         "detector": NAME,
         "architecture": "-".join(str(v) for v in [net.window] + [l_.out_dim for l_ in net.layers]),
-        "window": net.window,
-        "channel": int(s["channel"]),
-        "mean": c_float(s["mean"]),
-        "std": c_float(s["std"]),
-        "std_reciprocal": c_float(std_reciprocal(s["std"])),
+        "window": int(s["window"]),
+        "width": net.window,
+        "rows": needs_rows(fitted),
+        "pointwise": pointwise(fitted),
+        "scored": scored_values(fitted),
+        "channel": int(channels[0]),
+        "channels": [int(c) for c in channels],
+        "mean": c_float(means[0]),
+        "std": c_float(stds[0]),
+        "std_reciprocal": c_float(std_reciprocal(stds[0])),
+        "means": [float(v) for v in means],
+        "stds": [float(v) for v in stds],
+        "std_reciprocals": [float(std_reciprocal(v)) for v in stds],
         "input_scale": c_float(net.input_scale),
         "input_zero_point": c_int(net.input_zero_point),
         "output_scale": c_float(net.output_scale),
         "output_zero_point": c_int(net.output_zero_point),
         "threshold": c_float(s["threshold"]),
         "threshold_spec": c_comment(fitted.params.get("threshold", "")),
-        "input_steps": [int(k) for k in input_steps(s["mean"], s["std"], net.input_scale,
-                                                    net.input_zero_point)],
+        "input_steps": [int(k) for k in all_input_steps(fitted)],
         "model_len": len(blob),
         "model_rows": _rows(blob, 12, lambda v: f"0x{v:02x}"),
         "tflite_sha256": hashlib.sha256(blob).hexdigest(),

@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from codegen.detectors.autoencoder.params import (NAME, AutoencoderConfigError, AutoencoderError,
+from codegen.detectors.autoencoder.params import (MAX_WINDOW, NAME, AutoencoderConfigError,
+                                                  AutoencoderError,
                                                   ConstantChannelError, InsufficientDataError,
                                                   NonFiniteInputError, check_params)
 from codegen.detectors.autoencoder.pipeline import (network_int8, score_windows,
@@ -52,7 +53,7 @@ def _first_nonfinite(x: np.ndarray):
 def _train_and_convert(p: dict, z_train_w: np.ndarray, z_val_w: np.ndarray, seed: int,
                        verbose: bool) -> tuple:
     tf, keras = seeded_session(seed)
-    W = p["window"]
+    W = z_train_w.shape[1]   # the network's width: window rows times channels
     layers = [keras.Input(shape=(W,), name="window")]
     for k, h in enumerate(p["hidden"]):
         layers.append(keras.layers.Dense(h, activation="relu", name=f"hidden{k}"))
@@ -116,16 +117,36 @@ def _litert_vs_tflm(fitted: Fitted, net: Network, z_val_w: np.ndarray, seed: int
     return litert
 
 
-def channel_index(params: dict, channels: list[str] | None) -> dict:
-    """params with a channel given by name replaced by its index in channels."""
-    name = (params or {}).get("channel")
+def _index(name, key: str, channels: list[str] | None, n_channels: int):
+    """A channel given by name or index, as its index (an integer below n_channels)."""
     if not isinstance(name, str):
-        return params
+        if isinstance(name, int) and not isinstance(name, bool) and name >= n_channels:
+            raise AutoencoderConfigError(
+                f"{NAME}.{key}: channel {name} does not exist: the data has {n_channels} "
+                f"channel(s) (0..{n_channels - 1})")
+        return name
     if not channels or name not in channels:
         raise AutoencoderConfigError(
-            f"{NAME}.channel {name!r} is not a channel of the data; give one of "
+            f"{NAME}.{key} {name!r} is not a channel of the data; give one of "
             f"{', '.join(channels or [])} or its index")
-    return {**params, "channel": channels.index(name)}
+    return channels.index(name)
+
+
+def channel_index(params: dict, channels: list[str] | None, n_channels: int) -> dict:
+    """params with channels given by name replaced by their indices in channels, and
+    "channels" resolved: "all" is every channel, a single one is `channel`."""
+    params = dict(params or {})
+    if "channel" in params:
+        params["channel"] = _index(params["channel"], "channel", channels, n_channels)
+    many = check_params({"channels": params.get("channels")})["channels"]  # names split
+    if many == "all":
+        many = list(range(n_channels))
+    if isinstance(many, list):
+        many = [_index(c, "channels", channels, n_channels) for c in many]
+        if len(many) == 1:
+            params["channel"], many = many[0], None
+        params["channels"] = many
+    return params
 
 
 def validation_rows(n: int, W: int, split: float, spec: str) -> int:
@@ -146,23 +167,53 @@ def validation_rows(n: int, W: int, split: float, spec: str) -> int:
     return rows
 
 
+def _standardisation(xt: np.ndarray, watched: list) -> tuple:
+    """Per watched channel of the training rows xt [rows, C]: the mean, and the power of two
+    nearest the standard deviation (float32 arrays); a channel that cannot be standardised
+    is refused."""
+    means, stds = [], []
+    for column, ch in enumerate(watched):
+        values = xt[:, column].astype(np.float64)
+        mean, std = np.float32(values.mean()), np.float32(values.std())
+        if not (np.isfinite(std) and std > 0 and np.isfinite(mean)):
+            raise ConstantChannelError(
+                f"channel {ch} is constant (or overflows float32) in the normal training rows "
+                f"(std {float(std)!r}): it cannot be standardised; watch another channel or "
+                f"use another detector")
+        if std < FLOAT32_TINY:
+            raise AutoencoderError(
+                f"channel {ch}: standard deviation {float(std):.3g} is below float32's normal "
+                f"range ({FLOAT32_TINY:.3g}); the device standardises (x - mean) / std in "
+                f"float32, where so small a std keeps only a few significant bits: rescale "
+                f"the channel (e.g. to µV) or watch another one")
+        means.append(mean)
+        stds.append(power_of_two_scale(std))
+    return np.asarray(means, np.float32), np.asarray(stds, np.float32)
+
+
 def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
         channels: list[str] | None = None) -> Fitted:
     """Train on normal data only, convert to int8, size the arena, set the threshold.
     params' channel may name one of channels (the C names) instead of giving its index."""
-    p = check_params(channel_index(params, channels))
-    W, ch = p["window"], p["channel"]
     normal = np.asarray(normal)
     if normal.ndim == 1:
         normal = normal.reshape(-1, 1)
     if normal.ndim != 2:
         raise InsufficientDataError(
             f"normal data has shape {normal.shape}; pass a 2-D array (rows, channels)")
+    p = check_params(channel_index(params, channels, normal.shape[1]))
+    W, ch = p["window"], p["channel"]
+    watched = p["channels"] if p["channels"] is not None else [ch]
     if ch >= normal.shape[1]:
         raise AutoencoderConfigError(
             f"channel {ch} does not exist: the data has {normal.shape[1]} channel(s) "
             f"(0..{normal.shape[1] - 1}); set param 'channel'")
-    x = normal[:, ch].astype(np.float32)
+    if W * len(watched) > MAX_WINDOW:
+        raise AutoencoderConfigError(
+            f"a window of {W} rows of {len(watched)} channels is {W * len(watched)} network "
+            f"inputs, more than {MAX_WINDOW}: use a shorter --window or fewer "
+            f"{NAME}.channels")
+    x = normal[:, watched].astype(np.float32)
     n = x.shape[0]
     if W > n:
         raise InsufficientDataError(
@@ -170,39 +221,29 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
             f"(param 'window') or supply more normal rows")
     bad = _first_nonfinite(x)
     if bad is not None:
+        row, column = divmod(bad[0], len(watched))
         raise NonFiniteInputError(
-            f"{bad[1]} NaN/Inf value(s) in channel {ch} of the normal data (first at row "
-            f"{bad[0]}): training needs finite values; drop or interpolate those rows")
+            f"{bad[1]} NaN/Inf value(s) in channel {watched[column]} of the normal data "
+            f"(first at row {row}): training needs finite values; drop or interpolate those "
+            f"rows")
     n_val_rows = validation_rows(n, W, p["validation_split"], p["threshold"])
     n_train_rows = n - n_val_rows
     n_train_w = n_train_rows - W + 1
     n_val_w = n_val_rows - W + 1
 
     xt = x[:n_train_rows]
-    mean = np.float32(xt.astype(np.float64).mean())
-    std = np.float32(xt.astype(np.float64).std())
-    if not (np.isfinite(std) and std > 0 and np.isfinite(mean)):
-        raise ConstantChannelError(
-            f"channel {ch} is constant (or overflows float32) in the normal training rows "
-            f"(std {float(std)!r}): it cannot be standardised; watch another channel or use "
-            f"another detector")
-    if std < FLOAT32_TINY:
-        raise AutoencoderError(
-            f"channel {ch}: standard deviation {float(std):.3g} is below float32's normal "
-            f"range ({FLOAT32_TINY:.3g}); the device standardises (x - mean) / std in float32, "
-            f"where so small a std keeps only a few significant bits: rescale the channel "
-            f"(e.g. to µV) or watch another one")
-    std = power_of_two_scale(std)
+    mean, std = _standardisation(xt, watched)
     raw_train_w = sliding_windows(xt, W)
     raw_val_w = sliding_windows(x[n_train_rows:], W)
     z_train_w = standardise(raw_train_w, mean, std)
     z_val_w = standardise(raw_val_w, mean, std)
     if _first_nonfinite(z_train_w) or _first_nonfinite(z_val_w):
         raise NonFiniteInputError(
-            f"standardised values of channel {ch} overflow float32 (values far beyond "
+            f"standardised values of channel(s) {watched} overflow float32 (values far beyond "
             f"the mean +- 1e38 std): rescale the channel")
 
-    arch = "-".join(str(v) for v in [W, *p["hidden"], W])
+    width = W * len(watched)
+    arch = "-".join(str(v) for v in [width, *p["hidden"], width])
     _log(verbose, f"training {arch} on {n_train_w} windows (validation {n_val_w}), "
                   f"{p['epochs']} epochs, seed {seed}")
     blob, history, versions = _train_and_convert(p, z_train_w, z_val_w, seed, verbose)
@@ -217,16 +258,18 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
     _log(verbose, f"TensorFlow Lite Micro arena: minimum {arena_d['minimum']} B, emitted "
                   f"{arena_d['emitted']} B, {how}; {arena_d['note']}")
 
+    one = len(watched) == 1
     scalars = {
-        "channel": ch, "window": W,
-        "mean": float(mean), "std": float(std),
+        **({"channel": ch, "mean": float(mean[0]), "std": float(std[0])} if one else {}),
+        "window": W,
         "input_scale": float(net.input_scale), "input_zero_point": net.input_zero_point,
         "output_scale": float(net.output_scale), "output_zero_point": net.output_zero_point,
         "threshold": 0.0,
         "arena_size": arena_d["emitted"], "arena_minimum": arena_d["minimum"],
         "n_train_windows": n_train_w, "n_val_windows": n_val_w,
     }
-    fitted = Fitted(params=p, scalars=scalars, arrays={},
+    kept = {} if one else {"channels": np.asarray(watched, np.int32), "mean": mean, "std": std}
+    fitted = Fitted(params=p, scalars=scalars, arrays=dict(kept),
                     blobs={BLOB_MODEL: blob,
                            BLOB_ARENA: json.dumps(arena_d, indent=1, sort_keys=True).encode()})
     val_scores, _ = score_windows(fitted, raw_val_w)
@@ -235,7 +278,7 @@ def fit(normal: np.ndarray, params: dict, seed: int, verbose: bool,
     _log(verbose, f"threshold {p['threshold']} of the scores of {n_val_w} validation windows "
                   f"(the last {n_val_rows} rows): {float(thr):.6g}, "
                   f"{int(np.count_nonzero(val_scores > thr))} of them above it")
-    fitted.arrays = {"validation_scores": val_scores,
+    fitted.arrays = {**kept, "validation_scores": val_scores,
                      **{f"history_{k}": v for k, v in history.items()}}
 
     litert = _litert_vs_tflm(fitted, net, z_val_w, seed)
