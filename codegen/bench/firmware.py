@@ -123,8 +123,9 @@ def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | N
     measure on and the envs it runs on (None: all): Z-score, streaming Z-score and moving
     average on one channel; Z-score on three (on the Uno, where its goal is); K-means with
     K = 3 on five features; the int8 autoencoder 20-8-4-8-20 when TensorFlow and TFLite
-    Micro are installed (the [autoencoder] extra); the isolation forests of FORESTS on three
-    channels; the bundles of ours paired with emlearn's models (emlearn_bundles)."""
+    Micro are installed (the [autoencoder] extra), scoring rows and whole windows; the
+    isolation forests of FORESTS on three channels; the bundles of ours paired with
+    emlearn's models (emlearn_bundles)."""
     detectors = ["zscore", "streaming_zscore", "moving_average"]
     if all(importlib.util.find_spec(m) for m in ("tensorflow", "tflite_micro")):
         detectors.append("autoencoder")
@@ -135,6 +136,11 @@ def reference_bundles(seed: int = 0) -> list[tuple[Bundle, np.ndarray, tuple | N
     cases = [_one_channel(detectors, seed),
              (three, synthetic(3, seed=seed + 1).values, ("uno",)),
              (five, synthetic(5, seed=seed + 1).values, None)]
+    if "autoencoder" in detectors:  # also scoring whole windows, as before point-wise scores
+        whole = training.train(synthetic(1, seed=seed), ["autoencoder"],
+                               {"autoencoder": {"pointwise": "window"}}, seed, "window_error",
+                               verbose=False)
+        cases.append((whole, synthetic(1, seed=seed + 1).values, None))
     for name, params, envs in FORESTS:
         forest = training.train(synthetic(3, seed=seed), ["isolation_forest"],
                                 {"isolation_forest": params}, seed, name, verbose=False)

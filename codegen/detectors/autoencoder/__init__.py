@@ -18,7 +18,7 @@ Micro by a few LSB.
 """
 
 from codegen.detectors.autoencoder.params import DEFAULTS, NAME
-from codegen.detectors.autoencoder.pipeline import needs_rows, score, watched
+from codegen.detectors.autoencoder.pipeline import needs_rows, pointwise, score, watched
 from codegen.detectors.autoencoder.stored import check_stored, load, network_of
 from codegen.detectors.autoencoder.template import template_context
 from codegen.detectors.autoencoder.training import fit
@@ -31,7 +31,8 @@ def describe(fitted: Fitted) -> str:
     width = network_of(fitted).window
     shape = "-".join(str(n) for n in [width, *fitted.params["hidden"], width])
     channels = len(watched(fitted)[0])
-    return shape if channels == 1 else f"{shape}, {channels} channels"
+    scope = "window error" if pointwise(fitted) == "window" else "row error"
+    return f"{shape}, {scope}" if channels == 1 else f"{shape}, {channels} channels, {scope}"
 
 
 def footprint(fitted: Fitted, n_channels: int) -> Footprint:
