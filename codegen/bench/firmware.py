@@ -318,13 +318,14 @@ def verdict(goal: dict) -> str:
 
 def table(rows: list[dict]) -> str:
     """Our rows; float routines: the soft-float and maths routines the call pulls in."""
-    lines = [f"{'detector':<24} {'shape':<27} {'target':<11} {'median':>7} {'max':>7} "
+    wide = max([27] + [len(r["shape"]) for r in rows])
+    lines = [f"{'detector':<24} {'shape':<{wide}} {'target':<11} {'median':>7} {'max':>7} "
              f"{'per sample':<12} {'flash B':>7} {'RAM B':>6}  {'float routines':<40} "
              "goal (uno)"]
     for r in rows:
         counter = COUNTER[r["target"]]
         routines = " ".join(r["float_routines"]) or "none"
-        lines.append(f"{label(r):<24} {r['shape']:<27} {r['target']:<11} {r[counter]:>7} "
+        lines.append(f"{label(r):<24} {r['shape']:<{wide}} {r['target']:<11} {r[counter]:>7} "
                      f"{r[counter + '_max']:>7} {counter:<12} {r['flash_bytes']:>7} "
                      f"{r['ram_bytes']:>6}  {routines:<40} {verdict(r.get('goal', {}))}")
     return "\n".join(lines)
